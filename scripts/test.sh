@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real servers started on free local ports:
+# a private redis-server, InfluxDB 1.x (Debian's influxdb package, installed
+# with apt when missing) and versitygw (an S3 server, built with go install
+# when missing); RabbitMQ is the machine's (127.0.0.1:5672, guest/guest)
+# unless HOURGLASS_AMQP_URL says otherwise. Their addresses reach the tests
+# in HOURGLASS_* variables (see internal/servertest). Everything it started
+# is stopped on exit.
+#
+# Usage: scripts/test.sh [go test flags and packages]   (default: -race ./...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-test.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + RANDOM % 20000))
+}
+
+# wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds.
+wait_for() {
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "scripts/test.sh: $name did not come up within ${secs}s" >&2
+  return 1
+}
+
+log() { echo "scripts/test.sh: $*" >&2; }
+
+# --- Redis -------------------------------------------------------------------
+if command -v redis-server >/dev/null; then
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$work" --logfile "$work/redis.log" &
+  pids+=($!)
+  if wait_for redis 10 redis-cli -p "$port" ping; then
+    export HOURGLASS_REDIS_ADDR="127.0.0.1:$port"
+    log "redis on $HOURGLASS_REDIS_ADDR"
+  fi
+else
+  log "redis-server not installed: Redis tests will skip (fail under CI=true)"
+fi
+
+# --- InfluxDB 1.x ------------------------------------------------------------
+if ! command -v influxd >/dev/null; then
+  log "installing Debian's influxdb package"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb) >"$work/apt.log" 2>&1 ||
+    log "could not install influxdb (see apt output above); InfluxDB tests will skip"
+fi
+if command -v influxd >/dev/null; then
+  hport=$(free_port); rport=$(free_port)
+  mkdir -p "$work/influx"
+  cat >"$work/influx/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$rport"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+  cache-snapshot-write-cold-duration = "10s"
+[coordinator]
+  write-timeout = "30s"
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:$hport"
+  log-enabled = false
+  max-body-size = 0
+[logging]
+  level = "warn"
+[continuous_queries]
+  enabled = false
+CONF
+  influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
+  pids+=($!)
+  if wait_for influxd 30 curl -sf "http://127.0.0.1:$hport/ping"; then
+    export HOURGLASS_INFLUX_URL="http://127.0.0.1:$hport"
+    log "influxd on $HOURGLASS_INFLUX_URL"
+  else
+    cat "$work/influx/influxd.log" >&2
+  fi
+fi
+
+# --- versitygw (S3) ----------------------------------------------------------
+gobin=$(go env GOPATH)/bin
+vgw=$(command -v versitygw || true)
+[ -z "$vgw" ] && [ -x "$gobin/versitygw" ] && vgw=$gobin/versitygw
+if [ -z "$vgw" ]; then
+  log "building versitygw v1.8.0 with go install (about 13 minutes the first time; cached afterwards)"
+  if GOFLAGS=-buildvcs=false go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 >"$work/versitygw-build.log" 2>&1; then
+    vgw=$gobin/versitygw
+  else
+    cat "$work/versitygw-build.log" >&2
+    log "could not build versitygw: S3 tests will skip (fail under CI=true)"
+  fi
+fi
+if [ -n "$vgw" ]; then
+  sport=$(free_port)
+  mkdir -p "$work/s3"
+  export HOURGLASS_S3_ACCESS_KEY=hourglass HOURGLASS_S3_SECRET_KEY=hourglass-secret-key
+  ROOT_ACCESS_KEY=$HOURGLASS_S3_ACCESS_KEY ROOT_SECRET_KEY=$HOURGLASS_S3_SECRET_KEY \
+    "$vgw" --port "127.0.0.1:$sport" posix "$work/s3" >"$work/versitygw.log" 2>&1 &
+  pids+=($!)
+  if wait_for versitygw 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$sport"; then
+    export HOURGLASS_S3_ENDPOINT="127.0.0.1:$sport"
+    export HOURGLASS_S3_BINARY=$vgw
+    log "versitygw on $HOURGLASS_S3_ENDPOINT"
+  else
+    cat "$work/versitygw.log" >&2
+  fi
+fi
+
+# --- RabbitMQ ----------------------------------------------------------------
+export HOURGLASS_AMQP_URL=${HOURGLASS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+if ! bash -c "exec 3<>/dev/tcp/127.0.0.1/5672" 2>/dev/null && command -v rabbitmq-server >/dev/null; then
+  log "starting rabbitmq-server"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_for rabbitmq 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/5672" || true
+fi
+
+# --- the tests ---------------------------------------------------------------
+if [ $# -eq 0 ]; then set -- -race ./...; fi
+log "go test -count=1 -timeout 20m $*"
+go test -count=1 -timeout 20m "$@"
