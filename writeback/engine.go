@@ -1,0 +1,671 @@
+package writeback
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+)
+
+// Defaults of Options (DESIGN.md, "Defaults").
+const (
+	// DefaultFlushInterval is the brief's schedule.
+	DefaultFlushInterval = 45 * time.Minute
+	// DefaultFlushJitter spreads many servers' flushes: ±5 %.
+	DefaultFlushJitter = 0.05
+	// DefaultFlushBudget: interval + budget = the one-hour freshness bound.
+	DefaultFlushBudget = 15 * time.Minute
+	// DefaultMaxCacheBytes bounds the cache; writes beyond it fail with
+	// tsstore.ErrBackPressure.
+	DefaultMaxCacheBytes = 1 << 30
+	// DefaultMaxLate is how far in the past a point may be. It stays below
+	// promtsdb's out-of-order window (7 days) by more than a flush cycle.
+	DefaultMaxLate = 6 * 24 * time.Hour
+	// DefaultMaxFuture is how far in the future a point may be (clock skew).
+	DefaultMaxFuture = time.Hour
+	// DefaultSegmentPoints is the most raw points in one archive segment.
+	DefaultSegmentPoints = 1_000_000
+	// DefaultFlushChunk is how many cells go to the store in one Write.
+	DefaultFlushChunk = 10_000
+	// DefaultRetryBackoff is the first wait after a failed flush; it
+	// doubles up to DefaultMaxRetryBackoff.
+	DefaultRetryBackoff    = time.Second
+	DefaultMaxRetryBackoff = time.Minute
+)
+
+// Options configures an Engine. A nil *Options means the defaults; every
+// zero field means its default.
+type Options struct {
+	// Processor turns raw points into the points aggregated into cells;
+	// nil means tsstore.Identity.
+	Processor tsstore.Processor
+	// Archives receive every flushed generation's raw points (several
+	// archives stand for several regions). None: nothing is archived.
+	Archives []archive.Archive
+	// Source names this engine in archive segment names; "" means the
+	// host name (characters outside [a-zA-Z0-9_.-] replaced by '-').
+	Source string
+	// FlushInterval is the period of the flush timer; a negative value
+	// disables the timer (flushes then happen on size, Flush and Close).
+	FlushInterval time.Duration
+	// FlushJitter is the relative jitter of the interval, in [0, 0.5].
+	FlushJitter float64
+	// FlushBudget is how long one flush may take; a flush that would
+	// overrun it stops after the cells it could write (oldest first),
+	// reports the overrun and continues right away in a new flush.
+	FlushBudget time.Duration
+	// MaxCacheBytes bounds the cache (CacheStats.Bytes).
+	MaxCacheBytes int64
+	// FlushAtBytes starts a flush when the cache grows past it; 0 means
+	// half of MaxCacheBytes.
+	FlushAtBytes int64
+	// MaxLate and MaxFuture bound a point's timestamp around the time of
+	// the write; points outside are rejected with tsstore.ErrInvalid.
+	MaxLate, MaxFuture time.Duration
+	// SegmentPoints is the most raw points per archive segment.
+	SegmentPoints int
+	// FlushChunk is the number of cells per store write.
+	FlushChunk int
+	// DrainRate limits the cells per second written to the store while a
+	// backlog drains after an outage (more than one sealed generation);
+	// 0 means no limit.
+	DrainRate float64
+	// RetryBackoff is the first wait after a failed timed flush.
+	RetryBackoff time.Duration
+	// Durability is the level of Write; DurabilityDefault leaves it to the
+	// cache's configuration.
+	Durability Durability
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives flush reports and errors; nil means slog.Default().
+	Logger *slog.Logger
+	// OnFlush, when set, is called after every flush attempt.
+	OnFlush func(FlushReport)
+}
+
+// FlushReport describes one flush.
+type FlushReport struct {
+	Start    time.Time
+	Duration time.Duration
+	// Committed lists the generations written, archived and dropped.
+	Committed []uint64
+	// Cells is the number of cells written to the store, Points the raw
+	// points archived, Segments the archive segments appended (per
+	// archive).
+	Cells, Points int64
+	Segments      int
+	// Overrun reports that the flush stopped at its budget with
+	// RemainingCells still to write.
+	Overrun        bool
+	RemainingCells int64
+	// Err is the flush's error, if any.
+	Err error
+}
+
+// Engine is the write-back engine: Write acknowledges once points are in
+// the cache, a background loop flushes the cache to the store and the
+// archives, and Query merges cache and store exactly. Safe for concurrent
+// use. Create one with New; Close stops it.
+type Engine struct {
+	cache    Cache
+	store    tsstore.Store
+	opts     Options
+	log      *slog.Logger
+	identity bool
+	width    time.Duration
+	wms      int64
+	// sealSpacing is the least time between two seals: it keeps a cell
+	// from receiving points in two generations whose numbers are equal
+	// modulo the cell width in ms (their Seq would collide).
+	sealSpacing time.Duration
+
+	flushMu  sync.Mutex // serialises flushes; guards lastSeal and progress
+	lastSeal time.Time
+	progress map[uint64]*genProgress
+
+	kick   chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	stats engineStats
+}
+
+// genProgress remembers how far a sealed generation's flush got in this
+// process, so that a flush split by its budget or an error continues
+// where it stopped. After a restart everything is redone (idempotently).
+type genProgress struct {
+	cellsDone    int
+	archivesDone map[int]bool
+}
+
+type engineStats struct {
+	points, writes, rejected, backPressure       atomic.Int64
+	flushes, flushErrors, overruns, cellsFlushed atomic.Int64
+	lastFlushNanos, lastFlushCells               atomic.Int64
+	// speed is the measured store write speed in cells/s (float64 bits).
+	speed atomic.Uint64
+}
+
+// New returns an engine over cache and store and starts its flush loop.
+// The engine does not own cache, store or archives: close them after
+// the engine.
+func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
+	e := &Engine{cache: cache, store: store, kick: make(chan struct{}, 1), stop: make(chan struct{}), progress: map[uint64]*genProgress{}}
+	if opts != nil {
+		e.opts = *opts
+	}
+	o := &e.opts
+	if cache == nil || store == nil {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: New needs a cache and a store")
+	}
+	if o.Processor == nil {
+		o.Processor = tsstore.Identity{}
+	}
+	_, e.identity = o.Processor.(tsstore.Identity)
+	if o.Source == "" {
+		h, _ := os.Hostname()
+		o.Source = sanitizeSource(h)
+	}
+	if err := (archive.SegmentID{Source: o.Source, MaxTime: 0}).Validate(); err != nil {
+		return nil, fmt.Errorf("writeback: Options.Source: %w", err)
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.FlushJitter == 0 {
+		o.FlushJitter = DefaultFlushJitter
+	}
+	if o.FlushJitter < 0 || o.FlushJitter > 0.5 {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: Options.FlushJitter %v is outside [0, 0.5]", o.FlushJitter)
+	}
+	if o.FlushBudget <= 0 {
+		o.FlushBudget = DefaultFlushBudget
+	}
+	if o.MaxCacheBytes <= 0 {
+		o.MaxCacheBytes = DefaultMaxCacheBytes
+	}
+	if o.FlushAtBytes <= 0 {
+		o.FlushAtBytes = o.MaxCacheBytes / 2
+	}
+	if o.MaxLate <= 0 {
+		o.MaxLate = DefaultMaxLate
+	}
+	if o.MaxFuture <= 0 {
+		o.MaxFuture = DefaultMaxFuture
+	}
+	if o.SegmentPoints <= 0 {
+		o.SegmentPoints = DefaultSegmentPoints
+	}
+	if o.FlushChunk <= 0 {
+		o.FlushChunk = DefaultFlushChunk
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e.log = o.Logger
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	e.width = store.CellWidth()
+	e.wms = e.width.Milliseconds()
+	if e.wms < 2 {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
+	}
+	span := o.MaxLate + o.MaxFuture + e.width
+	e.sealSpacing = (span + time.Duration(e.wms-2)) / time.Duration(e.wms-1)
+	e.lastSeal = o.Now()
+	e.wg.Add(1)
+	go e.loop()
+	return e, nil
+}
+
+func sanitizeSource(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return r
+		}
+		return '-'
+	}, s)
+	if s == "" {
+		s = "hourglass"
+	}
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return s
+}
+
+// CellWidth returns the width of the store's cells, which the engine uses.
+func (e *Engine) CellWidth() time.Duration { return e.width }
+
+// Write validates points, processes them and acknowledges once the cache
+// holds them at the engine's durability level. A batch with any invalid
+// point fails with tsstore.ErrInvalid naming the point, and nothing of it
+// is kept. A full cache fails with tsstore.ErrBackPressure.
+func (e *Engine) Write(ctx context.Context, points []tsstore.Point) error {
+	return e.WriteDurable(ctx, points, e.opts.Durability)
+}
+
+// WriteDurable is Write with an explicit durability level.
+func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Durability) error {
+	if e.closed.Load() {
+		return tsstore.Errorf(tsstore.ErrClosed, "writeback: write")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(points) == 0 {
+		return nil
+	}
+	if err := e.validate(points, "point"); err != nil {
+		e.stats.rejected.Add(1)
+		return fmt.Errorf("writeback: write: %w", err)
+	}
+	processed := points
+	if !e.identity {
+		processed = make([]tsstore.Point, 0, len(points))
+		for i := range points {
+			var err error
+			n := len(processed)
+			processed, err = e.opts.Processor.Process(processed, points[i])
+			if err != nil {
+				e.stats.rejected.Add(1)
+				return fmt.Errorf("writeback: write: point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
+			}
+			if err := e.validate(processed[n:], fmt.Sprintf("point %d: processor %s made point", i, e.opts.Processor.Version())); err != nil {
+				e.stats.rejected.Add(1)
+				return fmt.Errorf("writeback: write: %w", err)
+			}
+		}
+	}
+	st := e.cache.Stats()
+	if st.Bytes >= e.opts.MaxCacheBytes {
+		e.stats.backPressure.Add(1)
+		e.signalFlush()
+		return tsstore.Errorf(tsstore.ErrBackPressure, "writeback: the cache holds %d bytes, its bound is %d (the store or archive may be down; %d generations wait to be flushed)", st.Bytes, e.opts.MaxCacheBytes, st.Sealed)
+	}
+	err := e.cache.Append(ctx, &Batch{Raw: points, Processed: processed, CellWidth: e.width, Durability: d})
+	if err != nil {
+		return fmt.Errorf("writeback: write: %w", err)
+	}
+	e.stats.writes.Add(1)
+	e.stats.points.Add(int64(len(points)))
+	if st.Bytes >= e.opts.FlushAtBytes {
+		e.signalFlush()
+	}
+	return nil
+}
+
+// validate checks points and their time window; what names them in errors.
+func (e *Engine) validate(ps []tsstore.Point, what string) error {
+	now := tsstore.Millis(e.opts.Now())
+	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
+	for i := range ps {
+		p := &ps[i]
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("%s %d: %w", what, i, err)
+		}
+		if p.Timestamp < oldest {
+			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the past", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
+		}
+		if p.Timestamp > newest {
+			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the future", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxFuture)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) signalFlush() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// seq returns the Seq of the cells of generation gen.
+func (e *Engine) seq(gen uint64) uint32 { return uint32(gen % uint64(e.wms)) }
+
+// Query answers q exactly from the cache and the store: the store alone
+// for buckets older than the oldest selected cell in the cache, and for
+// the rest the cache's cells merged with the store's cells by identity, so
+// that a cell present in both while it is flushed counts once.
+func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
+	if e.closed.Load() {
+		return nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: query")
+	}
+	if err := q.Validate(e.width); err != nil {
+		return nil, fmt.Errorf("writeback: query: %w", err)
+	}
+	sel := q.Selector()
+	// The cache first: a cell committed after this read is in the store
+	// when the store is read below.
+	cached, err := e.cache.Cells(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: query cache: %w", err)
+	}
+	if len(cached) == 0 {
+		return e.store.Query(ctx, q)
+	}
+	oldest := cached[0].Start
+	for i := range cached {
+		oldest = min(oldest, cached[i].Start)
+	}
+	split := q.BucketStart(oldest)
+	b := tsstore.NewResultBuilder(&q)
+	if split > q.From {
+		old := q
+		old.To = split
+		r, err := e.store.Query(ctx, old)
+		if err != nil {
+			return nil, fmt.Errorf("writeback: query store: %w", err)
+		}
+		for _, s := range r.Series {
+			for _, bk := range s.Buckets {
+				b.Add(s.Labels, bk.Start, bk.Agg)
+			}
+		}
+	}
+	recent := sel
+	recent.From = split
+	stored, err := e.store.Cells(ctx, recent)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: query store cells: %w", err)
+	}
+	seen := make(map[tsstore.CellID]struct{}, len(cached))
+	for i := range cached {
+		c := &cached[i]
+		if c.Sealed {
+			c.Seq = e.seq(c.Gen)
+			seen[c.ID()] = struct{}{}
+		}
+		b.Add(c.Labels, c.Start, c.Agg)
+	}
+	for i := range stored {
+		c := &stored[i]
+		if _, dup := seen[c.ID()]; !dup {
+			b.Add(c.Labels, c.Start, c.Agg)
+		}
+	}
+	return b.Result(), nil
+}
+
+// Query is tsstore.Query, named here for the engine's signature.
+type Query = tsstore.Query
+
+// Flush seals the open generation and flushes every sealed generation,
+// oldest first: its cells to the store, its raw points to every archive,
+// then commits it. It returns the report and the first error; a
+// generation that failed stays sealed and is retried by the next flush
+// (every step is idempotent).
+func (e *Engine) Flush(ctx context.Context) (FlushReport, error) {
+	if e.closed.Load() {
+		return FlushReport{}, tsstore.Errorf(tsstore.ErrClosed, "writeback: flush")
+	}
+	return e.flush(ctx)
+}
+
+func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	rep.Start = e.opts.Now()
+	start := time.Now()
+	deadline := start.Add(e.opts.FlushBudget)
+	defer func() {
+		rep.Duration = time.Since(start)
+		rep.Err = err
+		e.stats.flushes.Add(1)
+		e.stats.lastFlushNanos.Store(int64(rep.Duration))
+		e.stats.lastFlushCells.Store(rep.Cells)
+		if err != nil {
+			e.stats.flushErrors.Add(1)
+		}
+		if rep.Overrun {
+			e.stats.overruns.Add(1)
+		}
+		if e.opts.OnFlush != nil {
+			e.opts.OnFlush(rep)
+		}
+	}()
+	if err := e.seal(ctx); err != nil {
+		return rep, err
+	}
+	gens, err := e.cache.Sealed(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("writeback: flush: %w", err)
+	}
+	backlog := len(gens) > 1
+	for _, g := range gens {
+		done, err := e.flushGen(ctx, g, deadline, backlog, &rep)
+		if err != nil {
+			return rep, fmt.Errorf("writeback: flush generation %d: %w", g.Gen, err)
+		}
+		if !done {
+			rep.Overrun = true
+			for _, later := range gens {
+				if later.Gen > g.Gen {
+					rep.RemainingCells += later.Cells
+				}
+			}
+			e.log.Warn("writeback: flush stopped at its budget; continuing in the next flush",
+				"budget", e.opts.FlushBudget, "remaining_cells", rep.RemainingCells)
+			e.signalFlush()
+			return rep, nil
+		}
+		rep.Committed = append(rep.Committed, g.Gen)
+	}
+	return rep, nil
+}
+
+// seal seals the open generation, waiting out the seal spacing.
+func (e *Engine) seal(ctx context.Context) error {
+	if wait := e.lastSeal.Add(e.sealSpacing).Sub(e.opts.Now()); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	_, ok, err := e.cache.Seal(ctx)
+	if err != nil {
+		return fmt.Errorf("writeback: seal: %w", err)
+	}
+	if ok {
+		e.lastSeal = e.opts.Now()
+	}
+	return nil
+}
+
+// flushGen writes, archives and commits one generation. It returns false
+// when the budget ran out first.
+func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (bool, error) {
+	pr := e.progress[g.Gen]
+	if pr == nil {
+		pr = &genProgress{archivesDone: map[int]bool{}}
+		e.progress[g.Gen] = pr
+	}
+	cells, err := e.cache.SealedCells(ctx, g.Gen)
+	if err != nil {
+		return false, err
+	}
+	seq := e.seq(g.Gen)
+	for i := range cells {
+		cells[i].Seq = seq
+	}
+	// Oldest data first, so that a split flush keeps the oldest fresh.
+	slices.SortFunc(cells, func(a, b tsstore.Cell) int { return cmp.Compare(a.Start, b.Start) })
+	for pr.cellsDone < len(cells) {
+		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
+		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {
+			est := time.Duration(float64(len(chunk)) / speed * float64(time.Second))
+			if time.Now().Add(est).After(deadline) {
+				rep.RemainingCells = int64(len(cells) - pr.cellsDone)
+				return false, nil
+			}
+		}
+		t0 := time.Now()
+		if err := e.store.Write(ctx, chunk); err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+		took := time.Since(t0)
+		e.observeSpeed(len(chunk), took)
+		pr.cellsDone += len(chunk)
+		rep.Cells += int64(len(chunk))
+		e.stats.cellsFlushed.Add(int64(len(chunk)))
+		if backlog && e.opts.DrainRate > 0 {
+			if pause := time.Duration(float64(len(chunk))/e.opts.DrainRate*float64(time.Second)) - took; pause > 0 {
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-time.After(pause):
+				}
+			}
+		}
+	}
+	for i, a := range e.opts.Archives {
+		if pr.archivesDone[i] {
+			continue
+		}
+		part := 0
+		var points int64
+		err := e.cache.SealedLog(ctx, g.Gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
+			id := archive.SegmentID{Source: e.opts.Source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
+			for i := range ps {
+				id.MinTime = min(id.MinTime, ps[i].Timestamp)
+				id.MaxTime = max(id.MaxTime, ps[i].Timestamp)
+			}
+			if _, err := a.Append(ctx, id, ps); err != nil {
+				return fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
+			}
+			part++
+			points += int64(len(ps))
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		pr.archivesDone[i] = true
+		rep.Segments += part
+		rep.Points = max(rep.Points, points)
+	}
+	if err := e.cache.Commit(ctx, g.Gen); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	delete(e.progress, g.Gen)
+	return true, nil
+}
+
+func (e *Engine) speed() float64 {
+	return float64frombits(e.stats.speed.Load())
+}
+
+// observeSpeed updates the exponentially weighted store speed.
+func (e *Engine) observeSpeed(n int, took time.Duration) {
+	if took <= 0 {
+		took = time.Microsecond
+	}
+	s := float64(n) / took.Seconds()
+	if old := e.speed(); old > 0 {
+		s = 0.7*old + 0.3*s
+	}
+	e.stats.speed.Store(float64bits(s))
+}
+
+func (e *Engine) loop() {
+	defer e.wg.Done()
+	backoff := time.Duration(0)
+	timer := time.NewTimer(e.nextInterval())
+	if e.opts.FlushInterval < 0 {
+		timer.Stop()
+	}
+	defer timer.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-timer.C:
+		case <-e.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.opts.FlushBudget)
+		go func() {
+			select {
+			case <-e.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		rep, err := e.flush(ctx)
+		cancel()
+		next := e.nextInterval()
+		if err != nil {
+			backoff = min(max(2*backoff, e.opts.RetryBackoff), DefaultMaxRetryBackoff)
+			next = backoff
+			if !errors.Is(err, context.Canceled) {
+				e.log.Error("writeback: flush failed; the cache keeps the data and retries", "err", err, "retry_in", backoff)
+			}
+		} else {
+			backoff = 0
+			if len(rep.Committed) > 0 {
+				e.log.Debug("writeback: flushed", "generations", rep.Committed, "cells", rep.Cells, "points", rep.Points, "took", rep.Duration)
+			}
+		}
+		if e.opts.FlushInterval > 0 || err != nil {
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(next)
+		}
+	}
+}
+
+func (e *Engine) nextInterval() time.Duration {
+	iv := e.opts.FlushInterval
+	if iv <= 0 {
+		return time.Hour
+	}
+	j := e.opts.FlushJitter * (2*rand.Float64() - 1)
+	return time.Duration(float64(iv) * (1 + j))
+}
+
+// Close stops accepting writes and queries, stops the flush loop, and
+// flushes what the cache holds within one flush budget. When that final
+// flush fails (the store is down), the data stays in the cache's log for
+// the next start and the error says so. Close does not close the cache,
+// the store or the archives.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(e.stop)
+	e.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.FlushBudget)
+	defer cancel()
+	for {
+		rep, err := e.flush(ctx)
+		if err != nil {
+			return fmt.Errorf("writeback: close: final flush failed, the cache keeps the unflushed data: %w", err)
+		}
+		if !rep.Overrun {
+			return nil
+		}
+	}
+}

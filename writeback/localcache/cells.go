@@ -1,0 +1,216 @@
+package localcache
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+)
+
+// generation holds the cells of one generation in shards.
+type generation struct {
+	num    uint64
+	path   string
+	shards []shard
+	// sealed is set under the cache's genMu write lock.
+	sealed bool
+
+	points     atomic.Int64
+	cells      atomic.Int64
+	bytes      atomic.Int64
+	firstWrite atomic.Int64 // unix nanoseconds; 0 until the first write
+}
+
+type shard struct {
+	mu       sync.Mutex        // guards series, byMetric, byIndex and the entries' cells
+	series   map[string]*entry // by series key (metric + labels)
+	byMetric map[string][]*entry
+	byIndex  map[string][]*entry // by metric + "\xff" + value of the index label
+}
+
+type entry struct {
+	metric string
+	labels tsstore.Labels
+	cells  []cellAgg // few per generation: searched from the end
+}
+
+type cellAgg struct {
+	start int64
+	agg   tsstore.Agg
+}
+
+// Estimated memory per series entry and per cell, for Stats.Bytes.
+const (
+	entryOverhead = 160
+	cellBytes     = 48
+)
+
+func newGeneration(num uint64, path string, shards int) *generation {
+	g := &generation{num: num, path: path, shards: make([]shard, shards)}
+	for i := range g.shards {
+		g.shards[i] = shard{series: make(map[string]*entry), byMetric: make(map[string][]*entry), byIndex: make(map[string][]*entry)}
+	}
+	return g
+}
+
+// merger merges points into a generation; it keeps its buffers between
+// batches. Not safe for concurrent use.
+type merger struct {
+	key   []byte
+	offs  []int   // end offset of each point's key in key
+	order [][]int // point indexes per shard
+}
+
+var mergerPool = sync.Pool{New: func() any { return new(merger) }}
+
+// merge adds points to g's cells of width w and returns the growth of
+// cells and bytes.
+func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, indexLabel string) (newCells, newBytes int64) {
+	m.key = m.key[:0]
+	m.offs = m.offs[:0]
+	n := len(g.shards)
+	if cap(m.order) < n {
+		m.order = make([][]int, n)
+	}
+	m.order = m.order[:n]
+	for i := range m.order {
+		m.order[i] = m.order[i][:0]
+	}
+	for i := range points {
+		start := len(m.key)
+		m.key = appendSeriesKey(m.key, &points[i])
+		m.offs = append(m.offs, len(m.key))
+		s := int(xxhash.Sum64(m.key[start:]) % uint64(n))
+		m.order[s] = append(m.order[s], i)
+	}
+	wms := w.Milliseconds()
+	for si, idxs := range m.order {
+		if len(idxs) == 0 {
+			continue
+		}
+		sh := &g.shards[si]
+		sh.mu.Lock()
+		for _, i := range idxs {
+			p := &points[i]
+			from := 0
+			if i > 0 {
+				from = m.offs[i-1]
+			}
+			k := m.key[from:m.offs[i]]
+			e := sh.series[string(k)]
+			if e == nil {
+				e = &entry{metric: strings.Clone(p.Metric), labels: cloneLabels(p.Labels)}
+				key := string(k)
+				sh.series[key] = e
+				sh.byMetric[e.metric] = append(sh.byMetric[e.metric], e)
+				if v := e.labels.Get(indexLabel); v != "" {
+					ik := e.metric + "\xff" + v
+					sh.byIndex[ik] = append(sh.byIndex[ik], e)
+				}
+				newBytes += int64(entryOverhead + 2*len(key))
+			}
+			start := p.Timestamp - mod(p.Timestamp, wms)
+			found := false
+			for j := len(e.cells) - 1; j >= 0; j-- {
+				if e.cells[j].start == start {
+					e.cells[j].agg.Add(p.Value)
+					found = true
+					break
+				}
+			}
+			if !found {
+				e.cells = append(e.cells, cellAgg{start: start, agg: tsstore.AggOf(p.Value)})
+				newCells++
+				newBytes += cellBytes
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return newCells, newBytes
+}
+
+func mod(a, b int64) int64 {
+	r := a % b
+	if r < 0 {
+		r += b
+	}
+	return r
+}
+
+func appendSeriesKey(b []byte, p *tsstore.Point) []byte {
+	b = append(b, p.Metric...)
+	b = append(b, 0xfd)
+	for _, l := range p.Labels {
+		b = append(b, l.Name...)
+		b = append(b, 0xfe)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	}
+	return b
+}
+
+func cloneLabels(ls tsstore.Labels) tsstore.Labels {
+	out := make(tsstore.Labels, len(ls))
+	for i, l := range ls {
+		out[i] = tsstore.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+	}
+	return out
+}
+
+// selectCells appends the cells of g selected by sel to out.
+func (g *generation) selectCells(out []writeback.GenCell, sel *tsstore.Selector, indexLabel string) []writeback.GenCell {
+	var indexValue string
+	for i := range sel.Matchers {
+		m := &sel.Matchers[i]
+		if m.Type == tsstore.MatchEqual && m.Name == indexLabel && m.Value != "" {
+			indexValue = m.Value
+		}
+	}
+	for si := range g.shards {
+		sh := &g.shards[si]
+		sh.mu.Lock()
+		var list []*entry
+		if indexValue != "" {
+			list = sh.byIndex[sel.Metric+"\xff"+indexValue]
+		} else {
+			list = sh.byMetric[sel.Metric]
+		}
+		for _, e := range list {
+			if !tsstore.MatchLabels(sel.Matchers, e.labels) {
+				continue
+			}
+			for _, c := range e.cells {
+				if c.start >= sel.From && c.start < sel.To {
+					out = append(out, writeback.GenCell{
+						Cell:   tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg},
+						Gen:    g.num,
+						Sealed: g.sealed,
+					})
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// allCells returns every cell of g, oldest start first within each series.
+func (g *generation) allCells() []tsstore.Cell {
+	out := make([]tsstore.Cell, 0, g.cells.Load())
+	for si := range g.shards {
+		sh := &g.shards[si]
+		sh.mu.Lock()
+		for _, e := range sh.series {
+			for _, c := range e.cells {
+				out = append(out, tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg})
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}

@@ -1,0 +1,32 @@
+// Package localcache is the embedded writeback.Cache: cells in sharded
+// in-memory maps, raw points in a write-ahead log with one file per
+// generation (dir/<generation>.wal).
+//
+// Each batch is one log record: a length, a CRC-32C and the encoded raw
+// points (and the processed points unless they are the raw ones). A record
+// is written with one write(2) at the end of the open generation's file,
+// and the batch is merged into the cells under the same generation lock, so
+// log and cells always hold the same batches. Open replays every file: the
+// last generation is open again, the others are sealed and wait for the
+// engine's flush. A torn record at the end of the open file (a crash during
+// a write) is cut off; corruption elsewhere fails Open, naming the file.
+//
+// Fsync policies: FsyncInterval (default; group commit every 100 ms, a
+// machine crash loses at most that window, a process crash nothing),
+// FsyncAlways (acknowledge after the fsync covering the write, shared by
+// concurrent writers), FsyncNever. Sealing always fsyncs the sealed file.
+// Per write, writeback.DurabilitySynced asks for an fsync whatever the
+// policy.
+//
+// # Concurrency
+//
+// A Cache is safe for concurrent use. Appends run in parallel except for
+// the log write itself; Seal and Commit wait for appends in flight. Only
+// one process may open a directory (flock on dir/LOCK).
+//
+// # Errors
+//
+// Log write and fsync failures are tsstore.ErrUnavailable; a directory in
+// use by another process is tsstore.ErrUnavailable; use after Close is
+// tsstore.ErrClosed.
+package localcache

@@ -1,0 +1,152 @@
+package localcache_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/localcache"
+)
+
+var ctx = context.Background()
+
+func batchOf(n int, v float64) *writeback.Batch {
+	ps := make([]tsstore.Point, n)
+	for i := range ps {
+		ps[i] = tsstore.Point{Metric: "views", Labels: tsstore.Labels{{Name: "merchant", Value: "m1"}}, Timestamp: int64(1_700_000_000_000 + i), Value: v}
+	}
+	return &writeback.Batch{Raw: ps, Processed: ps, CellWidth: time.Minute}
+}
+
+func count(t *testing.T, c *localcache.Cache) uint64 {
+	t.Helper()
+	cells, err := c.Cells(ctx, tsstore.Selector{Metric: "views", From: 0, To: tsstore.MaxTimestamp - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range cells {
+		n += c.Count
+	}
+	return n
+}
+
+func walFiles(t *testing.T, dir string) []string {
+	fs, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestTornTailIsCutOff(t *testing.T) {
+	dir := t.TempDir()
+	c, err := localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(ctx, batchOf(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(ctx, batchOf(10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := walFiles(t, dir)[0]
+	st, _ := os.Stat(f)
+	// Cut the second record in half, as a crash during its write would.
+	if err := os.Truncate(f, st.Size()-30); err != nil {
+		t.Fatal(err)
+	}
+	c, err = localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatalf("Open after a torn tail: %v", err)
+	}
+	if n := count(t, c); n != 10 {
+		t.Errorf("after a torn tail %d points remain, want the 10 of the whole record", n)
+	}
+	// New writes after the cut are kept.
+	if err := c.Append(ctx, batchOf(5, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n := count(t, c); n != 15 {
+		t.Errorf("after writing past a cut tail and reopening: %d points, want 15", n)
+	}
+}
+
+func TestCorruptSealedGenerationFailsOpen(t *testing.T) {
+	dir := t.TempDir()
+	c, err := localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(ctx, batchOf(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Seal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Append(ctx, batchOf(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sealed := walFiles(t, dir)[0]
+	b, err := os.ReadFile(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[20] ^= 0xff
+	if err := os.WriteFile(sealed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = localcache.Open(dir, nil)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(sealed)) {
+		t.Fatalf("Open with a corrupt sealed generation: %v, want an error naming %s", err, sealed)
+	}
+}
+
+func TestOneProcessPerDirectory(t *testing.T) {
+	dir := t.TempDir()
+	c, err := localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := localcache.Open(dir, nil); !errors.Is(err, tsstore.ErrUnavailable) {
+		t.Errorf("second Open of the same directory: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestReplicatedDurabilityIsRefused(t *testing.T) {
+	c, err := localcache.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := batchOf(1, 1)
+	b.Durability = writeback.DurabilityReplicated
+	if err := c.Append(ctx, b); !errors.Is(err, tsstore.ErrInvalid) {
+		t.Errorf("Append with DurabilityReplicated: %v, want ErrInvalid", err)
+	}
+	if n := count(t, c); n != 0 {
+		t.Errorf("a refused batch left %d points", n)
+	}
+}

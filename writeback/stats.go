@@ -1,0 +1,107 @@
+package writeback
+
+import (
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func float64bits(f float64) uint64     { return math.Float64bits(f) }
+func float64frombits(u uint64) float64 { return math.Float64frombits(u) }
+
+// Stats is a snapshot of an engine's state and counters.
+type Stats struct {
+	// The cache's totals.
+	CachePoints, CacheCells, CacheBytes int64
+	// SealedGenerations waiting to be flushed (more than zero between
+	// flushes means the store or an archive failed).
+	SealedGenerations int
+	// OldestUnflushed is the age of the oldest write not yet flushed.
+	OldestUnflushed time.Duration
+	// PointsWritten and Writes count acknowledged points and batches;
+	// Rejected counts invalid batches, BackPressure batches refused by
+	// the cache bound.
+	PointsWritten, Writes, Rejected, BackPressure int64
+	// Flushes, FlushErrors and BudgetOverruns count flush attempts.
+	Flushes, FlushErrors, BudgetOverruns int64
+	// CellsFlushed counts cells written to the store.
+	CellsFlushed int64
+	// LastFlushDuration and LastFlushCells describe the last flush.
+	LastFlushDuration time.Duration
+	LastFlushCells    int64
+	// StoreSpeed is the measured store write speed in cells/s.
+	StoreSpeed float64
+}
+
+// Stats returns the engine's current figures.
+func (e *Engine) Stats() Stats {
+	cs := e.cache.Stats()
+	s := Stats{
+		CachePoints: cs.Points, CacheCells: cs.Cells, CacheBytes: cs.Bytes,
+		SealedGenerations: cs.Sealed,
+		PointsWritten:     e.stats.points.Load(), Writes: e.stats.writes.Load(),
+		Rejected: e.stats.rejected.Load(), BackPressure: e.stats.backPressure.Load(),
+		Flushes: e.stats.flushes.Load(), FlushErrors: e.stats.flushErrors.Load(),
+		BudgetOverruns: e.stats.overruns.Load(), CellsFlushed: e.stats.cellsFlushed.Load(),
+		LastFlushDuration: time.Duration(e.stats.lastFlushNanos.Load()),
+		LastFlushCells:    e.stats.lastFlushCells.Load(),
+		StoreSpeed:        e.speed(),
+	}
+	if !cs.OldestWrite.IsZero() {
+		s.OldestUnflushed = e.opts.Now().Sub(cs.OldestWrite)
+	}
+	return s
+}
+
+// Collector returns a Prometheus collector of the engine's Stats, with
+// metric names prefixed hourglass_writeback_. Register it yourself.
+func (e *Engine) Collector() prometheus.Collector { return &collector{e: e} }
+
+type collector struct{ e *Engine }
+
+type metricDesc struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*Stats) float64
+}
+
+var metricDescs = []metricDesc{
+	gauge("cache_points", "Raw points held by the cache.", func(s *Stats) float64 { return float64(s.CachePoints) }),
+	gauge("cache_cells", "Cells held by the cache.", func(s *Stats) float64 { return float64(s.CacheCells) }),
+	gauge("cache_bytes", "Estimated bytes held by the cache.", func(s *Stats) float64 { return float64(s.CacheBytes) }),
+	gauge("sealed_generations", "Sealed generations waiting to be flushed.", func(s *Stats) float64 { return float64(s.SealedGenerations) }),
+	gauge("oldest_unflushed_seconds", "Age of the oldest unflushed write.", func(s *Stats) float64 { return s.OldestUnflushed.Seconds() }),
+	gauge("last_flush_seconds", "Duration of the last flush.", func(s *Stats) float64 { return s.LastFlushDuration.Seconds() }),
+	gauge("last_flush_cells", "Cells written by the last flush.", func(s *Stats) float64 { return float64(s.LastFlushCells) }),
+	gauge("store_speed_cells_per_second", "Measured store write speed.", func(s *Stats) float64 { return s.StoreSpeed }),
+	counter("points_written_total", "Acknowledged points.", func(s *Stats) float64 { return float64(s.PointsWritten) }),
+	counter("writes_total", "Acknowledged write batches.", func(s *Stats) float64 { return float64(s.Writes) }),
+	counter("writes_rejected_total", "Write batches rejected as invalid.", func(s *Stats) float64 { return float64(s.Rejected) }),
+	counter("writes_back_pressure_total", "Write batches refused because the cache was full.", func(s *Stats) float64 { return float64(s.BackPressure) }),
+	counter("flushes_total", "Flush attempts.", func(s *Stats) float64 { return float64(s.Flushes) }),
+	counter("flush_errors_total", "Flush attempts that failed.", func(s *Stats) float64 { return float64(s.FlushErrors) }),
+	counter("flush_budget_overruns_total", "Flushes stopped at their budget.", func(s *Stats) float64 { return float64(s.BudgetOverruns) }),
+	counter("cells_flushed_total", "Cells written to the store.", func(s *Stats) float64 { return float64(s.CellsFlushed) }),
+}
+
+func gauge(name, help string, v func(*Stats) float64) metricDesc {
+	return metricDesc{prometheus.NewDesc("hourglass_writeback_"+name, help, nil, nil), prometheus.GaugeValue, v}
+}
+
+func counter(name, help string, v func(*Stats) float64) metricDesc {
+	return metricDesc{prometheus.NewDesc("hourglass_writeback_"+name, help, nil, nil), prometheus.CounterValue, v}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range metricDescs {
+		ch <- m.desc
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.e.Stats()
+	for _, m := range metricDescs {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
+	}
+}
