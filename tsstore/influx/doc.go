@@ -1,0 +1,108 @@
+// Package influx is a tsstore.Store on InfluxDB, written through
+// github.com/influxdata/influxdb-client-go/v2 and queried in InfluxQL (the
+// default) or Flux.
+//
+//	s, err := influx.Open("http://localhost:8086", &influx.Options{Database: "hourglass"})
+//
+// # Data model
+//
+// Each cell is one point: measurement = metric, one tag per label, fields
+// count (integer), sum, min and max (floats), timestamp Start+Seq in
+// milliseconds. Partials of a cell therefore are distinct points (Seq is
+// below the cell width in ms), and a point's cell is its time rounded down
+// to the cell width.
+//
+// Label names that InfluxDB or Flux reserve or that would be ambiguous
+// (time, count, sum, min, max, result, table, _field, _measurement, _start,
+// _stop, _time, _value) are stored as the tag key "__" + name; tsstore
+// reserves label names starting with "__", so the mapping is reversible.
+//
+// Label values go into tags escaped as line protocol requires (commas,
+// equals signs and spaces get a backslash). Line protocol cannot carry a
+// newline in a tag, and InfluxDB versions read backslashes (a trailing one
+// in particular) differently, so a value that contains a backslash or any
+// control character (bytes below 0x20 and 0x7f), or that starts with the
+// marker "%%hg:", is stored as "%%hg:" followed by the value with those
+// bytes and '%' written as %XX (percent-encoding). The store decodes such
+// values when it reads, so every UTF-8 value round-trips exactly; other
+// readers of the database see the encoded form.
+//
+// Times: InfluxDB stores int64 nanoseconds, so cells whose point would lie
+// after 2262-04-11 are rejected with ErrInvalid; query ranges are clamped.
+//
+// # Writes
+//
+// Points are encoded by this package and sent in batches of
+// Options.BatchSize, gzip-compressed by default, either through
+// influxdb-client-go's blocking write API to /api/v2/write (WriteV2, the
+// default; 2.x, Cloud, 3.x and 1.8+, where the bucket "db/rp" maps onto a
+// database and retention policy) or with net/http to the 1.x /write
+// endpoint (WriteV1, for servers older than 1.8). A request that fails
+// with a connection error, 429 or 5xx is retried up to Options.MaxRetries
+// times with exponential backoff and jitter, waiting as long as a
+// Retry-After header asks instead when there is one. The client's blocking
+// API does not retry by itself; the retries are this package's.
+//
+// # Conflicts and idempotency
+//
+// InfluxDB silently overwrites a point written again with the same series
+// and time, so conflict detection is the store's: before writing, Write
+// reads the stored points of the batch's identities (one InfluxQL
+// statement per metric and cluster of nearby times, naming up to 32 series
+// in its WHERE clause, all sent in one request). A cell stored with the same
+// aggregate is skipped (a retried flush is a no-op); one stored with a
+// different aggregate fails the batch with ErrConflict before anything is
+// written. Options.SkipConflictCheck removes the read and with it the
+// protection.
+//
+// The check and the write are not atomic on the server. Within one Store,
+// writes of the same series are serialized (striped locks on the series),
+// so they cannot race; but two Stores (or processes) that write the same
+// cell identity at the same moment can both find it absent, and the later
+// write then silently replaces the earlier one instead of failing with
+// ErrConflict. hourglass avoids this by design: one writer flushes a given
+// merchant's cells.
+//
+// The conflict check reads through InfluxQL even when QueryLanguage is Flux.
+//
+// # Queries
+//
+// InfluxQL (over /query, POST, chunked answers, epoch=ms) quotes every
+// identifier in double quotes and every string in single quotes; regexp
+// matchers (RE2, anchored at both ends as in tsstore) become
+// /^(?s:re)$/ literals with '/' escaped. Matchers are pushed down only as a
+// superset of the wanted series (those that also select series without the
+// label, such as x!="a", are not pushed down at all, and stored encoded
+// values are always let through a regexp), and the store then applies every
+// matcher exactly to the decoded labels, with Prometheus' semantics for
+// missing labels.
+//
+// Bucketing follows tsstore.ResultBuilder exactly: a cell belongs to the
+// bucket that holds its Start, not its point's time. When every matcher is
+// an equality with a non-empty value (InfluxDB then selects exactly the
+// wanted series) and the step is wider than a cell, InfluxDB aggregates
+// (SUM of counts and sums, MIN, MAX; GROUP BY time(step, offset) with the
+// offset that puts bucket edges on the cells' boundaries, which is exact
+// because steps are multiples of the cell width). Otherwise the store reads
+// the cells' points and aggregates them itself.
+//
+// With QueryLanguage Flux, the store sends a Flux query through the
+// client's QueryAPI (/api/v2/query) and reads the unpivoted annotated-CSV
+// answer, joining each point's four field records; it always aggregates
+// itself. Both languages give the same results.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. It has no background goroutines;
+// Close waits for the calls in flight.
+//
+// # Errors
+//
+// Errors are of the kinds in tsstore: ErrInvalid for bad cells and queries
+// and for a batch the server rejects with 400 (the error names the
+// rejected cell and its line when the server's message allows, such as a
+// field type conflict with points written by others); ErrUnavailable for
+// connection errors, 5xx (after the retries) and other server answers
+// (401, 404 database not found); ErrConflict as above; ErrClosed after
+// Close. Cancellation returns the context's error.
+package influx

@@ -1,0 +1,238 @@
+package influx
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// writeFailure is a failed write request: a transport error or an HTTP
+// answer outside 2xx.
+type writeFailure struct {
+	status     int // 0 for a transport error
+	msg        string
+	retryAfter time.Duration
+	err        error // the transport or client error
+}
+
+func (f *writeFailure) retryable() bool {
+	return f.status == 0 || f.status == http.StatusTooManyRequests || f.status >= 500
+}
+
+func (f *writeFailure) Error() string {
+	if f.status == 0 {
+		return f.err.Error()
+	}
+	return fmt.Sprintf("HTTP %d: %s", f.status, f.msg)
+}
+
+func (f *writeFailure) Unwrap() error { return f.err }
+
+// postBatch sends one batch of lines through the configured write API.
+func (s *Store) postBatch(ctx context.Context, body []byte) *writeFailure {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if s.opts.WriteAPI == WriteV1 {
+		return s.postV1(ctx, body)
+	}
+	// The blocking write API sends one request per call, without retries
+	// of its own (those are ours, below); it gzips when configured.
+	err := s.writeV2.WriteRecord(ctx, string(bytes.TrimSuffix(body, []byte("\n"))))
+	if err == nil {
+		return nil
+	}
+	var he *http2.Error
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		msg := he.Message
+		if he.Code != "" && !strings.Contains(msg, he.Code) {
+			msg = he.Code + ": " + msg
+		}
+		return &writeFailure{status: he.StatusCode, msg: msg, retryAfter: time.Duration(he.RetryAfter) * time.Second, err: he}
+	}
+	return &writeFailure{err: err}
+}
+
+// postV1 POSTs body to the 1.x /write endpoint.
+func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
+	var rd io.Reader = bytes.NewReader(body)
+	if !s.opts.DisableGzip {
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		rd = &zb
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.v1WriteURL, rd)
+	if err != nil {
+		return &writeFailure{err: err}
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.opts.DisableGzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	s.authorize(req)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return &writeFailure{err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return failureOf(resp)
+}
+
+// failureOf reads an error answer of InfluxDB: {"error": "..."} (1.x),
+// {"code": ..., "message": "..."} (2.x), or the X-Influxdb-Error header.
+func failureOf(resp *http.Response) *writeFailure {
+	f := &writeFailure{status: resp.StatusCode}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body struct {
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	switch {
+	case json.Unmarshal(raw, &body) == nil && (body.Error != "" || body.Message != ""):
+		f.msg = body.Error
+		if f.msg == "" {
+			f.msg = strings.TrimPrefix(body.Code+": ", ": ") + body.Message
+		}
+	case resp.Header.Get("X-Influxdb-Error") != "":
+		f.msg = resp.Header.Get("X-Influxdb-Error")
+	default:
+		f.msg = strings.TrimSpace(string(raw))
+		if f.msg == "" {
+			f.msg = resp.Status
+		}
+	}
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+			f.retryAfter = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(v); err == nil {
+			f.retryAfter = time.Until(t)
+		}
+	}
+	return f
+}
+
+// authorize adds the configured credentials to a request of ours.
+func (s *Store) authorize(req *http.Request) {
+	switch {
+	case s.opts.Token != "":
+		req.Header.Set("Authorization", "Token "+s.opts.Token)
+	case s.opts.Username != "":
+		req.SetBasicAuth(s.opts.Username, s.opts.Password)
+	}
+}
+
+// sendBatch sends one batch, retrying connection errors, 429 and 5xx with
+// exponential backoff (or the server's Retry-After), and classifies the
+// final failure. lines maps the batch's lines to the cells they encode, to
+// name a rejected one.
+func (s *Store) sendBatch(ctx context.Context, body []byte, cells []*tsstore.Cell, index []int) error {
+	for attempt := 0; ; attempt++ {
+		f := s.postBatch(ctx, body)
+		if f == nil {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("influx: write: %w", err)
+		}
+		if !f.retryable() || attempt >= s.maxRetries {
+			return s.classify(f, body, cells, index, attempt)
+		}
+		delay := f.retryAfter
+		if delay <= 0 {
+			delay = s.backoff(attempt)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("influx: write: waiting to retry after %v: %w", f, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the delay before retry attempt+1: RetryInterval doubled
+// per attempt, capped at MaxRetryInterval, with jitter in [d/2, d].
+func (s *Store) backoff(attempt int) time.Duration {
+	d := s.retryInterval
+	for i := 0; i < attempt && d < s.maxRetryInterval; i++ {
+		d *= 2
+	}
+	d = min(d, s.maxRetryInterval)
+	return d/2 + rand.N(d/2+1)
+}
+
+var (
+	unparsableLine = regexp.MustCompile(`unable to parse '((?:[^'\\]|\\.)*)'`)
+	fieldConflict  = regexp.MustCompile(`on measurement "((?:[^"\\]|\\.)*)"`)
+)
+
+// classify turns the final failure of a batch into an error of a tsstore
+// kind: 400 (a rejected or partial write) is ErrInvalid and names the
+// rejected cell when the server's message lets us find it; everything else
+// (connection refused, 5xx after the retries, 401, 404 database not found)
+// is ErrUnavailable.
+func (s *Store) classify(f *writeFailure, body []byte, cells []*tsstore.Cell, index []int, retries int) error {
+	if f.status != http.StatusBadRequest {
+		what := "server answered"
+		if f.status == 0 {
+			what = "could not reach the server"
+		}
+		return tsstore.Errorf(tsstore.ErrUnavailable, "influx: write to %s (%s API, %d retries): %s: %w", s.url, s.opts.WriteAPI, retries, what, f)
+	}
+	name := "a line of the batch"
+	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+	found := -1
+	if m := unparsableLine.FindStringSubmatch(f.msg); m != nil {
+		for i, l := range lines {
+			if l == m[1] {
+				found = i
+				break
+			}
+		}
+	} else if m := fieldConflict.FindStringSubmatch(f.msg); m != nil {
+		for i, c := range cells {
+			if c.Metric == m[1] {
+				found = i
+				break
+			}
+		}
+	}
+	if found >= 0 && found < len(cells) {
+		c := cells[found]
+		name = fmt.Sprintf("cell %d (%s%s@%d seq %d, line %q)", index[found], c.Metric, c.Labels, c.Start, c.Seq, lines[found])
+	}
+	return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: server rejected %s: %w", name, f)
+}
+
+// v1WriteURL returns the /write URL of a 1.x server.
+func v1WriteURL(base *url.URL, db, rp string) string {
+	u := base.JoinPath("write")
+	q := url.Values{"db": {db}, "precision": {"ms"}}
+	if rp != "" {
+		q.Set("rp", rp)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
