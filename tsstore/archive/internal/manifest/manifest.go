@@ -1,0 +1,176 @@
+// Package manifest is the record format of an archive's append-only
+// manifest, shared by the archive backends, and an in-memory index of it.
+//
+// The manifest is a sequence of lines, one JSON object (a Record) per
+// segment, each ending in '\n', in the order the segments were committed.
+// A line is only ever appended. A writer that crashes may leave the last
+// line torn (no newline, or not valid JSON); Parse stops before it and a
+// writer drops it before appending. An invalid line followed by more lines
+// is corruption and an error.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+)
+
+// Record is one manifest line: a committed segment.
+type Record struct {
+	Name       string `json:"name"`
+	Source     string `json:"source"`
+	Generation uint64 `json:"generation"`
+	Shard      int    `json:"shard"`
+	MinTime    int64  `json:"min_time"`
+	MaxTime    int64  `json:"max_time"`
+	Points     int64  `json:"points"`
+	Bytes      int64  `json:"bytes"`
+	// SHA256 is the hex SHA-256 of the segment file.
+	SHA256 string `json:"sha256"`
+	// Content is the digest of the segment's points (segment.Digest),
+	// which decides whether a second append of the name is a no-op or a
+	// conflict.
+	Content string    `json:"content_sha256"`
+	Created time.Time `json:"created"`
+}
+
+// NewRecord returns the record of a segment.
+func NewRecord(id archive.SegmentID, points, bytes int64, sha, content string, created time.Time) Record {
+	return Record{
+		Name: id.Name(), Source: id.Source, Generation: id.Generation, Shard: id.Shard,
+		MinTime: id.MinTime, MaxTime: id.MaxTime, Points: points, Bytes: bytes,
+		SHA256: sha, Content: content, Created: created.UTC(),
+	}
+}
+
+// ID returns the segment's id.
+func (r *Record) ID() archive.SegmentID {
+	return archive.SegmentID{Source: r.Source, Generation: r.Generation, Shard: r.Shard, MinTime: r.MinTime, MaxTime: r.MaxTime}
+}
+
+// Info returns the record as a SegmentInfo.
+func (r *Record) Info() archive.SegmentInfo {
+	return archive.SegmentInfo{Name: r.Name, ID: r.ID(), Points: r.Points, Bytes: r.Bytes, Checksum: r.SHA256, Created: r.Created}
+}
+
+// Line returns the record as a manifest line, ending in '\n'.
+func (r *Record) Line() []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // a struct of strings and numbers always marshals
+	}
+	return append(b, '\n')
+}
+
+func (r *Record) check() error {
+	id := r.ID()
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	if r.Name != id.Name() {
+		return fmt.Errorf("name %q does not match its id (%q)", r.Name, id.Name())
+	}
+	if r.Points <= 0 || r.Bytes <= 0 || len(r.SHA256) != 64 || len(r.Content) != 64 {
+		return fmt.Errorf("segment %s: missing points, bytes or checksums", r.Name)
+	}
+	return nil
+}
+
+// Parse parses the manifest bytes data, which start at line number line
+// (1-based, for messages). It returns the records of the complete, valid
+// lines and the number of bytes they take; the rest (a torn last line) is
+// left unconsumed. A line that is invalid and followed by another line is
+// corruption: the error names its line number.
+func Parse(data []byte, line int) (recs []Record, n int, err error) {
+	for n < len(data) {
+		end := bytes.IndexByte(data[n:], '\n')
+		if end < 0 {
+			return recs, n, nil // torn: no newline yet
+		}
+		raw := data[n : n+end]
+		var r Record
+		err := json.Unmarshal(raw, &r)
+		if err == nil {
+			err = r.check()
+		}
+		if err != nil {
+			if n+end+1 == len(data) {
+				return recs, n, nil // torn last line
+			}
+			return recs, n, fmt.Errorf("manifest line %d is corrupt: %w", line, err)
+		}
+		recs = append(recs, r)
+		n += end + 1
+		line++
+	}
+	return recs, n, nil
+}
+
+// Index holds the records of a manifest by name. Not safe for concurrent
+// use.
+type Index struct {
+	byName map[string]int
+	recs   []Record
+	stats  archive.Stats
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index { return &Index{byName: make(map[string]int)} }
+
+// Len returns the number of records.
+func (x *Index) Len() int { return len(x.recs) }
+
+// Add adds r. A second record of a name already indexed is an error unless
+// it has the same content (a writer that lost the race to a concurrent
+// writer of the same segment), in which case it is ignored.
+func (x *Index) Add(r Record) error {
+	if i, ok := x.byName[r.Name]; ok {
+		if x.recs[i].Content == r.Content {
+			return nil
+		}
+		return fmt.Errorf("manifest lists segment %s twice with different content", r.Name)
+	}
+	x.byName[r.Name] = len(x.recs)
+	x.recs = append(x.recs, r)
+	s := &x.stats
+	if s.Segments == 0 || r.MinTime < s.MinTime {
+		s.MinTime = r.MinTime
+	}
+	if s.Segments == 0 || r.MaxTime > s.MaxTime {
+		s.MaxTime = r.MaxTime
+	}
+	s.Segments++
+	s.Points += r.Points
+	s.Bytes += r.Bytes
+	return nil
+}
+
+// Get returns the record of name.
+func (x *Index) Get(name string) (Record, bool) {
+	i, ok := x.byName[name]
+	if !ok {
+		return Record{}, false
+	}
+	return x.recs[i], true
+}
+
+// Overlapping returns the records whose [MinTime, MaxTime] overlaps
+// [from, to), sorted by name.
+func (x *Index) Overlapping(from, to int64) []Record {
+	var out []Record
+	for i := range x.recs {
+		if r := &x.recs[i]; r.MinTime < to && r.MaxTime >= from {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Stats returns the totals of the index.
+func (x *Index) Stats() archive.Stats { return x.stats }
