@@ -1,0 +1,64 @@
+// Package promtsdb is the default tsstore.Store: an embedded
+// github.com/prometheus/prometheus/tsdb database in a local directory, with
+// no server to run.
+//
+// # Mapping
+//
+// A cell of metric m becomes one sample in each of four series,
+// m:count, m:sum, m:min and m:max, labelled with the cell's labels plus
+// __name__, at the timestamp Start+Seq (ms). Queries select the four
+// series with the label matchers pushed down to the TSDB's index and bucket
+// their samples in one pass; Cells joins the four samples of each timestamp
+// back into a cell (Seq = timestamp - Start). Any Prometheus tool that reads
+// a TSDB directory sees the cells as ordinary series.
+//
+// # Writes, duplicates and conflicts
+//
+// The TSDB itself accepts a different value for an existing timestamp in
+// some cases and drops it silently in others (an out-of-order sample whose
+// timestamp exists, a sample already compacted to a block). The Store
+// therefore checks before it appends: it remembers, per series it has
+// written, an upper bound of the stored timestamps; a cell above that bound
+// is appended directly (the common case of a flush), a cell at or below it
+// is read back first (one querier per Write). An identical rewrite is a
+// no-op; a different aggregate for a stored identity fails with
+// tsstore.ErrConflict and nothing of the batch is appended. The first write
+// of a series in a process reads the series' stored samples from the cells'
+// time onwards once. This remembered state costs memory per series written
+// since Open. Writing to the DB returned by [Store.As] bypasses these checks.
+//
+// The TSDB accepts samples older than its newest sample only within the
+// out-of-order window ([DefaultOutOfOrderWindow], 7 days): a cell older
+// than the newest stored sample minus the window fails with an error of
+// kinds tsstore.ErrInvalid and [ErrTooOld]. The newest sample is the
+// largest timestamp ever written, not the wall clock, so one cell far in the
+// future makes every present cell too old.
+//
+// # Durability
+//
+// Write returns after the TSDB's Commit, which has written the samples to
+// the write-ahead log (out-of-order samples to the write-behind log) with a
+// write(2) to the log file. An acknowledged write therefore survives a crash
+// of the process (kill -9): Open replays the log. The TSDB fsyncs its log
+// only when a segment (128 MiB by default) is full and on Close, not per
+// commit, and offers no option to do so: a power loss or kernel crash can
+// lose acknowledged writes since the last segment boundary. hourglass's
+// write-back cache keeps raw points in its own log and the archive until a
+// flush has been written, which covers this for the data it flushes.
+//
+// Data is never deleted by default (no retention); compaction merges blocks
+// up to [DefaultMaxBlockDuration].
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Writes that touch the same series
+// are serialized (64 lock stripes by series hash); queries do not lock.
+//
+// # Errors
+//
+// Errors are of the kinds in tsstore: ErrInvalid for bad cells and queries
+// (naming the offending cell or field) and for cells older than the
+// out-of-order window (also [ErrTooOld]); ErrConflict for a stored identity
+// written with a different aggregate, naming the cell; ErrUnavailable for a
+// failure of the TSDB (wrapped); ErrClosed after Close.
+package promtsdb

@@ -1,0 +1,297 @@
+package promtsdb_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
+	"github.com/hourglass-io/hourglass/tsstore/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tsstore.Store {
+		s, err := promtsdb.Open(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+var base = storetest.Base
+
+const minute = int64(60_000)
+
+func open(t *testing.T, dir string) *promtsdb.Store {
+	t.Helper()
+	s, err := promtsdb.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func mkLabels(t testing.TB, kv ...string) tsstore.Labels {
+	t.Helper()
+	ls, err := tsstore.NewLabels(kv...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+func mkCell(metric string, ls tsstore.Labels, start int64, seq uint32, vals ...float64) tsstore.Cell {
+	c := tsstore.Cell{Metric: metric, Labels: ls, Start: start, Seq: seq}
+	for _, v := range vals {
+		c.Add(v)
+	}
+	return c
+}
+
+func write(t testing.TB, s tsstore.Store, cells ...tsstore.Cell) {
+	t.Helper()
+	if err := s.Write(context.Background(), cells); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+func allCells(t testing.TB, s tsstore.Store, metric string) []tsstore.Cell {
+	t.Helper()
+	cells, err := s.Cells(context.Background(), tsstore.Selector{Metric: metric, From: 0, To: tsstore.MaxTimestamp - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cells
+}
+
+var cellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
+	if c := a.Labels.Compare(b.Labels); c != 0 {
+		return c < 0
+	}
+	if a.Start != b.Start {
+		return a.Start < b.Start
+	}
+	return a.Seq < b.Seq
+})
+
+// TestSeriesLayout checks the documented mapping of a cell to four TSDB
+// series, read through the DB that As exposes.
+func TestSeriesLayout(t *testing.T) {
+	s := open(t, t.TempDir())
+	ls := mkLabels(t, "merchant", "m1", "Zone", "eu")
+	write(t, s, mkCell("revenue", ls, base, 3, 10, 20, -5))
+	var db *tsdb.DB
+	if !s.As(&db) || db == nil {
+		t.Fatal("As(**tsdb.DB) returned false")
+	}
+	var notDB *int
+	if s.As(&notDB) {
+		t.Error("As(**int) returned true")
+	}
+	q, err := db.Querier(0, tsstore.MaxTimestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	set := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "merchant", "m1"))
+	got := map[string][2]float64{}
+	for set.Next() {
+		it := set.At().Iterator(nil)
+		for it.Next() != 0 {
+			ts, v := it.At()
+			got[set.At().Labels().String()] = [2]float64{float64(ts), v}
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	ts := float64(base + 3)
+	want := map[string][2]float64{
+		`{Zone="eu", __name__="revenue:count", merchant="m1"}`: {ts, 3},
+		`{Zone="eu", __name__="revenue:sum", merchant="m1"}`:   {ts, 25},
+		`{Zone="eu", __name__="revenue:min", merchant="m1"}`:   {ts, -5},
+		`{Zone="eu", __name__="revenue:max", merchant="m1"}`:   {ts, 20},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("TSDB series (-want +got):\n%s", d)
+	}
+}
+
+// TestConflicts checks idempotent and conflicting rewrites in every place a
+// sample can be: the in-order head, the out-of-order head, a persisted
+// block, and after a reopen, where the TSDB alone would accept or drop a
+// different value silently.
+func TestConflicts(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ls := mkLabels(t, "merchant", "m1")
+	at := func(min int64) int64 { return base + min*minute }
+	// Four hours of cells: the head becomes compactable.
+	var cells []tsstore.Cell
+	for i := int64(0); i < 240; i++ {
+		cells = append(cells, mkCell("orders", ls, at(i), 0, float64(i)))
+	}
+	write(t, s, cells...)
+	// A late partial (out of order) in the head.
+	write(t, s, mkCell("orders", ls, at(200), 1, 7))
+
+	check := func(t *testing.T, s *promtsdb.Store, where string, c tsstore.Cell) {
+		t.Helper()
+		before := allCells(t, s, "orders")
+		if err := s.Write(context.Background(), []tsstore.Cell{c}); err != nil {
+			t.Errorf("%s: identical rewrite: %v", where, err)
+		}
+		other := c
+		other.Sum++
+		other.Max++
+		err := s.Write(context.Background(), []tsstore.Cell{other})
+		if !errors.Is(err, tsstore.ErrConflict) {
+			t.Errorf("%s: rewrite with another aggregate: got %v, want ErrConflict", where, err)
+		} else if !strings.Contains(err.Error(), "orders") || !strings.Contains(err.Error(), "cell 0") {
+			t.Errorf("%s: error %q does not name the cell", where, err)
+		}
+		if d := cmp.Diff(before, allCells(t, s, "orders"), cellOrder); d != "" {
+			t.Errorf("%s: rewrites changed the stored cells (-before +after):\n%s", where, d)
+		}
+	}
+	check(t, s, "newest in-order sample", cells[239])
+	check(t, s, "older in-order sample in the head", cells[230])
+	check(t, s, "out-of-order sample in the head", mkCell("orders", ls, at(200), 1, 7))
+
+	var db *tsdb.DB
+	s.As(&db)
+	if err := db.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(db.Blocks()) == 0 {
+		t.Fatal("no block after Compact")
+	}
+	check(t, s, "sample in a block", cells[3])
+	// A new partial of a compacted cell is not a conflict.
+	write(t, s, mkCell("orders", ls, at(3), 1, 100))
+
+	// Reopen: the Store must read back what it no longer remembers.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	check(t, s, "block after reopen", cells[3])
+	check(t, s, "new partial after reopen", mkCell("orders", ls, at(3), 1, 100))
+	check(t, s, "head after reopen (WAL replay)", cells[239])
+	check(t, s, "out-of-order sample after reopen (WBL replay)", mkCell("orders", ls, at(200), 1, 7))
+
+	// Within one batch.
+	c := mkCell("orders", ls, at(300), 0, 1)
+	d := c
+	d.Sum = 2
+	d.Max = 2
+	if err := s.Write(context.Background(), []tsstore.Cell{c, c}); err != nil {
+		t.Errorf("the same cell twice in a batch: %v", err)
+	}
+	if err := s.Write(context.Background(), []tsstore.Cell{mkCell("orders", ls, at(301), 0, 1), d}); !errors.Is(err, tsstore.ErrConflict) {
+		t.Errorf("batch conflicting with a stored cell: got %v, want ErrConflict", err)
+	}
+	e := mkCell("orders", ls, at(302), 0, 1)
+	f := e
+	f.Sum, f.Max = 5, 5
+	if err := s.Write(context.Background(), []tsstore.Cell{e, f}); !errors.Is(err, tsstore.ErrConflict) {
+		t.Errorf("batch with two aggregates for one identity: got %v, want ErrConflict", err)
+	}
+	// Nothing of the failed batches was stored.
+	got, err := s.Cells(context.Background(), tsstore.Selector{Metric: "orders", From: at(300), To: at(303)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]tsstore.Cell{c}, got); d != "" {
+		t.Errorf("cells after failed batches (-want +got):\n%s", d)
+	}
+}
+
+// TestReopen checks that everything written is there after Close and Open,
+// compared with memstore.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	oracle := memstore.New(nil)
+	var cells []tsstore.Cell
+	for m := 0; m < 5; m++ {
+		ls := mkLabels(t, "merchant", string(rune('a'+m)))
+		for i := int64(0); i < 300; i += 1 + int64(m) {
+			cells = append(cells, mkCell("views", ls, base+i*minute, 0, float64(i), float64(m)))
+		}
+		cells = append(cells, mkCell("views", ls, base, 1, 1)) // a late partial
+	}
+	write(t, s, cells...)
+	write(t, oracle, cells...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Query(context.Background(), tsstore.Query{Metric: "views", From: base, To: base + 1, Step: time.Minute}); !errors.Is(err, tsstore.ErrClosed) {
+		t.Errorf("Query after Close: got %v, want ErrClosed", err)
+	}
+	s = open(t, dir)
+	for _, step := range []time.Duration{time.Minute, 7 * time.Minute, time.Hour} {
+		q := tsstore.Query{Metric: "views", From: base - minute, To: base + 301*minute, Step: step, GroupBy: []string{"merchant"}}
+		want, _ := oracle.Query(context.Background(), q)
+		got, err := s.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := storetest.Diff(want, got); d != "" {
+			t.Errorf("step %v after reopen (-want +got):\n%s", step, d)
+		}
+	}
+	if d := cmp.Diff(allCells(t, oracle, "views"), allCells(t, s, "views"), cellOrder); d != "" {
+		t.Errorf("cells after reopen (-want +got):\n%s", d)
+	}
+}
+
+// TestTooOld checks that a cell older than the out-of-order window fails
+// with a clear error, and that nothing of its batch is stored.
+func TestTooOld(t *testing.T) {
+	s, err := promtsdb.Open(t.TempDir(), &promtsdb.Options{OutOfOrderWindow: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ls := mkLabels(t, "merchant", "m1")
+	write(t, s, mkCell("views", ls, base+10*60*minute, 0, 1))
+	// Within the window: fine.
+	write(t, s, mkCell("views", ls, base+9*60*minute, 0, 1))
+	err = s.Write(context.Background(), []tsstore.Cell{
+		mkCell("views", ls, base+9*60*minute+minute, 0, 1),
+		mkCell("views", mkLabels(t, "merchant", "m2"), base, 0, 1),
+	})
+	if !errors.Is(err, tsstore.ErrInvalid) || !errors.Is(err, promtsdb.ErrTooOld) {
+		t.Fatalf("cell 10 h behind the newest with a 2 h window: got %v, want ErrInvalid and ErrTooOld", err)
+	}
+	if !strings.Contains(err.Error(), "cell 1 views{merchant=\"m2\"}") {
+		t.Errorf("error %q does not name the cell", err)
+	}
+	if got := allCells(t, s, "views"); len(got) != 2 {
+		t.Errorf("after the rejected batch: %d cells, want the 2 written before", len(got))
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	for _, o := range []promtsdb.Options{{CellWidth: time.Microsecond}, {OutOfOrderWindow: -time.Hour}, {Retention: -time.Hour}} {
+		if s, err := promtsdb.Open(t.TempDir(), &o); !errors.Is(err, tsstore.ErrInvalid) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("Open(%+v): got %v, want ErrInvalid", o, err)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package promtsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// numStripes is the number of locks that serialize writes per series; a
+// power of two at most 64 (a batch's stripes are a uint64 bit set).
+const numStripes = 64
+
+type stripe struct {
+	mu     sync.Mutex // guards series and every field of the seriesStates in it
+	series map[uint64]*seriesState
+}
+
+// seriesState is what the Store remembers of a series (metric, labels) it
+// has written since Open.
+type seriesState struct {
+	metric string
+	labels tsstore.Labels
+	next   *seriesState // another series with the same hash
+
+	lsets [numComps]labels.Labels     // the four TSDB series
+	refs  [numComps]storage.SeriesRef // their head references (a hint: stale ones fall back to lsets)
+
+	// known reports that maxTs is valid: no sample of the series is
+	// stored above maxTs.
+	known bool
+	maxTs int64
+
+	// Per Write, valid while batch is that Write's number.
+	batch    uint64
+	batchMax int64 // largest timestamp of the batch's cells so far
+	slow     bool  // some cell of the batch must be checked
+	readLo   int64 // smallest timestamp to read back; math.MaxInt64 for none
+	stored   map[int64]*comps
+}
+
+// comps holds the stored components of one timestamp.
+type comps struct {
+	v   [numComps]float64
+	has uint8 // bit k set: v[k] is stored
+}
+
+const allComps = 1<<numComps - 1
+
+func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) *seriesState {
+	for ss := st.series[h]; ss != nil; ss = ss.next {
+		if ss.metric == c.Metric && ss.labels.Equal(c.Labels) {
+			return ss
+		}
+	}
+	ss := &seriesState{metric: c.Metric, labels: c.Labels.Copy(), next: st.series[h]}
+	var b labels.ScratchBuilder
+	for k := range ss.lsets {
+		b.Reset()
+		b.Add(nameLabel, seriesName(c.Metric, k))
+		for _, l := range c.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Sort()
+		ss.lsets[k] = b.Labels()
+	}
+	st.series[h] = ss
+	return ss
+}
+
+func hashSeries(c *tsstore.Cell) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(c.Metric)
+	for _, l := range c.Labels {
+		_, _ = d.Write(sepByte)
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write(sepByte)
+		_, _ = d.WriteString(l.Value)
+	}
+	return d.Sum64()
+}
+
+var sepByte = []byte{0xff}
+
+// Write stores cells as samples of four series each (see the package
+// comment). Invalid cells fail the call with ErrInvalid, and a conflicting
+// cell with ErrConflict, before anything is appended. It returns after the
+// TSDB's Commit has written the samples to its write-ahead log.
+func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := tsstore.ValidateCells(cells, s.width); err != nil {
+		return fmt.Errorf("promtsdb: write: %w", err)
+	}
+	if err := s.enter("write"); err != nil {
+		return err
+	}
+	defer s.closeMu.RUnlock()
+	if len(cells) == 0 {
+		return nil
+	}
+
+	hashes := make([]uint64, len(cells))
+	var locked uint64
+	for i := range cells {
+		h := hashSeries(&cells[i])
+		hashes[i] = h
+		locked |= 1 << (h % numStripes)
+	}
+	for k := 0; k < numStripes; k++ {
+		if locked&(1<<k) != 0 {
+			s.stripes[k].mu.Lock()
+		}
+	}
+	defer func() {
+		for k := 0; k < numStripes; k++ {
+			if locked&(1<<k) != 0 {
+				s.stripes[k].mu.Unlock()
+			}
+		}
+	}()
+
+	batch := s.batchSeq.Add(1)
+	states := make([]*seriesState, len(cells))
+	todo := make([]uint8, len(cells)) // per cell, the components to append
+	slow := false
+	for i := range cells {
+		c := &cells[i]
+		ss := s.lookup(&s.stripes[hashes[i]%numStripes], hashes[i], c)
+		states[i] = ss
+		todo[i] = allComps
+		ts := c.Start + int64(c.Seq)
+		if ss.batch != batch {
+			ss.batch, ss.batchMax, ss.slow, ss.readLo, ss.stored = batch, math.MinInt64, false, math.MaxInt64, nil
+		}
+		if !ss.known || ts <= ss.maxTs || ts <= ss.batchMax {
+			ss.slow, slow = true, true
+		}
+		ss.batchMax = max(ss.batchMax, ts)
+	}
+	if slow {
+		if err := s.check(ctx, cells, states, todo); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	app := s.db.AppenderV2(ctx)
+	for i := range cells {
+		if todo[i] == 0 {
+			continue
+		}
+		c, ss := &cells[i], states[i]
+		ts := c.Start + int64(c.Seq)
+		vals := [numComps]float64{float64(c.Count), c.Sum, c.Min, c.Max}
+		for k := range vals {
+			if todo[i]&(1<<k) == 0 {
+				continue
+			}
+			ref, err := app.Append(ss.refs[k], ss.lsets[k], 0, ts, vals[k], nil, nil, storage.AppendV2Options{})
+			if err != nil {
+				_ = app.Rollback()
+				return s.appendError(i, c, err)
+			}
+			ss.refs[k] = ref
+		}
+	}
+	if err := app.Commit(); err != nil {
+		// What reached the TSDB is unknown: read the series back next time.
+		for _, ss := range states {
+			ss.known = false
+		}
+		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: commit: %w", err)
+	}
+	for i, ss := range states {
+		ss.maxTs = max(ss.maxTs, cells[i].Start+int64(cells[i].Seq))
+		ss.stored = nil
+	}
+	return nil
+}
+
+func (s *Store) appendError(i int, c *tsstore.Cell, err error) error {
+	if errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrOutOfBounds) {
+		newest := s.db.Head().MaxTime()
+		return tsstore.Errorf(tsstore.ErrInvalid, "promtsdb: write: cell %d %s%s@%s seq %d is %w: the newest stored sample is at %s: %w",
+			i, c.Metric, c.Labels, fmtTime(c.Start), c.Seq, ErrTooOld, fmtTime(newest), err)
+	}
+	if errors.Is(err, storage.ErrDuplicateSampleForTimestamp) {
+		// Only reachable when the DB is also written through As.
+		return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d: %w", i, c.Metric, c.Labels, c.Start, c.Seq, err)
+	}
+	return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: cell %d %s%s@%d seq %d: %w", i, c.Metric, c.Labels, c.Start, c.Seq, err)
+}
+
+func fmtTime(ms int64) string { return tsstore.TimeOf(ms).Format(time.RFC3339Nano) }
+
+type pendKey struct {
+	ss *seriesState
+	ts int64
+}
+
+// check handles the cells of the series marked slow: duplicates within the
+// batch, and cells that may already be stored, which it reads back. It sets
+// todo[i] to the components still to append (0 for an identical rewrite)
+// and fails with ErrConflict on a different aggregate.
+func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*seriesState, todo []uint8) error {
+	// Duplicates within the batch.
+	first := make(map[pendKey]int)
+	var reads []*seriesState
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range cells {
+		ss := states[i]
+		if !ss.slow {
+			continue
+		}
+		c := &cells[i]
+		ts := c.Start + int64(c.Seq)
+		k := pendKey{ss, ts}
+		if j, ok := first[k]; ok {
+			if cells[j].Agg != c.Agg {
+				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
+					i, c.Metric, c.Labels, c.Start, c.Seq, j, cells[j].Agg, c.Agg)
+			}
+			todo[i] = 0
+			continue
+		}
+		first[k] = i
+		if !ss.known || ts <= ss.maxTs {
+			if ss.readLo == math.MaxInt64 {
+				reads = append(reads, ss)
+			}
+			ss.readLo = min(ss.readLo, ts)
+		}
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	for _, ss := range reads {
+		lo = min(lo, ss.readLo)
+		hi = max(hi, ss.readHi())
+	}
+	q, err := s.db.Querier(lo, hi)
+	if err != nil {
+		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading stored cells: %w", err)
+	}
+	defer q.Close()
+	var it chunkenc.Iterator
+	for _, ss := range reads {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if it, err = s.readBack(ctx, q, ss, it); err != nil {
+			return err
+		}
+	}
+	// Compare the cells with what is stored.
+	for i := range cells {
+		ss := states[i]
+		if !ss.slow || todo[i] == 0 || ss.stored == nil {
+			continue
+		}
+		c := &cells[i]
+		got := ss.stored[c.Start+int64(c.Seq)]
+		if got == nil {
+			continue
+		}
+		want := [numComps]float64{float64(c.Count), c.Sum, c.Min, c.Max}
+		for k := range want {
+			if got.has&(1<<k) != 0 && got.v[k] != want[k] {
+				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d is stored as %v, not %+v",
+					i, c.Metric, c.Labels, c.Start, c.Seq, got, c.Agg)
+			}
+		}
+		todo[i] = allComps &^ got.has
+	}
+	return nil
+}
+
+// readHi is the last timestamp a read of ss must cover.
+func (ss *seriesState) readHi() int64 {
+	if ss.known {
+		return ss.maxTs
+	}
+	return math.MaxInt64
+}
+
+// readBack reads the stored samples of ss in [ss.readLo, ss.readHi()] into
+// ss.stored and, when ss was not known, establishes ss.maxTs.
+func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState, it chunkenc.Iterator) (chunkenc.Iterator, error) {
+	lo, hi := ss.readLo, ss.readHi()
+	ms := make([]*labels.Matcher, 0, len(ss.labels)+1)
+	ms = append(ms, nameMatcher(ss.metric))
+	for _, l := range ss.labels {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	}
+	set := q.Select(ctx, false, &storage.SelectHints{Start: lo, End: hi}, ms...)
+	ss.stored = make(map[int64]*comps)
+	newest := lo - 1
+	for set.Next() {
+		series := set.At()
+		lset := series.Labels()
+		if lset.Len() != len(ss.labels)+1 { // a series with more labels
+			continue
+		}
+		k := componentOf(lset.Get(nameLabel), ss.metric)
+		if k < 0 {
+			continue
+		}
+		it = series.Iterator(it)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			if t < lo || t > hi {
+				continue
+			}
+			newest = max(newest, t)
+			cs := ss.stored[t]
+			if cs == nil {
+				cs = &comps{}
+				ss.stored[t] = cs
+			}
+			cs.v[k] = v
+			cs.has |= 1 << k
+		}
+		if err := it.Err(); err != nil {
+			return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
+	}
+	if !ss.known {
+		ss.known, ss.maxTs = true, newest
+	}
+	return it, nil
+}
