@@ -21,5 +21,3 @@ func open(t testing.TB, dir string, opts *dirarchive.Options) *dirarchive.Archiv
 	t.Cleanup(func() { _ = a.Close() })
 	return a
 }
-
-func helperMain() bool { return false }

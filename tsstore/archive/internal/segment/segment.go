@@ -199,7 +199,7 @@ type Reader struct {
 	strs                                 map[string]string
 	sets                                 map[string]tsstore.Labels
 	key                                  []byte
-	names, values                        []string
+	names, values                        [][]byte
 	err                                  error
 }
 
@@ -306,14 +306,14 @@ func (r *Reader) decode(row parquet.Row) (tsstore.Point, error) {
 		case r.colKey:
 			if !v.IsNull() {
 				b := v.ByteArray()
-				r.names = append(r.names, r.str(b))
+				r.names = append(r.names, b)
 				r.key = append(r.key, b...)
 				r.key = append(r.key, 0xfe)
 			}
 		case r.colLabel:
 			if !v.IsNull() {
 				b := v.ByteArray()
-				r.values = append(r.values, r.str(b))
+				r.values = append(r.values, b)
 				r.key = append(r.key, b...)
 				r.key = append(r.key, 0xff)
 			}
@@ -326,11 +326,13 @@ func (r *Reader) decode(row parquet.Row) (tsstore.Point, error) {
 		return p, fmt.Errorf("%w: malformed row %v", ErrFormat, row)
 	}
 	if len(r.names) > 0 {
+		// One lookup of the whole label set: its strings are made (and
+		// shared) only the first time it is seen.
 		ls, ok := r.sets[string(r.key)]
 		if !ok {
 			ls = make(tsstore.Labels, len(r.names))
 			for i := range r.names {
-				ls[i] = tsstore.Label{Name: r.names[i], Value: r.values[i]}
+				ls[i] = tsstore.Label{Name: r.str(r.names[i]), Value: r.str(r.values[i])}
 			}
 			slices.SortFunc(ls, func(a, b tsstore.Label) int { return strings.Compare(a.Name, b.Name) })
 			r.sets[string(r.key)] = ls
