@@ -1,7 +1,6 @@
 package influx_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -62,4 +61,3 @@ func openStore(t testing.TB, opts influx.Options) *influx.Store {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
-

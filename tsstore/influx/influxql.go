@@ -179,7 +179,8 @@ func parseRow(vals []any) (r row, ok bool, err error) {
 		return r, false, fmt.Errorf("time: %w", err)
 	}
 	if r.agg.Count, err = strconv.ParseUint(nums[1].String(), 10, 64); err != nil {
-		return r, false, fmt.Errorf("count: %w", err)
+		// Not a count of ours (a point written by others): skip it.
+		return r, false, nil
 	}
 	for i, f := range []*float64{&r.agg.Sum, &r.agg.Min, &r.agg.Max} {
 		if *f, err = strconv.ParseFloat(nums[2+i].String(), 64); err != nil {

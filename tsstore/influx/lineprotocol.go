@@ -186,3 +186,29 @@ func labelsOfTags(tags map[string]string) tsstore.Labels {
 	slices.SortFunc(ls, func(a, b tsstore.Label) int { return strings.Compare(a.Name, b.Name) })
 	return ls
 }
+
+// maxSeriesKeyLen is InfluxDB's limit on the length of a series key (the
+// measurement and tags part of a line).
+const maxSeriesKeyLen = 65535
+
+// seriesKeyLen returns the length of the series key of c's line, or a
+// number not above it when that is far below the limit.
+func seriesKeyLen(c *tsstore.Cell) int {
+	// Escaping and encoding at most triple a byte: skip the exact count
+	// when even that stays within the limit.
+	n := len(c.Metric)
+	for _, l := range c.Labels {
+		n += len(l.Name) + len(l.Value) + len(encodedPrefix) + 4
+	}
+	if 3*n <= maxSeriesKeyLen {
+		return n
+	}
+	b := appendEscaped(nil, c.Metric, measurementSpecial)
+	for _, l := range c.Labels {
+		b = append(b, ',')
+		b = appendEscaped(b, tagKey(l.Name), tagSpecial)
+		b = append(b, '=')
+		b = appendEscaped(b, encodeTagValue(l.Value), tagSpecial)
+	}
+	return len(b)
+}

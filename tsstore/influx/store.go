@@ -201,6 +201,9 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		if t := c.Start + int64(c.Seq); t > maxInfluxMillis {
 			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: time %d ms is after the last time InfluxDB can store (%d ms, 2262-04-11)", i, c.Metric, c.Labels, c.Start, t, maxInfluxMillis)
 		}
+		if n := seriesKeyLen(c); n > maxSeriesKeyLen {
+			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: its series key is %d bytes in line protocol, longer than InfluxDB's limit of %d", i, c.Metric, c.Labels, c.Start, n, maxSeriesKeyLen)
+		}
 		if c.Count > math.MaxInt64 {
 			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: count %d does not fit an InfluxDB integer", i, c.Metric, c.Labels, c.Start, c.Count)
 		}

@@ -184,8 +184,7 @@ func (s *Store) backoff(attempt int) time.Duration {
 }
 
 var (
-	unparsableLine = regexp.MustCompile(`unable to parse '((?:[^'\\]|\\.)*)'`)
-	fieldConflict  = regexp.MustCompile(`on measurement "((?:[^"\\]|\\.)*)"`)
+	fieldConflict = regexp.MustCompile(`on measurement "((?:[^"\\]|\\.)*)"`)
 )
 
 // classify turns the final failure of a batch into an error of a tsstore
@@ -204,9 +203,9 @@ func (s *Store) classify(f *writeFailure, body []byte, cells []*tsstore.Cell, in
 	name := "a line of the batch"
 	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
 	found := -1
-	if m := unparsableLine.FindStringSubmatch(f.msg); m != nil {
+	if strings.Contains(f.msg, "unable to parse '") {
 		for i, l := range lines {
-			if l == m[1] {
+			if strings.Contains(f.msg, "'"+l+"'") {
 				found = i
 				break
 			}
