@@ -131,6 +131,9 @@ func unhex(c byte) int {
 
 // appendEscaped appends s with a backslash before every byte in special.
 func appendEscaped(b []byte, s, special string) []byte {
+	if !strings.ContainsAny(s, special) {
+		return append(b, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		if strings.IndexByte(special, s[i]) >= 0 {
 			b = append(b, '\\')

@@ -253,7 +253,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		todo, index = kept, keptIndex
 	}
 
-	var body []byte
+	body := make([]byte, 0, 64*min(len(todo), s.opts.BatchSize))
 	for lo := 0; lo < len(todo); lo += s.opts.BatchSize {
 		hi := min(lo+s.opts.BatchSize, len(todo))
 		body = body[:0]
