@@ -1,0 +1,66 @@
+package rediscache
+
+import (
+	"strconv"
+	"strings"
+)
+
+// keyspace names the cache's keys. The meta keys carry the hash tag
+// {prefix}; every key of shard s carries {prefix:s}, so that one shard's
+// keys live in one Redis Cluster slot and one Lua script may touch them
+// all. The keys of shard s and generation g:
+//
+//	{p:s}:fence        highest sealed generation (appends to it or older are refused)
+//	{p:s}:gens         sorted set of generations with data in the shard
+//	{p:s}:g<g>:log     stream: one entry per batch, the encoded raw points
+//	{p:s}:g<g>:cells   hash: cell field -> packed Agg (see appendField)
+//	{p:s}:g<g>:index   sorted set of the cell fields, all with score 0
+//	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries
+//	{p:s}:g<g>:ids     hash: batch id -> reply, to apply a retried batch once
+//
+// and the meta keys:
+//
+//	{p}:meta      hash: open = the open generation
+//	{p}:sealed    sorted set of sealed, uncommitted generations
+//	{p}:dropping  set of committed generations whose keys are being deleted
+type keyspace struct {
+	prefix string
+	tags   []string // "{prefix:s}" per shard
+}
+
+func newKeyspace(prefix string, shards int) keyspace {
+	k := keyspace{prefix: prefix, tags: make([]string, shards)}
+	for s := range k.tags {
+		k.tags[s] = "{" + prefix + ":" + strconv.Itoa(s) + "}"
+	}
+	return k
+}
+
+func (k *keyspace) meta() string     { return "{" + k.prefix + "}:meta" }
+func (k *keyspace) sealed() string   { return "{" + k.prefix + "}:sealed" }
+func (k *keyspace) dropping() string { return "{" + k.prefix + "}:dropping" }
+
+func (k *keyspace) fence(s int) string { return k.tags[s] + ":fence" }
+func (k *keyspace) gens(s int) string  { return k.tags[s] + ":gens" }
+
+func (k *keyspace) gen(s int, g uint64, what string) string {
+	var b strings.Builder
+	b.Grow(len(k.tags[s]) + 24 + len(what))
+	b.WriteString(k.tags[s])
+	b.WriteString(":g")
+	b.WriteString(strconv.FormatUint(g, 10))
+	b.WriteByte(':')
+	b.WriteString(what)
+	return b.String()
+}
+
+func (k *keyspace) log(s int, g uint64) string   { return k.gen(s, g, "log") }
+func (k *keyspace) cells(s int, g uint64) string { return k.gen(s, g, "cells") }
+func (k *keyspace) index(s int, g uint64) string { return k.gen(s, g, "index") }
+func (k *keyspace) stat(s int, g uint64) string  { return k.gen(s, g, "stat") }
+func (k *keyspace) ids(s int, g uint64) string   { return k.gen(s, g, "ids") }
+
+// genKeys lists every key of shard s and generation g.
+func (k *keyspace) genKeys(s int, g uint64) []string {
+	return []string{k.log(s, g), k.cells(s, g), k.index(s, g), k.stat(s, g), k.ids(s, g)}
+}

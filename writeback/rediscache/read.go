@@ -1,0 +1,303 @@
+package rediscache
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+)
+
+// cellKey identifies a cell within one generation across shards.
+type cellKey struct {
+	gen   uint64
+	field string
+}
+
+// Cells returns the selected cells of every generation: per shard and
+// generation one script call that reads the selected range of the index
+// and the cells in it, all in one pipeline. With an equality matcher on
+// the index label the range is that value's cells within [From, To);
+// otherwise it is the metric's cells, filtered here. Cells of one
+// generation that are in several shards are merged.
+func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.GenCell, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := sel.Validate(); err != nil {
+		return nil, fmt.Errorf("rediscache: cells: %w", err)
+	}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return nil, tsstore.Errorf(tsstore.ErrClosed, "rediscache: cells")
+	}
+	gens := make([]*generation, 0, len(c.sealed)+1)
+	gens = append(append(gens, c.sealed...), c.open)
+	sealed := make([]bool, len(gens))
+	for i, g := range gens {
+		sealed[i] = g.sealed
+	}
+	c.mu.RUnlock()
+
+	idx := c.opts.IndexLabel
+	value, byValue := "", false
+	for i := range sel.Matchers {
+		m := &sel.Matchers[i]
+		if m.Name == idx && m.Type == tsstore.MatchEqual {
+			value, byValue = m.Value, true
+		}
+	}
+	var lo, hi string
+	if byValue {
+		p := appendFieldPrefix(nil, sel.Metric, value)
+		lo = "[" + string(binary.BigEndian.AppendUint64(p, uint64(sel.From)))
+		hi = "(" + string(binary.BigEndian.AppendUint64(p, uint64(sel.To)))
+	} else {
+		// Every field of the metric starts with metric 0xff and goes on
+		// with a label value (UTF-8, no 0xff) or, for an empty value,
+		// 0xff and a start whose first byte is 0.
+		lo, hi = "["+sel.Metric+"\xff", "("+sel.Metric+"\xff\xff\xff"
+	}
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.Cmd, 0, len(gens)*c.opts.Shards)
+	for _, g := range gens {
+		for s := 0; s < c.opts.Shards; s++ {
+			cmds = append(cmds, cellsScript.EvalSha(ctx, pipe, []string{c.keys.index(s, g.num), c.keys.cells(s, g.num)}, lo, hi))
+		}
+	}
+	if err := c.execScripts(ctx, pipe, "cells"); err != nil {
+		return nil, err
+	}
+	type found struct {
+		gi  int
+		f   parsedField
+		agg tsstore.Agg
+	}
+	merged := map[cellKey]*found{}
+	var order []cellKey
+	for i, cmd := range cmds {
+		gi := i / c.opts.Shards
+		vals, err := cmd.StringSlice()
+		if err != nil {
+			return nil, classify("cells", err)
+		}
+		for j := 0; j+1 < len(vals); j += 2 {
+			pf, err := parseField(vals[j])
+			if err != nil {
+				return nil, err
+			}
+			if pf.start < sel.From || pf.start >= sel.To || pf.metric != sel.Metric {
+				continue
+			}
+			a, err := decodeAgg(vals[j+1])
+			if err != nil {
+				return nil, err
+			}
+			k := cellKey{gen: gens[gi].num, field: vals[j]}
+			if fd := merged[k]; fd != nil {
+				fd.agg.Merge(a)
+				continue
+			}
+			merged[k] = &found{gi: gi, f: pf, agg: a}
+			order = append(order, k)
+		}
+	}
+	out := make([]writeback.GenCell, 0, len(order))
+	for _, k := range order {
+		fd := merged[k]
+		// A generation committed while it was read may have lost some
+		// of its keys already; its cells are all in the store.
+		if gens[fd.gi].committed.Load() {
+			continue
+		}
+		if !matchesValue(sel.Matchers, idx, fd.f.value) {
+			continue
+		}
+		ls, err := fd.f.labels(idx)
+		if err != nil {
+			return nil, err
+		}
+		if !tsstore.MatchLabels(sel.Matchers, ls) {
+			continue
+		}
+		out = append(out, writeback.GenCell{
+			Cell:   tsstore.Cell{Metric: sel.Metric, Labels: ls, Start: fd.f.start, Agg: fd.agg},
+			Gen:    k.gen,
+			Sealed: sealed[fd.gi],
+		})
+	}
+	return out, nil
+}
+
+// matchesValue reports whether the index label value v passes the
+// matchers on the index label.
+func matchesValue(ms []tsstore.Matcher, idx, v string) bool {
+	for i := range ms {
+		if ms[i].Name == idx && !ms[i].Matches(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// SealedCells returns the cells of a sealed generation, merged across
+// shards. It pages through each shard's cells hash with HSCAN, so that a
+// large generation never blocks the server.
+func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
+	g, err := c.sealedGen(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("sealed cells of generation %d", gen)
+	index := make(map[string]int, g.cells.Load())
+	out := make([]tsstore.Cell, 0, g.cells.Load())
+	for s := 0; s < c.opts.Shards; s++ {
+		// HSCAN may return a field twice; count each once per shard.
+		seen := map[string]bool{}
+		key := c.keys.cells(s, gen)
+		var cursor uint64
+		for {
+			kv, next, err := c.client.HScan(ctx, key, cursor, "", 5000).Result()
+			if err != nil {
+				return nil, classify(what, err)
+			}
+			for j := 0; j+1 < len(kv); j += 2 {
+				f := kv[j]
+				if seen[f] {
+					continue
+				}
+				seen[f] = true
+				a, err := decodeAgg(kv[j+1])
+				if err != nil {
+					return nil, err
+				}
+				if i, ok := index[f]; ok {
+					out[i].Agg.Merge(a)
+					continue
+				}
+				pf, err := parseField(f)
+				if err != nil {
+					return nil, err
+				}
+				ls, err := pf.labels(c.opts.IndexLabel)
+				if err != nil {
+					return nil, err
+				}
+				index[f] = len(out)
+				out = append(out, tsstore.Cell{Metric: pf.metric, Labels: ls, Start: pf.start, Agg: a})
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// logCursor pages through one shard's log stream.
+type logCursor struct {
+	shard   int
+	key     string
+	entries []redis.XMessage
+	last    string
+	done    bool
+}
+
+const logPage = 64
+
+func (lc *logCursor) fill(ctx context.Context, client redis.UniversalClient) error {
+	if len(lc.entries) > 0 || lc.done {
+		return nil
+	}
+	from := "-"
+	if lc.last != "" {
+		from = "(" + lc.last
+	}
+	es, err := client.XRangeN(ctx, lc.key, from, "+", logPage).Result()
+	if err != nil {
+		return err
+	}
+	lc.entries = es
+	// A sealed generation's stream no longer grows.
+	lc.done = len(es) < logPage
+	if len(es) > 0 {
+		lc.last = es[len(es)-1].ID
+	}
+	return nil
+}
+
+// streamID parses a stream entry ID "ms-seq".
+func streamID(id string) (ms, seq uint64) {
+	a, b, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(a, 10, 64)
+	seq, _ = strconv.ParseUint(b, 10, 64)
+	return ms, seq
+}
+
+// SealedLog reads the raw points of a sealed generation from the shards'
+// streams, merged in the order of the entry IDs (the server's clock, then
+// shard number): the order the server applied the batches, exact for
+// batches in one shard.
+func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	if max <= 0 {
+		return tsstore.Errorf(tsstore.ErrInvalid, "rediscache: sealed log chunk size %d is not positive", max)
+	}
+	g, err := c.sealedGen(ctx, gen)
+	if err != nil {
+		return err
+	}
+	cursors := make([]*logCursor, c.opts.Shards)
+	for s := range cursors {
+		cursors[s] = &logCursor{shard: s, key: c.keys.log(s, gen)}
+	}
+	chunk := make([]tsstore.Point, 0, min(int64(max), g.points.Load()+1))
+	var batch []tsstore.Point
+	for {
+		var best *logCursor
+		var bms, bseq uint64
+		for _, lc := range cursors {
+			if err := lc.fill(ctx, c.client); err != nil {
+				return classify(fmt.Sprintf("read the log of generation %d", gen), err)
+			}
+			if len(lc.entries) == 0 {
+				continue
+			}
+			ms, seq := streamID(lc.entries[0].ID)
+			if best == nil || ms < bms || ms == bms && seq < bseq {
+				best, bms, bseq = lc, ms, seq
+			}
+		}
+		if best == nil {
+			break
+		}
+		e := best.entries[0]
+		best.entries = best.entries[1:]
+		payload, _ := e.Values["b"].(string)
+		batch, err = decodeLog(batch[:0], []byte(payload))
+		if err != nil {
+			return fmt.Errorf("rediscache: read the log of generation %d: entry %s of shard %d: %w", gen, e.ID, best.shard, err)
+		}
+		rest := batch
+		for len(rest) > 0 {
+			n := min(max-len(chunk), len(rest))
+			chunk = append(chunk, rest[:n]...)
+			rest = rest[n:]
+			if len(chunk) == max {
+				if err := fn(chunk); err != nil {
+					return err
+				}
+				chunk = chunk[:0]
+			}
+		}
+	}
+	if len(chunk) > 0 {
+		return fn(chunk)
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package rediscache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/internal/servertest"
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/cachetest"
+	"github.com/hourglass-io/hourglass/writeback/rediscache"
+)
+
+// sharedClient returns a client of the shared test Redis.
+func sharedClient(t testing.TB) *redis.Client {
+	t.Helper()
+	cl := redis.NewClient(&redis.Options{Addr: servertest.Redis(t)})
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// uniquePrefix returns a fresh key prefix and deletes its keys when the
+// test ends.
+func uniquePrefix(t testing.TB, cl redis.UniversalClient) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	p := "hgtest:" + strings.NewReplacer("/", ":", " ", "_").Replace(t.Name()) + ":" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := cl.Scan(ctx, 0, "{"+p+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), 500)
+			_ = cl.Del(ctx, keys[:n]...).Err()
+			keys = keys[n:]
+		}
+	})
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	cl := sharedClient(t)
+	for _, tc := range []struct {
+		name string
+		opts rediscache.Options
+	}{
+		{"default", rediscache.Options{}},
+		{"one-shard", rediscache.Options{Shards: 1}},
+		{"three-shards-by-page", rediscache.Options{Shards: 3, IndexLabel: "page"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cachetest.Run(t, func(t *testing.T) cachetest.Opener {
+				opts := tc.opts
+				opts.Prefix = uniquePrefix(t, cl)
+				return func(t *testing.T) writeback.Cache {
+					c, err := rediscache.Open(context.Background(), cl, &opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return c
+				}
+			})
+		})
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	cl := sharedClient(t)
+	ctx := context.Background()
+	for _, o := range []rediscache.Options{
+		{Prefix: "a{b"},
+		{Shards: -1},
+		{WaitReplicas: -2},
+		{Durability: writeback.DurabilityReplicated},
+	} {
+		if _, err := rediscache.Open(ctx, cl, &o); !errors.Is(err, tsstore.ErrInvalid) {
+			t.Errorf("Open(%+v) = %v, want ErrInvalid", o, err)
+		}
+	}
+	// Replicated per batch without WaitReplicas is refused, not weakened.
+	c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := tsstore.Point{Metric: "views", Timestamp: cachetest.Base, Value: 1}
+	err = c.Append(ctx, &writeback.Batch{Raw: []tsstore.Point{p}, Processed: []tsstore.Point{p}, CellWidth: time.Minute, Durability: writeback.DurabilityReplicated})
+	if !errors.Is(err, tsstore.ErrInvalid) {
+		t.Errorf("Append with DurabilityReplicated and no WaitReplicas: %v, want ErrInvalid", err)
+	}
+}
