@@ -73,6 +73,14 @@ type Options struct {
 	// MaxLate and MaxFuture bound a point's timestamp around the time of
 	// the write; points outside are rejected with tsstore.ErrInvalid.
 	MaxLate, MaxFuture time.Duration
+	// SealSpacing is the least time between two seals. Zero derives it from
+	// MaxLate, MaxFuture and the cell width (about 8.7 s with the
+	// defaults) so that no cell can receive points in two generations
+	// whose numbers are equal modulo the cell width in ms (their Seq would
+	// collide). A negative value disables the spacing: only for a writer
+	// that sends points in time order, such as reprocess, where a cell can
+	// only span consecutive generations.
+	SealSpacing time.Duration
 	// SegmentPoints is the most raw points per archive segment.
 	SegmentPoints int
 	// FlushChunk is the number of cells per store write.
@@ -226,8 +234,13 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if e.wms < 2 {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
 	}
-	span := o.MaxLate + o.MaxFuture + e.width
-	e.sealSpacing = (span + time.Duration(e.wms-2)) / time.Duration(e.wms-1)
+	switch {
+	case o.SealSpacing > 0:
+		e.sealSpacing = o.SealSpacing
+	case o.SealSpacing == 0:
+		span := o.MaxLate + o.MaxFuture + e.width
+		e.sealSpacing = (span + time.Duration(e.wms-2)) / time.Duration(e.wms-1)
+	}
 	e.lastSeal = o.Now()
 	e.wg.Add(1)
 	go e.loop()
@@ -509,7 +522,16 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		cells[i].Seq = seq
 	}
 	// Oldest data first, so that a split flush keeps the oldest fresh.
-	slices.SortFunc(cells, func(a, b tsstore.Cell) int { return cmp.Compare(a.Start, b.Start) })
+	// The order must be the same on every call: progress is an index.
+	slices.SortFunc(cells, func(a, b tsstore.Cell) int {
+		if c := cmp.Compare(a.Start, b.Start); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+			return c
+		}
+		return a.Labels.Compare(b.Labels)
+	})
 	for pr.cellsDone < len(cells) {
 		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
 		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {

@@ -1,0 +1,170 @@
+package writeback_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+)
+
+// faultStore wraps a store and fails on demand.
+type faultStore struct {
+	tsstore.Store
+	// failWrites makes Write fail with ErrUnavailable; halfWrites makes it
+	// write the first half of the batch first (a crash mid-write).
+	failWrites, halfWrites atomic.Bool
+	// beforeWrite, when set, runs at the start of every Write.
+	beforeWrite func()
+	writes      atomic.Int64
+}
+
+func (s *faultStore) Write(ctx context.Context, cells []tsstore.Cell) error {
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	if s.failWrites.Load() {
+		if s.halfWrites.Load() && len(cells) > 1 {
+			if err := s.Store.Write(ctx, cells[:len(cells)/2]); err != nil {
+				return err
+			}
+		}
+		return tsstore.Errorf(tsstore.ErrUnavailable, "faultStore: injected failure")
+	}
+	s.writes.Add(1)
+	return s.Store.Write(ctx, cells)
+}
+
+// memArchive is an in-memory archive with the archive contract's
+// write-once semantics, and a switch to fail.
+type memArchive struct {
+	fail atomic.Bool
+
+	mu       sync.Mutex // guards segments
+	segments map[string]memSegment
+}
+
+type memSegment struct {
+	info   archive.SegmentInfo
+	points []tsstore.Point
+	enc    []byte
+}
+
+var _ archive.Archive = (*memArchive)(nil)
+
+func newMemArchive() *memArchive { return &memArchive{segments: map[string]memSegment{}} }
+
+func (a *memArchive) Append(ctx context.Context, id archive.SegmentID, points []tsstore.Point) (archive.SegmentInfo, error) {
+	if a.fail.Load() {
+		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "memArchive: injected failure")
+	}
+	if err := id.Validate(); err != nil {
+		return archive.SegmentInfo{}, err
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(points); err != nil {
+		return archive.SegmentInfo{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	name := id.Name()
+	if old, ok := a.segments[name]; ok {
+		if !bytes.Equal(old.enc, buf.Bytes()) {
+			return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrConflict, "memArchive: segment %s exists with other content", name)
+		}
+		return old.info, nil
+	}
+	info := archive.SegmentInfo{Name: name, ID: id, Points: int64(len(points)), Bytes: int64(buf.Len()), Created: time.Now()}
+	a.segments[name] = memSegment{info: info, points: slices.Clone(points), enc: buf.Bytes()}
+	return info, nil
+}
+
+func (a *memArchive) Segments(ctx context.Context, from, to int64) ([]archive.SegmentInfo, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []archive.SegmentInfo
+	for _, s := range a.segments {
+		if s.info.ID.MaxTime >= from && s.info.ID.MinTime < to {
+			out = append(out, s.info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (a *memArchive) Read(ctx context.Context, name string, fn func(tsstore.Point) error) error {
+	a.mu.Lock()
+	s, ok := a.segments[name]
+	a.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("memArchive: no segment %s", name)
+	}
+	for _, p := range s.points {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *memArchive) Scan(ctx context.Context, r archive.ScanRequest, fn func(tsstore.Point) error) error {
+	a.mu.Lock()
+	var all []tsstore.Point
+	for _, s := range a.segments {
+		all = append(all, s.points...)
+	}
+	a.mu.Unlock()
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Timestamp < all[j].Timestamp })
+	for _, p := range all {
+		if p.Timestamp >= r.From && p.Timestamp < r.To && (r.Metric == "" || p.Metric == r.Metric) && tsstore.MatchLabels(r.Matchers, p.Labels) {
+			if err := fn(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *memArchive) Stat(ctx context.Context) (archive.Stats, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var st archive.Stats
+	for _, s := range a.segments {
+		st.Segments++
+		st.Points += s.info.Points
+	}
+	return st, nil
+}
+
+func (a *memArchive) Close() error { return nil }
+
+// points returns every archived point.
+func (a *memArchive) points() []tsstore.Point {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []tsstore.Point
+	for _, s := range a.segments {
+		out = append(out, s.points...)
+	}
+	return out
+}
+
+// clock is a settable clock for Options.Now.
+type clock struct{ ms atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.ms.Store(t.UnixMilli())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+func (c *clock) Millis() int64           { return c.ms.Load() }

@@ -1,0 +1,177 @@
+package rediscache_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/rediscache"
+)
+
+// oracle keeps every acknowledged point and answers queries with
+// tsstore.Aggregate, the reference bucketing.
+type oracle struct{ points []tsstore.Point }
+
+func (o *oracle) add(ps ...tsstore.Point) { o.points = append(o.points, ps...) }
+
+func (o *oracle) query(q tsstore.Query, width time.Duration) *tsstore.Result {
+	cells := make([]tsstore.Cell, 0, len(o.points))
+	for _, p := range o.points {
+		cells = append(cells, tsstore.Cell{Metric: p.Metric, Labels: p.Labels, Start: tsstore.CellStart(p.Timestamp, width), Agg: tsstore.AggOf(p.Value)})
+	}
+	return tsstore.Aggregate(&q, cells)
+}
+
+// randomBatch returns n points of mixed merchants, metrics and pages within
+// the last 50 minutes of now, with integer values (so that sums are exact
+// in any order).
+func randomBatch(r *rand.Rand, now time.Time, n int) []tsstore.Point {
+	ps := make([]tsstore.Point, n)
+	for i := range ps {
+		kv := []string{"merchant", fmt.Sprintf("m%d", r.IntN(5))}
+		if r.IntN(3) > 0 {
+			kv = append(kv, "page", fmt.Sprintf("/p%d", r.IntN(4)))
+		}
+		ls, _ := tsstore.NewLabels(kv...)
+		ps[i] = tsstore.Point{
+			Metric:    []string{"views", "orders"}[r.IntN(2)],
+			Labels:    ls,
+			Timestamp: now.Add(-time.Duration(r.Int64N(int64(50 * time.Minute)))).UnixMilli(),
+			Value:     float64(r.IntN(100) - 20),
+		}
+	}
+	return ps
+}
+
+func queries(now time.Time) []tsstore.Query {
+	eq := func(n, v string) tsstore.Matcher { m, _ := tsstore.NewMatcher(tsstore.MatchEqual, n, v); return m }
+	re := func(n, v string) tsstore.Matcher { m, _ := tsstore.NewMatcher(tsstore.MatchRegexp, n, v); return m }
+	ne := func(n, v string) tsstore.Matcher { m, _ := tsstore.NewMatcher(tsstore.MatchNotEqual, n, v); return m }
+	from := now.Add(-2 * time.Hour).Truncate(time.Minute).UnixMilli()
+	to := now.Add(time.Hour).UnixMilli()
+	return []tsstore.Query{
+		{Metric: "views", From: from, To: to, Step: time.Minute},
+		{Metric: "views", Matchers: []tsstore.Matcher{eq("merchant", "m1")}, From: from, To: to, Step: 5 * time.Minute},
+		{Metric: "orders", Matchers: []tsstore.Matcher{re("merchant", "m[23]"), ne("page", "/p1")}, From: from, To: to, Step: 10 * time.Minute, GroupBy: []string{"page"}},
+		{Metric: "orders", Matchers: []tsstore.Matcher{eq("merchant", "m4"), eq("page", "")}, From: from + int64(20*time.Minute/time.Millisecond), To: to, Step: time.Minute},
+		{Metric: "views", From: from, To: to, Step: time.Hour, GroupBy: []string{}},
+	}
+}
+
+func checkQueries(t *testing.T, ctx context.Context, what string, e interface {
+	Query(context.Context, tsstore.Query) (*tsstore.Result, error)
+}, o *oracle, now time.Time) {
+	t.Helper()
+	for i, q := range queries(now) {
+		got, err := e.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: query %d: %v", what, i, err)
+		}
+		want := o.query(q, time.Minute)
+		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+			t.Fatalf("%s: query %d %+v (-oracle +engine):\n%s", what, i, q, d)
+		}
+	}
+}
+
+func engineOptions() *writeback.Options {
+	return &writeback.Options{FlushInterval: -1, MaxLate: time.Hour, MaxFuture: time.Hour}
+}
+
+// TestEngine runs the writeback engine over rediscache and memstore: every
+// query, between writes, flushes and a reopen of the cache, equals the
+// oracle built from the acknowledged raw points.
+func TestEngine(t *testing.T) {
+	ctx := context.Background()
+	cl := sharedClient(t)
+	opts := &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 4}
+	store := memstore.New(nil)
+	defer store.Close()
+	open := func() (*rediscache.Cache, *writeback.Engine) {
+		c, err := rediscache.Open(ctx, cl, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := writeback.New(c, store, engineOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, e
+	}
+	cache, eng := open()
+	r := rand.New(rand.NewPCG(7, 7))
+	now := time.Now()
+	var o oracle
+	for round := 0; round < 24; round++ {
+		ps := randomBatch(r, now, 1+r.IntN(60))
+		if err := eng.Write(ctx, ps); err != nil {
+			t.Fatalf("round %d: write: %v", round, err)
+		}
+		o.add(ps...)
+		if round%5 == 4 {
+			if _, err := eng.Flush(ctx); err != nil {
+				t.Fatalf("round %d: flush: %v", round, err)
+			}
+		}
+		if round%3 == 2 {
+			checkQueries(t, ctx, fmt.Sprintf("round %d", round), eng, &o, now)
+		}
+	}
+	// A seal without a flush, then a restart of the cache: the sealed
+	// and the open generation come back.
+	if _, _, err := cache.Seal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps := randomBatch(r, now, 40)
+	if err := eng.Write(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	o.add(ps...)
+	st := eng.Stats()
+	if st.SealedGenerations != 1 || st.CachePoints == 0 {
+		t.Errorf("engine stats before the restart: %+v, want 1 sealed generation and cached points", st)
+	}
+	// Close the cache under the engine (as a crash would leave it), then
+	// open a fresh cache and engine: they must see the same.
+	if err := cache.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err == nil {
+		t.Error("the engine's final flush over a closed cache succeeded")
+	}
+	cache, eng = open()
+	checkQueries(t, ctx, "after reopening", eng, &o, now)
+	if err := eng.Close(); err != nil {
+		t.Fatalf("final flush: %v", err)
+	}
+	if st := cache.Stats(); st.Points != 0 || st.Cells != 0 || st.Sealed != 0 {
+		t.Errorf("cache stats after the final flush: %+v, want empty", st)
+	}
+	checkQueries(t, ctx, "the store alone", store, &o, now)
+	if err := cache.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := keysOf(t, cl, opts.Prefix); n > 4*2+3 {
+		t.Errorf("%d keys left after every generation was committed, want only fences, gens and meta", n)
+	}
+}
+
+func keysOf(t *testing.T, cl redis.UniversalClient, prefix string) int {
+	t.Helper()
+	ctx := context.Background()
+	iter := cl.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
+	n := 0
+	for iter.Next(ctx) {
+		n++
+	}
+	return n
+}
