@@ -100,3 +100,26 @@ func TestOptionsValidation(t *testing.T) {
 		t.Errorf("Append with DurabilityReplicated and no WaitReplicas: %v, want ErrInvalid", err)
 	}
 }
+
+// TestTooFewReplicas: at DurabilityReplicated a batch that too few
+// replicas acknowledged fails with ErrUnavailable and says so, yet it is on
+// the primary and counts (as the package documentation warns).
+func TestTooFewReplicas(t *testing.T) {
+	cl := sharedClient(t)
+	ctx := context.Background()
+	c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl), WaitReplicas: 1, WaitTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ls, _ := tsstore.NewLabels("merchant", "m1")
+	ps := []tsstore.Point{{Metric: "views", Labels: ls, Timestamp: cachetest.Base, Value: 3}}
+	err = c.Append(ctx, &writeback.Batch{Raw: ps, Processed: ps, CellWidth: time.Minute})
+	if !errors.Is(err, tsstore.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+		t.Fatalf("Append without replicas = %v, want ErrUnavailable naming 0 of 1 replicas", err)
+	}
+	cells, err := c.Cells(ctx, tsstore.Selector{Metric: "views", From: 0, To: tsstore.MaxTimestamp - 1})
+	if err != nil || len(cells) != 1 || cells[0].Count != 1 {
+		t.Errorf("Cells after the unacknowledged batch = %+v, %v; want the batch on the primary", cells, err)
+	}
+}
