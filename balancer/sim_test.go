@@ -117,8 +117,7 @@ func simulate(tb testing.TB, p balancer.Policy, cfg simConfig) simResult {
 		ups[u].busy++
 		push(simEvent{at: now + service(u), attempt: a})
 	}
-	var send func(r *simRequest)
-	send = func(r *simRequest) {
+	send := func(r *simRequest) {
 		c, err := b.PickIf(r.key, func(id string, _ int) bool { return !slices.Contains(r.tried, id) })
 		if err != nil {
 			tb.Fatal(err)
