@@ -117,7 +117,7 @@ type Status struct {
 	InFlight       int64  // picked and not yet Done
 	Picks          uint64 // picks since it was added
 	Failures       uint64 // Done calls with a non-nil error
-	EjectionsTotal uint64
+	EjectionsTotal uint64 // ejections since it was added
 	// Latency is the peak-EWMA latency estimate (only with PeakEWMA).
 	Latency time.Duration
 	// LastProbeError is the error of the last failed probe ("" if it passed).
@@ -361,13 +361,13 @@ func (b *Balancer[B]) Status() []Status {
 	for _, m := range b.members {
 		s := Status{
 			ID: m.id, Weight: m.weight, Healthy: m.healthy,
-			Ejected:   m.ejected && ns < m.ejectedUntil,
+			Ejected:   m.ejected,
 			Usable:    usable[m],
 			SlowStart: b.cfg.factor(&m.endpoint, ns) < 1,
 			Ejections: m.ejections, InFlight: m.inflight.Load(), Picks: m.picks.Load(),
 			Failures: m.failures.Load(), EjectionsTotal: m.ejectionsTotal, LastProbeError: m.probeErr,
 		}
-		if s.Ejected {
+		if m.ejected {
 			s.EjectedUntil = time.Unix(0, m.ejectedUntil)
 		}
 		if b.ewma != nil {

@@ -95,7 +95,8 @@ type p2cPicker struct {
 	ewma *ewmaConfig
 }
 
-// penalty is the cost per request in flight of a backend with no samples.
+// unknownPenalty is the cost per request in flight of a backend with no
+// samples yet.
 const unknownPenalty = float64(math.MaxInt32)
 
 func (p *p2cPicker) cost(e *endpoint, now int64) float64 {
