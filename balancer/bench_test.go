@@ -2,6 +2,7 @@ package balancer_test
 
 import (
 	"fmt"
+	"github.com/hourglass-io/hourglass/balancer"
 	"testing"
 )
 
@@ -33,5 +34,49 @@ func BenchmarkPick(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkConsistentHashKeyMovement reports the share of 100000 keys that
+// move when one of N backends leaves (ideal: 1/N), for N = 3, 10, 100.
+//
+//	go test -run '^$' -bench KeyMovement -benchtime 1x ./balancer
+func BenchmarkConsistentHashKeyMovement(b *testing.B) {
+	const keys = 100000
+	for _, n := range []int{3, 10, 100} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var share float64
+			for range b.N {
+				weights := make([]int, n)
+				for i := range weights {
+					weights[i] = 1
+				}
+				bal := newBalancer(b, balancer.ConsistentHash(nil), nil, weights...)
+				home := func() []string {
+					out := make([]string, keys)
+					for i := range out {
+						c, err := bal.Pick(fmt.Sprint("merchant-", i))
+						if err != nil {
+							b.Fatal(err)
+						}
+						out[i] = c.ID()
+						c.Done(nil)
+					}
+					return out
+				}
+				before := home()
+				bal.Remove(name(n / 2))
+				after := home()
+				moved := 0
+				for i := range before {
+					if before[i] != after[i] {
+						moved++
+					}
+				}
+				share = float64(moved) / keys
+			}
+			b.ReportMetric(share, "moved-share")
+			b.ReportMetric(1/float64(n), "ideal-1/N")
+		})
 	}
 }
