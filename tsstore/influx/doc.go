@@ -47,13 +47,17 @@
 //
 // InfluxDB silently overwrites a point written again with the same series
 // and time, so conflict detection is the store's: before writing, Write
-// reads the stored points of the batch's identities (one InfluxQL
-// statement per metric and cluster of nearby times, naming up to 32 series
-// in its WHERE clause, all sent in one request). A cell stored with the same
-// aggregate is skipped (a retried flush is a no-op); one stored with a
-// different aggregate fails the batch with ErrConflict before anything is
-// written. Options.SkipConflictCheck removes the read and with it the
-// protection.
+// reads the stored points of the batch's identities. Per metric and
+// cluster of nearby times it first probes the range for any point (one
+// InfluxQL statement with LIMIT 1, naming up to 32 series in its WHERE
+// clause; all probes in one request), and reads the points of the ranges
+// that have some. A cell stored with the same aggregate is skipped (a
+// retried flush is a no-op); one stored with a different aggregate fails
+// the batch with ErrConflict before anything is written. Options.SkipConflictCheck removes the read and with it the
+// protection. The read costs InfluxDB little for cold data, but reads of
+// points still in InfluxDB's write cache are expensive (about as long as
+// the write itself in BenchmarkWrite, which keeps writing into the same
+// shard).
 //
 // The check and the write are not atomic on the server. Within one Store,
 // writes of the same series are serialized (striped locks on the series),

@@ -108,6 +108,22 @@ func rawQuery(from string, lo, hi int64, conds []string) string {
 	return b.String()
 }
 
+// probeQuery builds the InfluxQL statement that returns one point, if there
+// is any, with time in [lo, hi] (ms) satisfying conds.
+func probeQuery(from string, lo, hi int64, conds []string) string {
+	var b strings.Builder
+	b.WriteString(selectFields)
+	b.WriteString(" FROM ")
+	b.WriteString(from)
+	fmt.Fprintf(&b, " WHERE time >= %dms AND time <= %dms", lo, hi)
+	for _, c := range conds {
+		b.WriteString(" AND ")
+		b.WriteString(c)
+	}
+	b.WriteString(" LIMIT 1")
+	return b.String()
+}
+
 // aggQuery builds the InfluxQL statement that aggregates the points with
 // time in [lo, hi] (ms) in buckets of step ms aligned to offset, grouped by
 // the tag keys by (nil: all tags; empty: none).

@@ -150,17 +150,25 @@ const (
 	tagSpecial         = ",= "
 )
 
+// lineEncoder appends cells' lines, reusing the encoded series key
+// (measurement and tags) of the previous cell when the next one is of the
+// same series, as consecutive cells of a flush usually are. Not safe for
+// concurrent use.
+type lineEncoder struct {
+	metric string
+	labels tsstore.Labels
+	key    []byte
+}
+
 // appendLine appends the line-protocol line of the cell c (validated):
 // measurement = metric, one tag per label, integer field count and float
 // fields sum, min and max, timestamp Start+Seq in ms.
-func appendLine(b []byte, c *tsstore.Cell) []byte {
-	b = appendEscaped(b, c.Metric, measurementSpecial)
-	for _, l := range c.Labels {
-		b = append(b, ',')
-		b = appendEscaped(b, tagKey(l.Name), tagSpecial)
-		b = append(b, '=')
-		b = appendEscaped(b, encodeTagValue(l.Value), tagSpecial)
+func (e *lineEncoder) appendLine(b []byte, c *tsstore.Cell) []byte {
+	if e.key == nil || c.Metric != e.metric || !c.Labels.Equal(e.labels) {
+		e.metric, e.labels = c.Metric, c.Labels
+		e.key = appendSeriesKey(e.key[:0], c)
 	}
+	b = append(b, e.key...)
 	b = append(b, " count="...)
 	b = strconv.AppendUint(b, c.Count, 10)
 	b = append(b, "i,max="...)
@@ -172,6 +180,24 @@ func appendLine(b []byte, c *tsstore.Cell) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, c.Start+int64(c.Seq), 10)
 	return append(b, '\n')
+}
+
+// appendLine appends the line of c with a fresh encoder.
+func appendLine(b []byte, c *tsstore.Cell) []byte {
+	var e lineEncoder
+	return e.appendLine(b, c)
+}
+
+// appendSeriesKey appends the measurement and tags of c's line.
+func appendSeriesKey(b []byte, c *tsstore.Cell) []byte {
+	b = appendEscaped(b, c.Metric, measurementSpecial)
+	for _, l := range c.Labels {
+		b = append(b, ',')
+		b = appendEscaped(b, tagKey(l.Name), tagSpecial)
+		b = append(b, '=')
+		b = appendEscaped(b, encodeTagValue(l.Value), tagSpecial)
+	}
+	return b
 }
 
 // labelsOfTags returns the labels stored in the tags of a series as InfluxDB
@@ -206,12 +232,5 @@ func seriesKeyLen(c *tsstore.Cell) int {
 	if 3*n <= maxSeriesKeyLen {
 		return n
 	}
-	b := appendEscaped(nil, c.Metric, measurementSpecial)
-	for _, l := range c.Labels {
-		b = append(b, ',')
-		b = appendEscaped(b, tagKey(l.Name), tagSpecial)
-		b = append(b, '=')
-		b = appendEscaped(b, encodeTagValue(l.Value), tagSpecial)
-	}
-	return len(b)
+	return len(appendSeriesKey(nil, c))
 }

@@ -217,10 +217,16 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	// ones are a conflict within the batch.
 	todo := make([]*tsstore.Cell, 0, len(cells))
 	index := make([]int, 0, len(cells))
+	ids := make([]tsstore.CellID, 0, len(cells))
 	seen := make(map[tsstore.CellID]int, len(cells))
+	var prev *tsstore.Cell // the series key of consecutive cells is built once
+	var series string
 	for i := range cells {
 		c := &cells[i]
-		id := c.ID()
+		if prev == nil || c.Metric != prev.Metric || !c.Labels.Equal(prev.Labels) {
+			series, prev = tsstore.SeriesKey(c.Metric, c.Labels), c
+		}
+		id := tsstore.CellID{Series: series, Start: c.Start, Seq: c.Seq}
 		if j, ok := seen[id]; ok {
 			if cells[j].Agg != c.Agg {
 				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s%s@%d seq %d appears twice in the batch (also cell %d) with different aggregates", i, c.Metric, c.Labels, c.Start, c.Seq, j)
@@ -228,12 +234,13 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			continue
 		}
 		seen[id] = i
+		ids = append(ids, id)
 		todo = append(todo, c)
 		index = append(index, i)
 	}
 
 	if !s.opts.SkipConflictCheck {
-		unlock := s.lockSeries(todo)
+		unlock := s.lockSeries(ids)
 		defer unlock()
 		stored, err := s.storedAggs(ctx, todo)
 		if err != nil {
@@ -241,7 +248,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		}
 		kept, keptIndex := todo[:0:0], index[:0:0]
 		for k, c := range todo {
-			a, ok := stored[c.ID()]
+			a, ok := stored[ids[k]]
 			switch {
 			case !ok:
 				kept = append(kept, c)
@@ -254,11 +261,12 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	}
 
 	body := make([]byte, 0, 64*min(len(todo), s.opts.BatchSize))
+	var enc lineEncoder
 	for lo := 0; lo < len(todo); lo += s.opts.BatchSize {
 		hi := min(lo+s.opts.BatchSize, len(todo))
 		body = body[:0]
 		for _, c := range todo[lo:hi] {
-			body = appendLine(body, c)
+			body = enc.appendLine(body, c)
 		}
 		if err := s.sendBatch(ctx, body, todo[lo:hi], index[lo:hi]); err != nil {
 			return err
@@ -267,12 +275,14 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	return nil
 }
 
-// lockSeries locks the stripes of the cells' series in order and returns
-// the function that unlocks them.
-func (s *Store) lockSeries(cells []*tsstore.Cell) func() {
+// lockSeries locks the stripes of the identities' series in order and
+// returns the function that unlocks them.
+func (s *Store) lockSeries(ids []tsstore.CellID) func() {
 	var mask [lockStripes]bool
-	for _, c := range cells {
-		mask[xxhash.Sum64String(tsstore.SeriesKey(c.Metric, c.Labels))%lockStripes] = true
+	for i := range ids {
+		if i == 0 || ids[i].Series != ids[i-1].Series {
+			mask[xxhash.Sum64String(ids[i].Series)%lockStripes] = true
+		}
 	}
 	for i := range mask {
 		if mask[i] {
@@ -302,7 +312,12 @@ func (s *Store) storedAggs(ctx context.Context, cells []*tsstore.Cell) (map[tsst
 	for _, c := range cells {
 		byMetric[c.Metric] = append(byMetric[c.Metric], c)
 	}
-	var stmts []string
+	type check struct {
+		from   string
+		lo, hi int64
+		conds  []string
+	}
+	var checks []check
 	for metric, cs := range byMetric {
 		slices.SortFunc(cs, func(a, b *tsstore.Cell) int {
 			return cmp.Compare(a.Start+int64(a.Seq), b.Start+int64(b.Seq))
@@ -312,13 +327,40 @@ func (s *Store) storedAggs(ctx context.Context, cells []*tsstore.Cell) (map[tsst
 			for hi < len(cs) && cs[hi].Start+int64(cs[hi].Seq)-(cs[hi-1].Start+int64(cs[hi-1].Seq)) <= checkGap {
 				hi++
 			}
-			stmts = append(stmts, rawQuery(s.from+quoteIdent(metric), cs[lo].Start+int64(cs[lo].Seq), cs[hi-1].Start+int64(cs[hi-1].Seq), seriesConds(cs[lo:hi])))
+			checks = append(checks, check{s.from + quoteIdent(metric), cs[lo].Start + int64(cs[lo].Seq), cs[hi-1].Start + int64(cs[hi-1].Seq), seriesConds(cs[lo:hi])})
 			lo = hi
 		}
 	}
+	// First probe each range for any point at all (LIMIT 1, no GROUP BY:
+	// several times cheaper for InfluxDB than reading the points by series),
+	// then read the ranges that have some. New cells, the common case, cost
+	// only the probe.
+	probes := make([]string, len(checks))
+	for i, c := range checks {
+		probes[i] = probeQuery(c.from, c.lo, c.hi, c.conds)
+	}
+	found := make([]bool, len(checks))
+	err := s.influxQL(ctx, strings.Join(probes, "; "), func(stmt int, _ *respSeries, _ row) error {
+		if stmt >= 0 && stmt < len(found) {
+			found[stmt] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var stmts []string
+	for i, c := range checks {
+		if found[i] {
+			stmts = append(stmts, rawQuery(c.from, c.lo, c.hi, c.conds))
+		}
+	}
 	out := make(map[tsstore.CellID]tsstore.Agg)
+	if len(stmts) == 0 {
+		return out, nil
+	}
 	w := s.width.Milliseconds()
-	err := s.influxQL(ctx, strings.Join(stmts, "; "), func(_ int, se *respSeries, r row) error {
+	err = s.influxQL(ctx, strings.Join(stmts, "; "), func(_ int, se *respSeries, r row) error {
 		start := r.t - mod(r.t, w)
 		out[tsstore.CellID{Series: tsstore.SeriesKey(se.Name, labelsOfTags(se.Tags)), Start: start, Seq: uint32(r.t - start)}] = r.agg
 		return nil
