@@ -441,10 +441,12 @@ func (a *appender) build(raw, ps []tsstore.Point, width time.Duration, indexLabe
 	}
 	a.args = append(a.args[:0], nil, nil, nil, a.enc.encode(raw), len(raw))
 	for i := range a.cells {
-		cell := &a.cells[i]
+		a.args = append(a.args, a.buf[a.cells[i].fieldOff:a.cells[i].fieldEnd])
+	}
+	for i := range a.cells {
 		off := len(a.buf)
-		a.buf = appendAgg(a.buf, cell.agg)
-		a.args = append(a.args, a.buf[cell.fieldOff:cell.fieldEnd], a.buf[off:off+aggLen])
+		a.buf = appendAgg(a.buf, a.cells[i].agg)
+		a.args = append(a.args, a.buf[off:off+aggLen])
 	}
 }
 

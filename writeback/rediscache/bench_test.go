@@ -1,0 +1,198 @@
+package rediscache_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/internal/servertest"
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/rediscache"
+)
+
+const benchBatch = 1000
+
+// benchBatches returns pre-built batches of benchBatch points within the
+// current minute: 10,000 merchants, 4 metrics, 8 pages. zipf draws the
+// merchants from a Zipf distribution (s = 1.1: web traffic, a few large
+// merchants and a long tail); otherwise uniformly, so that nearly every
+// point of a batch is a cell of its own (the worst case for the cache).
+func benchBatches(zipf bool) [][]tsstore.Point {
+	r := rand.New(rand.NewPCG(1, 1))
+	z := rand.NewZipf(r, 1.1, 1, 9999)
+	metrics := []string{"views", "orders", "revenue", "sessions"}
+	now := time.Now().UnixMilli()
+	out := make([][]tsstore.Point, 64)
+	for b := range out {
+		ps := make([]tsstore.Point, benchBatch)
+		for i := range ps {
+			m := r.IntN(10000)
+			if zipf {
+				m = int(z.Uint64())
+			}
+			ls, _ := tsstore.NewLabels("merchant", "m"+strconv.Itoa(m), "page", "/p"+strconv.Itoa(r.IntN(8)))
+			ps[i] = tsstore.Point{Metric: metrics[r.IntN(4)], Labels: ls, Timestamp: now - r.Int64N(1000), Value: float64(r.IntN(1000))}
+		}
+		out[b] = ps
+	}
+	return out
+}
+
+func usedMemory(b *testing.B, cl *redis.Client) int64 {
+	info, err := cl.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	b.Fatal("INFO memory has no used_memory")
+	return 0
+}
+
+// scriptMicros returns the server time spent in EVALSHA and EVAL since
+// the last CONFIG RESETSTAT.
+func scriptMicros(b *testing.B, cl *redis.Client) float64 {
+	info, err := cl.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
+			for _, kv := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
+				if v, ok := strings.CutPrefix(kv, "usec="); ok {
+					n, _ := strconv.ParseFloat(v, 64)
+					total += n
+				}
+			}
+		}
+	}
+	return total
+}
+
+var redisBenchmarkRate = regexp.MustCompile(`SET: ([0-9.]+) requests per second`)
+
+// BenchmarkThroughput compares, on one private redis-server, acknowledged
+// points/s through the writeback engine with rediscache (batches of 1,000)
+// with redis-benchmark's SET rate (-P 64) and with a naive client sending
+// one HINCRBYFLOAT per point in pipelines of 1,000.
+//
+//	go test -run '^$' -bench Throughput -benchtime 3s ./writeback/rediscache/
+func BenchmarkThroughput(b *testing.B) {
+	srv := servertest.StartRedis(b)
+	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer cl.Close()
+	ctx := context.Background()
+	zipf, uniform := benchBatches(true), benchBatches(false)
+
+	b.Run("redis-benchmark-P64-SET", func(b *testing.B) {
+		if _, err := exec.LookPath("redis-benchmark"); err != nil {
+			servertest.Missing(b, "redis-benchmark", "install Debian's redis-tools package")
+		}
+		var sum float64
+		for i := 0; i < b.N; i++ {
+			out, err := exec.Command("redis-benchmark", "-P", "64", "-t", "set", "-n", "1000000", "-q", "-p", strconv.Itoa(srv.Port)).CombinedOutput()
+			if err != nil {
+				b.Fatalf("redis-benchmark: %v\n%s", err, out)
+			}
+			m := redisBenchmarkRate.FindStringSubmatch(string(out))
+			if m == nil {
+				b.Fatalf("no SET rate in redis-benchmark's output:\n%s", out)
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			sum += v
+		}
+		b.ReportMetric(sum/float64(b.N), "requests/s")
+		_ = cl.FlushAll(ctx).Err()
+	})
+
+	engine := func(batches [][]tsstore.Point) func(b *testing.B) {
+		return func(b *testing.B) {
+			if err := cl.FlushAll(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			if err := cl.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			before := usedMemory(b, cl)
+			cache, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cache.Close()
+			store := memstore.New(nil)
+			defer store.Close()
+			eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxCacheBytes: 1 << 40})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetParallelism(4)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					ps := batches[next.Add(1)%int64(len(batches))]
+					if err := eng.Write(ctx, ps); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			points := float64(b.N) * benchBatch
+			b.ReportMetric(points/elapsed.Seconds(), "points/s")
+			st := cache.Stats()
+			b.ReportMetric(float64(usedMemory(b, cl)-before)/points, "bytes/point")
+			b.ReportMetric(points/float64(st.Cells), "points/cell")
+			b.ReportMetric(float64(st.Bytes)/points, "est-bytes/point")
+			b.ReportMetric(scriptMicros(b, cl)/float64(b.N), "server-us/batch")
+			// Close without the final flush: FlushAll drops the cache.
+			_ = cache.Close()
+			_ = eng.Close()
+		}
+	}
+	b.Run("engine-rediscache-zipf", engine(zipf))
+	b.Run("engine-rediscache-uniform", engine(uniform))
+
+	b.Run("naive-HINCRBYFLOAT-per-point", func(b *testing.B) {
+		if err := cl.FlushAll(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		var next atomic.Int64
+		b.SetParallelism(4)
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				ps := zipf[next.Add(1)%int64(len(zipf))]
+				pipe := cl.Pipeline()
+				for i := range ps {
+					p := &ps[i]
+					pipe.HIncrByFloat(ctx, "naive:"+p.Metric+":"+p.Labels.Get("merchant"), fmt.Sprint(p.Labels.Get("page"), ":", tsstore.CellStart(p.Timestamp, time.Minute)), p.Value)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)*benchBatch/time.Since(start).Seconds(), "points/s")
+	})
+}
