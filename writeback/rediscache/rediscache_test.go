@@ -123,3 +123,39 @@ func TestTooFewReplicas(t *testing.T) {
 		t.Errorf("Cells after the unacknowledged batch = %+v, %v; want the batch on the primary", cells, err)
 	}
 }
+
+// TestLargeBatch crosses the script's chunk of 2,000 cells, for new and
+// for existing cells.
+func TestLargeBatch(t *testing.T) {
+	cl := sharedClient(t)
+	ctx := context.Background()
+	c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 4500
+	ps := make([]tsstore.Point, n)
+	for i := range ps {
+		ls, _ := tsstore.NewLabels("merchant", "m1", "page", "/p"+strings.Repeat("x", i%7)+string(rune('a'+i%20)))
+		ps[i] = tsstore.Point{Metric: "views", Labels: ls, Timestamp: cachetest.Base + int64(i/140)*60_000, Value: float64(i)}
+	}
+	for round := 1; round <= 2; round++ {
+		if err := c.Append(ctx, &writeback.Batch{Raw: ps, Processed: ps, CellWidth: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		cells, err := c.Cells(ctx, tsstore.Selector{Metric: "views", From: 0, To: tsstore.MaxTimestamp - 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var count uint64
+		var sum float64
+		for _, cell := range cells {
+			count += cell.Count
+			sum += cell.Sum
+		}
+		if want := float64(round) * n * (n - 1) / 2; count != uint64(round*n) || sum != want {
+			t.Fatalf("round %d: %d cells with count %d and sum %v, want count %d and sum %v", round, len(cells), count, sum, round*n, want)
+		}
+	}
+}

@@ -13,7 +13,7 @@ import "github.com/redis/go-redis/v9"
 // It refuses a sealed generation (gen <= fence), answers a batch id it has
 // already applied with the first reply (a transport-level retry must not
 // count twice; the HINCRBY makes the retry a write, so that a WAIT after it
-// covers the original), and returns "<new cells> <bytes>". Per 4,000
+// covers the original), and returns "<new cells> <bytes>". Per 2,000
 // cells it makes one HMGET, one HSET and, for the new cells, one ZADD.
 var appendScript = redis.NewScript(`
 local gen = tonumber(ARGV[1])
@@ -31,7 +31,7 @@ local cells, bytes = 0, #ARGV[4] + 48
 local n = (#ARGV - 5) / 2
 local i = 0
 while i < n do
-  local m = math.min(n - i, 4000)
+  local m = math.min(n - i, 2000)
   local f0, v0 = 5 + i, 5 + n + i
   local old = redis.call('HMGET', KEYS[5], unpack(ARGV, f0 + 1, f0 + m))
   local out, new = {}, {}
