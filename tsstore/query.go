@@ -114,11 +114,20 @@ type Selector struct {
 	From, To int64
 }
 
-// Validate checks the selector and compiles its matchers' regexps in place.
-// Errors are of kind ErrInvalid and name the field.
+// Validate checks the selector and compiles its matchers' regexps; when
+// one needs compiling, s.Matchers is replaced by a compiled copy, so the
+// caller's slice is never written. Errors are of kind ErrInvalid and name
+// the field.
 func (s *Selector) Validate() error {
 	if err := ValidateMetric(s.Metric); err != nil {
 		return err
+	}
+	// Compile into a copy when a regexp is not compiled yet: the slice may
+	// be shared with other goroutines.
+	if slices.ContainsFunc(s.Matchers, func(m Matcher) bool {
+		return (m.Type == MatchRegexp || m.Type == MatchNotRegexp) && m.re == nil
+	}) {
+		s.Matchers = slices.Clone(s.Matchers)
 	}
 	for i := range s.Matchers {
 		if err := s.Matchers[i].Compile(); err != nil {
@@ -160,12 +169,14 @@ func (q *Query) Selector() Selector {
 }
 
 // Validate checks q for a store with the given cell width, compiling its
-// matchers in place. Errors are of kind ErrInvalid and name the field.
+// matchers as Selector.Validate does. Errors are of kind ErrInvalid and
+// name the field.
 func (q *Query) Validate(width time.Duration) error {
 	sel := q.Selector()
 	if err := sel.Validate(); err != nil {
 		return err
 	}
+	q.Matchers = sel.Matchers
 	if q.Step <= 0 || q.Step%width != 0 {
 		return Errorf(ErrInvalid, "query step %v is not a positive multiple of the cell width %v", q.Step, width)
 	}
