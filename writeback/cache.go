@@ -69,8 +69,10 @@ func (b *Batch) SameSlices() bool {
 }
 
 // GenCell is a cell held by a cache, with the generation that holds it.
-// Cells of the open generation (Sealed false) have not been given a Seq and
-// cannot be in the store yet; cells of a sealed generation may be.
+// Its Seq is left to the engine (it follows from Gen). Cells of a sealed
+// generation may be in the store already; so may cells that were in the
+// open generation (Sealed false) when the cache was read, if a flush
+// sealed and stored them since.
 type GenCell struct {
 	tsstore.Cell
 	Gen    uint64

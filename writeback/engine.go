@@ -399,13 +399,14 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writeback: query store cells: %w", err)
 	}
+	// A cell's Seq follows from its generation, sealed or not: a cell of
+	// the open generation may have been sealed, stored and committed since
+	// the cache was read, and its stored copy must not count again.
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		if c.Sealed {
-			c.Seq = e.seq(c.Gen)
-			seen[c.ID()] = struct{}{}
-		}
+		c.Seq = e.seq(c.Gen)
+		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
 	for i := range stored {

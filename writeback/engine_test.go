@@ -350,6 +350,39 @@ func TestQueryWhileFlushing(t *testing.T) {
 	}
 }
 
+// TestQueryAcrossAFlushOfTheOpenGeneration flushes the open generation
+// between the query's read of the cache and its read of the store: the
+// cells it read unsealed are now in the store too and must count once.
+func TestQueryAcrossAFlushOfTheOpenGeneration(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Millis()
+	o := newOracle()
+	b := []tsstore.Point{pt("views", "m1", now, 1), pt("views", "m1", now-60_000, 2)}
+	if err := e.eng.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	o.add(b, b)
+	q := tsstore.Query{Metric: "views", From: now - time.Hour.Milliseconds(), To: now + 60_000, Step: time.Hour}
+	flushed := false
+	e.store.beforeCells = func() {
+		if !flushed {
+			flushed = true
+			e.flush(t)
+		}
+	}
+	got, err := e.eng.Query(ctx, q)
+	e.store.beforeCells = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !flushed {
+		t.Fatal("the query did not read the store's cells")
+	}
+	if d := diff(o.query(t, q), got); d != "" {
+		t.Errorf("(-oracle +engine):\n%s", d)
+	}
+}
+
 func TestBudgetSplitsFlush(t *testing.T) {
 	var reports []writeback.FlushReport
 	var mu sync.Mutex

@@ -21,9 +21,17 @@ type faultStore struct {
 	// failWrites makes Write fail with ErrUnavailable; halfWrites makes it
 	// write the first half of the batch first (a crash mid-write).
 	failWrites, halfWrites atomic.Bool
-	// beforeWrite, when set, runs at the start of every Write.
-	beforeWrite func()
+	// beforeWrite and beforeCells, when set, run at the start of every
+	// Write and Cells.
+	beforeWrite, beforeCells func()
 	writes      atomic.Int64
+}
+
+func (s *faultStore) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+	if s.beforeCells != nil {
+		s.beforeCells()
+	}
+	return s.Store.Cells(ctx, sel)
 }
 
 func (s *faultStore) Write(ctx context.Context, cells []tsstore.Cell) error {
