@@ -24,7 +24,7 @@ type faultStore struct {
 	// beforeWrite and beforeCells, when set, run at the start of every
 	// Write and Cells.
 	beforeWrite, beforeCells func()
-	writes      atomic.Int64
+	writes                   atomic.Int64
 }
 
 func (s *faultStore) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
