@@ -142,7 +142,7 @@ func TestCrashRecovery(t *testing.T) {
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				acked := -1
+				acked := next - 1
 				lines := make(chan int)
 				go func() {
 					defer close(lines)
@@ -154,7 +154,11 @@ func TestCrashRecovery(t *testing.T) {
 						}
 					}
 				}()
-				kill := time.After(time.Duration(150+rand.IntN(500)) * time.Millisecond)
+				// The kill comes at a random moment after the first
+				// acknowledgement, so that it hits writes and flushes, not
+				// the child's start.
+				var kill <-chan time.Time
+				giveUp := time.After(time.Minute)
 			read:
 				for {
 					select {
@@ -162,10 +166,17 @@ func TestCrashRecovery(t *testing.T) {
 						if !ok {
 							break read
 						}
+						if acked < next {
+							kill = time.After(time.Duration(50+rand.IntN(500)) * time.Millisecond)
+						}
 						acked = n
 					case <-kill:
 						_ = cmd.Process.Kill()
 						kill = nil
+					case <-giveUp:
+						_ = cmd.Process.Kill()
+						t.Errorf("round %d: the child acknowledged nothing within a minute", r)
+						giveUp = nil
 					}
 				}
 				_ = cmd.Wait()
