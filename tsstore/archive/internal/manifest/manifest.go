@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 )
 
@@ -56,6 +57,18 @@ func (r *Record) ID() archive.SegmentID {
 // Info returns the record as a SegmentInfo.
 func (r *Record) Info() archive.SegmentInfo {
 	return archive.SegmentInfo{Name: r.Name, ID: r.ID(), Points: r.Points, Bytes: r.Bytes, Checksum: r.SHA256, Created: r.Created}
+}
+
+// AppendAgain answers an Append of the name of r, which is already
+// listed, with points whose digest is content: r's info when the content is
+// the same (a retried append is a no-op), otherwise an error of kind
+// tsstore.ErrConflict naming the segment.
+func (r *Record) AppendAgain(content string) (archive.SegmentInfo, error) {
+	if r.Content != content {
+		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrConflict,
+			"segment %s exists with other points (content %s, appended %s)", r.Name, r.Content, content)
+	}
+	return r.Info(), nil
 }
 
 // Line returns the record as a manifest line, ending in '\n'.

@@ -352,3 +352,25 @@ func (r *Reader) Close() error {
 	}
 	return nil
 }
+
+// ReadAll decodes every point of the segment file r of size bytes, in file
+// order. Backends use it to compare the content of a stored file with the
+// points of an append (Digest(Sorted(ps))).
+func ReadAll(r io.ReaderAt, size int64) ([]tsstore.Point, error) {
+	rd, err := NewReader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	ps := make([]tsstore.Point, 0, rd.NumRows())
+	for {
+		p, err := rd.Next()
+		if err == io.EOF {
+			return ps, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+}

@@ -111,3 +111,21 @@ func TestNotASegment(t *testing.T) {
 		t.Errorf("other schema: got %v, want ErrFormat", err)
 	}
 }
+
+func TestReadAll(t *testing.T) {
+	sorted := Sorted(points(t, 3000))
+	b, err := EncodeBytes("n", Digest(sorted), sorted, EncodeOptions{RowGroupRows: 700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Digest(got) != Digest(sorted) {
+		t.Error("ReadAll did not return the encoded points")
+	}
+	if _, err := ReadAll(bytes.NewReader(b[:len(b)/2]), int64(len(b)/2)); !errors.Is(err, ErrFormat) {
+		t.Errorf("ReadAll of half a file: got %v, want ErrFormat", err)
+	}
+}
