@@ -98,6 +98,7 @@ func TestAccessDenied(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("%d requests, want 1: a refusal is not retried", calls.Load())
 	}
+	t.Logf("the error: %v", err)
 }
 
 // TestUnreachable opens on a port where nothing listens.
