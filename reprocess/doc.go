@@ -1,0 +1,61 @@
+// Package reprocess re-runs processing logic over archived history into a
+// new store version, compares it with the live store, and switches reads
+// to it atomically. The archive keeps every raw point, so a bug in a
+// tsstore.Processor is fixed without deleting anything: the old figures stay
+// in the live store and in older versions, and switching back is a
+// rollback.
+//
+// # Workflow
+//
+//  1. Deploy the fixed processor in the live writeback.Engine, whose
+//     store is a [Switchable] over the live store.
+//  2. Choose a cell-aligned cut-over such that every point before it is
+//     flushed and archived and no more will come (at most the live
+//     engine's now minus its MaxLate), and [Versions.Run] a [Job] over
+//     [From, Cutover): it scans the archive in time order and feeds the
+//     points through a writeback engine with the fixed processor (the
+//     cache's aggregation, not a second copy of it) into a new promtsdb
+//     directory, never the live store. Its lineage records the processor
+//     version and the archive segments read, with their checksums.
+//  3. [Compare] the version with the live store (a [Diff]: series changed,
+//     added, removed, the largest differences; JSON-encodable). A dry run
+//     stops here.
+//  4. [Switchable.Switch] to the version: reads of [From, Cutover) come
+//     from it, the rest from the live store, where writes keep going.
+//
+// For an InfluxDB deployment the analogue of a version directory is a new
+// bucket (or a measurement prefix) that a job writes through the influx
+// store; Switchable's routing is the same over any tsstore.Store.
+//
+// # Checkpoints
+//
+// A job flushes its engine and writes a checkpoint (the time before which
+// every point is in the version) every ChunkPoints points, always at a
+// cell boundary of the scan. An interrupted job (crash, kill, cancelled
+// context) run again resumes from the checkpoint with a fresh cache, and
+// the version ends up with the same cells as an uninterrupted run: each
+// cell is aggregated within one run from the same points in the same
+// order, and written with a fixed Seq, so cells rewritten after the
+// checkpoint are identical no-ops. This needs every point the processor
+// derives to lie in its raw point's cell (checked; a processor that moves
+// points across cells fails the job with tsstore.ErrInvalid).
+//
+// The version's store is promtsdb written through its Store, in time
+// order, rather than TSDB blocks cut by tsdb.BlockWriter: the Store's
+// mapping of cells to series, its conflict checks and the resumability
+// come with it, and BenchmarkReprocess shows where the time goes.
+//
+// # Concurrency
+//
+// [Versions], [Switchable] and [Metrics] are safe for concurrent use. A
+// job runs in the calling goroutine; one version's job must not run twice
+// at once (its store directory is locked by promtsdb).
+//
+// # Errors
+//
+// Bad jobs, ids and queries fail with tsstore.ErrInvalid; a version made
+// with other parameters, or an archive whose segment list of the range
+// changed during the job, with tsstore.ErrConflict; file system failures
+// with tsstore.ErrUnavailable; a closed Switchable with tsstore.ErrClosed.
+// Errors of the archive, the engine and the stores are wrapped.
+package reprocess
