@@ -33,7 +33,7 @@ const (
 	// DefaultMarker is the metric of the marker point written with every
 	// batch (see Options.Marker).
 	DefaultMarker = "amqpsource_applied"
-	// DefaultDedupeIDs is the number of records per journal segment:
+	// DefaultDedupeIDs is the number of message ids per journal segment:
 	// between it and twice it recent message ids are remembered.
 	DefaultDedupeIDs        = 1 << 17
 	DefaultReconnectBackoff = 100 * time.Millisecond
@@ -94,7 +94,7 @@ type Options struct {
 	// DisableMarker writes no marker: after a crash during a write the
 	// batch is written again (at least once, possibly twice).
 	DisableMarker bool
-	// DedupeIDs is the number of records per journal segment.
+	// DedupeIDs is the number of message ids per journal segment.
 	DedupeIDs int
 	// ReconnectBackoff is the first wait before reconnecting; it doubles,
 	// with jitter, up to MaxReconnectBackoff.

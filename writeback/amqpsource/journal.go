@@ -23,7 +23,7 @@ import (
 //	S <slot> <seq>                    the last seq of a slot (rotation header)
 //
 // in segments journal-<n>.log. When the current segment holds maxIDs
-// records a new one starts (with the slots' seqs and the pending writes
+// P records a new one starts (with the slots' seqs and the pending writes
 // copied into it) and the one before the previous is deleted, so between
 // maxIDs and 2*maxIDs recent ids are remembered. Every write of a slot
 // carries a marker point whose value is its seq (see Options.Marker); a P
@@ -123,7 +123,7 @@ func openJournal(dir string, maxIDs int) (*journal, error) {
 }
 
 // load replays one segment file; it returns the length of its good prefix
-// and the number of records in it.
+// and the number of P records in it.
 func (j *journal) load(path string, num uint64) (good int64, count int, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -136,7 +136,9 @@ func (j *journal) load(path string, num uint64) (good int64, count int, err erro
 			break // torn or garbled: the end of what was written
 		}
 		good += int64(nl + 1)
-		count++
+		if rest[0] == 'P' {
+			count++
+		}
 	}
 	return good, count, nil
 }
@@ -231,7 +233,6 @@ func (j *journal) write(recs ...string) error {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "amqpsource: journal write: %w", err)
 	}
 	j.cur.size += int64(n)
-	j.curCount += len(recs)
 	return nil
 }
 
@@ -324,6 +325,7 @@ func (j *journal) begin(id string, slot int, ms int64) (res beginResult, seq uin
 		return 0, 0, nil, err
 	}
 	j.slots[slot] = seq
+	j.curCount++
 	e := &entry{slot: slot, seq: seq, ms: ms, seg: j.cur.num, done: make(chan struct{})}
 	j.ids[id] = e
 	seg, end := j.cur, j.cur.size
