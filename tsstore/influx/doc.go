@@ -46,26 +46,51 @@
 // # Conflicts and idempotency
 //
 // InfluxDB silently overwrites a point written again with the same series
-// and time, so conflict detection is the store's: before writing, Write
-// reads the stored points of the batch's identities. Per metric and
-// cluster of nearby times it first probes the range for any point (one
-// InfluxQL statement with LIMIT 1, naming up to 32 series in its WHERE
-// clause; all probes in one request), and reads the points of the ranges
-// that have some. A cell stored with the same aggregate is skipped (a
-// retried flush is a no-op); one stored with a different aggregate fails
-// the batch with ErrConflict before anything is written. Options.SkipConflictCheck removes the read and with it the
-// protection. The read costs InfluxDB little for cold data, but reads of
-// points still in InfluxDB's write cache are expensive (about as long as
-// the write itself in BenchmarkWrite, which keeps writing into the same
-// shard).
+// and time, so conflict detection is the store's. A cell stored with the
+// same aggregate is skipped (a retried flush is a no-op); one stored with a
+// different aggregate fails the batch with ErrConflict before anything is
+// written.
 //
-// The check and the write are not atomic on the server. Within one Store,
-// writes of the same series are serialized (striped locks on the series),
-// so they cannot race; but two Stores (or processes) that write the same
+// As tsstore/promtsdb does, the Store remembers, per series (metric and
+// labels) it has written since Open, an upper bound of the times of the
+// series' stored points. A cell whose point (Start+Seq) lies after its
+// series' bound cannot collide with a stored point and is written without
+// any read: this is the common case of a flush, whose cells are newer than
+// the last flush's. The first write of a series in a Store establishes the
+// bound with one read, the newest stored point of the series from the
+// write's earliest cell on (per metric, one InfluxQL statement per 32
+// series, all in one request); every write then raises it, before sending,
+// so that it stays an upper bound even when a write fails half-way.
+//
+// Cells at or before their series' bound (rewrites, late cells) are checked
+// by reading: per metric and cluster of nearby times the store first probes
+// the range for any point (one statement with LIMIT 1, naming up to 32
+// series in its WHERE clause; all probes in one request), and reads the
+// points of the ranges that have some. The read costs InfluxDB little for
+// cold data, but reads of points still in InfluxDB's write cache are
+// expensive (about as long as the write itself in BenchmarkWrite), which is
+// why the bounds exist.
+//
+// The bounds take memory: about 100 bytes plus the series key per series,
+// for at most Options.MaxTrackedSeries series (DefaultMaxTrackedSeries,
+// spread over 64 stripes by series hash). A new series in a full stripe
+// evicts an arbitrary one, whose next write is checked by reading and reads
+// its bound again; a negative MaxTrackedSeries keeps no bounds and checks
+// every cell by reading. Options.SkipConflictCheck removes the check
+// altogether, and with it the protection.
+//
+// The bounds and the check rely on one writer per series (hourglass's
+// design: one writer flushes a given merchant's cells; see writeback's
+// "One writer per series"). A bound only knows the points that existed
+// when it was read and those this Store wrote since: points another Store
+// or process writes to the series later, at times after the bound, are not
+// seen, and a cell of this Store at such a time silently replaces them.
+// Even without bounds the check and the write are not atomic on the server:
+// within one Store, writes of the same series are serialized (striped locks
+// on the series), so they cannot race; but two Stores that write the same
 // cell identity at the same moment can both find it absent, and the later
 // write then silently replaces the earlier one instead of failing with
-// ErrConflict. hourglass avoids this by design: one writer flushes a given
-// merchant's cells.
+// ErrConflict.
 //
 // The conflict check reads through InfluxQL even when QueryLanguage is Flux.
 //

@@ -25,6 +25,10 @@ const (
 	DefaultMaxRetryInterval = 10 * time.Second
 	// DefaultRequestTimeout bounds each HTTP request to the server.
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultMaxTrackedSeries is how many series a Store remembers the
+	// newest written time of, to skip the conflict check of later cells
+	// (see Options.MaxTrackedSeries).
+	DefaultMaxTrackedSeries = 200_000
 	// DefaultCellWidth is the width of cells, tsstore.DefaultCellWidth.
 	DefaultCellWidth = tsstore.DefaultCellWidth
 )
@@ -129,4 +133,13 @@ type Options struct {
 	// rewrites stay harmless. Use it only when each cell identity has
 	// exactly one writer that never rewrites with other values.
 	SkipConflictCheck bool
+	// MaxTrackedSeries bounds how many series the conflict check
+	// remembers an upper bound of the stored times of (each costs about
+	// 100 bytes plus its series key; the limit is spread over 64 stripes
+	// by series hash, so a stripe may evict before the total is reached).
+	// Cells after their series' bound are written without reading; a
+	// series beyond the limit evicts an arbitrary one, whose next write is
+	// checked by reading again. 0 means DefaultMaxTrackedSeries; negative
+	// means none: every cell is checked by reading.
+	MaxTrackedSeries int
 }

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 
@@ -42,8 +41,12 @@ type Store struct {
 	from       string // the InfluxQL FROM prefix: "db"."rp". or ""
 
 	// stripes serialize the conflict check and write of the series that
-	// hash to them, within this Store.
+	// hash to them, within this Store, and guard bounds.
 	stripes [lockStripes]sync.Mutex
+	// bounds[i] maps the series key of series of stripe i to an upper
+	// bound of its stored point times (see bounds.go).
+	bounds          [lockStripes]map[string]int64
+	boundsPerStripe int // 0: no bounds are kept
 
 	mu     sync.RWMutex // guards closed; held for reading by every operation
 	closed bool
@@ -102,6 +105,12 @@ func Open(serverURL string, opts *Options) (*Store, error) {
 		retryInterval:    orDefault(o.RetryInterval, DefaultRetryInterval),
 		maxRetryInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
 		http:             o.HTTPClient,
+	}
+	switch {
+	case o.MaxTrackedSeries == 0:
+		s.boundsPerStripe = (DefaultMaxTrackedSeries + lockStripes - 1) / lockStripes
+	case o.MaxTrackedSeries > 0:
+		s.boundsPerStripe = (o.MaxTrackedSeries + lockStripes - 1) / lockStripes
 	}
 	if s.maxRetries == 0 {
 		s.maxRetries = DefaultMaxRetries
@@ -240,24 +249,20 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	}
 
 	if !s.opts.SkipConflictCheck {
-		unlock := s.lockSeries(ids)
-		defer unlock()
-		stored, err := s.storedAggs(ctx, todo)
-		if err != nil {
-			return fmt.Errorf("influx: write: conflict check: %w", err)
-		}
-		kept, keptIndex := todo[:0:0], index[:0:0]
-		for k, c := range todo {
-			a, ok := stored[ids[k]]
-			switch {
-			case !ok:
-				kept = append(kept, c)
-				keptIndex = append(keptIndex, index[k])
-			case a != c.Agg:
-				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s%s@%d seq %d is stored as %+v, not %+v; nothing of the batch was written", index[k], c.Metric, c.Labels, c.Start, c.Seq, a, c.Agg)
+		stripes := make([]int, len(ids))
+		for k := range ids {
+			if k > 0 && ids[k].Series == ids[k-1].Series {
+				stripes[k] = stripes[k-1]
+			} else {
+				stripes[k] = stripeOf(ids[k].Series)
 			}
 		}
-		todo, index = kept, keptIndex
+		unlock := s.lockStripes(stripes)
+		defer unlock()
+		var err error
+		if todo, index, err = s.checkConflicts(ctx, todo, index, ids, stripes); err != nil {
+			return err
+		}
 	}
 
 	body := make([]byte, 0, 64*min(len(todo), s.opts.BatchSize))
@@ -275,14 +280,105 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	return nil
 }
 
-// lockSeries locks the stripes of the identities' series in order and
-// returns the function that unlocks them.
-func (s *Store) lockSeries(ids []tsstore.CellID) func() {
-	var mask [lockStripes]bool
-	for i := range ids {
-		if i == 0 || ids[i].Series != ids[i-1].Series {
-			mask[xxhash.Sum64String(ids[i].Series)%lockStripes] = true
+// checkConflicts returns the cells of todo (with their indexes in the
+// caller's batch) that must be written: it drops those stored with the same
+// aggregate and fails with ErrConflict when one is stored with another.
+// Cells after the bound of their series are kept without a read; the
+// bounds of the series not remembered yet are read first. It then raises
+// the bounds of the batch's series to the cells about to be written. ids
+// and stripes are the cells' identities and lock stripes, which the caller
+// holds.
+func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index []int, ids []tsstore.CellID, stripes []int) ([]*tsstore.Cell, []int, error) {
+	// The cells that may collide with a stored point: at or before their
+	// series' bound, or of a series without one (for now).
+	var check []int
+	var unknown map[string]*unknownSeries
+	for k, c := range todo {
+		t := c.Start + int64(c.Seq)
+		if s.boundsPerStripe > 0 {
+			b, ok := s.bounds[stripes[k]][ids[k].Series]
+			if ok && t > b {
+				continue
+			}
+			if !ok {
+				if unknown == nil {
+					unknown = make(map[string]*unknownSeries)
+				}
+				if u := unknown[ids[k].Series]; u != nil {
+					u.lo = min(u.lo, t)
+				} else {
+					unknown[ids[k].Series] = &unknownSeries{cell: c, stripe: stripes[k], lo: t}
+				}
+			}
 		}
+		check = append(check, k)
+	}
+	if len(unknown) > 0 {
+		bounds, err := s.readBounds(ctx, unknown)
+		if err != nil {
+			return nil, nil, fmt.Errorf("influx: write: conflict check: %w", err)
+		}
+		for key, b := range bounds {
+			s.remember(unknown[key].stripe, key, b)
+		}
+		kept := check[:0]
+		for _, k := range check {
+			b, ok := bounds[ids[k].Series]
+			if !ok || todo[k].Start+int64(todo[k].Seq) <= b {
+				kept = append(kept, k)
+			}
+		}
+		check = kept
+	}
+	if len(check) > 0 {
+		cs := make([]*tsstore.Cell, len(check))
+		for i, k := range check {
+			cs[i] = todo[k]
+		}
+		stored, err := s.storedAggs(ctx, cs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("influx: write: conflict check: %w", err)
+		}
+		var drop map[int]bool
+		for _, k := range check {
+			c := todo[k]
+			a, ok := stored[ids[k]]
+			switch {
+			case !ok:
+			case a != c.Agg:
+				return nil, nil, tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s%s@%d seq %d is stored as %+v, not %+v; nothing of the batch was written", index[k], c.Metric, c.Labels, c.Start, c.Seq, a, c.Agg)
+			default:
+				if drop == nil {
+					drop = make(map[int]bool)
+				}
+				drop[k] = true
+			}
+		}
+		if drop != nil {
+			kept, keptIndex, keptIDs, keptStripes := todo[:0:0], index[:0:0], ids[:0:0], stripes[:0:0]
+			for k := range todo {
+				if !drop[k] {
+					kept, keptIndex = append(kept, todo[k]), append(keptIndex, index[k])
+					keptIDs, keptStripes = append(keptIDs, ids[k]), append(keptStripes, stripes[k])
+				}
+			}
+			todo, index, ids, stripes = kept, keptIndex, keptIDs, keptStripes
+		}
+	}
+	// Raised before sending: whatever part of the batch a failed write
+	// leaves stored is below the new bounds, so they stay upper bounds.
+	for k, c := range todo {
+		s.raise(stripes[k], ids[k].Series, c.Start+int64(c.Seq))
+	}
+	return todo, index, nil
+}
+
+// lockStripes locks the given stripes (with repetitions) in order and
+// returns the function that unlocks them.
+func (s *Store) lockStripes(stripes []int) func() {
+	var mask [lockStripes]bool
+	for _, i := range stripes {
+		mask[i] = true
 	}
 	for i := range mask {
 		if mask[i] {

@@ -1,0 +1,138 @@
+package influx
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// The Store remembers, per series (metric and labels) it has written since
+// Open, an upper bound of the times of the series' stored points: no point
+// of the series is stored after its bound. A cell whose point lies after
+// the bound cannot collide with a stored point, so Write sends it without
+// reading anything. The bound of a series is established by one read (the
+// series' newest point from the earliest cell of that first write on) and
+// raised by every write of the Store; it is only valid as long as nobody
+// else writes the series (the single-writer assumption in the package
+// comment).
+//
+// bounds[i] holds the series whose key hashes to stripe i, guarded by
+// stripes[i]. A stripe holds at most boundsPerStripe series; adding one
+// more evicts an arbitrary one, whose next write is checked and reads its
+// bound back again.
+
+// stripeOf returns the lock stripe of a series key.
+func stripeOf(series string) int { return int(xxhash.Sum64String(series) % lockStripes) }
+
+// remember sets the bound of a series whose bound was just read, evicting
+// an arbitrary series of the stripe when it is full. The stripe must be
+// locked.
+func (s *Store) remember(stripe int, series string, bound int64) {
+	m := s.bounds[stripe]
+	if m == nil {
+		m = make(map[string]int64)
+		s.bounds[stripe] = m
+	}
+	if _, ok := m[series]; !ok && len(m) >= s.boundsPerStripe {
+		for k := range m { // map order is random: an arbitrary victim
+			delete(m, k)
+			break
+		}
+	}
+	m[series] = bound
+}
+
+// raise raises the bound of a remembered series to t (a point about to be
+// written). A series that is not remembered (never read, or evicted) stays
+// so: a bound must start with a read. The stripe must be locked.
+func (s *Store) raise(stripe int, series string, t int64) {
+	if b, ok := s.bounds[stripe][series]; ok && t > b {
+		s.bounds[stripe][series] = t
+	}
+}
+
+// unknownSeries is a series without a bound in a Write: lo is the earliest
+// point time of its cells.
+type unknownSeries struct {
+	cell   *tsstore.Cell // one of its cells, for the metric and labels
+	stripe int
+	lo     int64
+}
+
+// readBounds establishes the bounds of the series in unknown (keyed by
+// series key): per metric and group of up to checkMaxSeries series, one
+// InfluxQL statement reads the newest stored point of each series from the
+// group's earliest cell on (all statements in one request). A series with
+// no point there gets the bound lo-1. It returns the bounds, which the
+// caller remembers.
+func (s *Store) readBounds(ctx context.Context, unknown map[string]*unknownSeries) (map[string]int64, error) {
+	byMetric := map[string][]string{}
+	for k, u := range unknown {
+		byMetric[u.cell.Metric] = append(byMetric[u.cell.Metric], k)
+	}
+	type group struct {
+		lo   int64
+		keys []string
+	}
+	var groups []group
+	var stmts []string
+	for metric, keys := range byMetric {
+		for lo := 0; lo < len(keys); lo += checkMaxSeries {
+			g := group{lo: maxInfluxMillis, keys: keys[lo:min(lo+checkMaxSeries, len(keys))]}
+			cs := make([]*tsstore.Cell, len(g.keys))
+			for i, k := range g.keys {
+				cs[i] = unknown[k].cell
+				g.lo = min(g.lo, unknown[k].lo)
+			}
+			groups = append(groups, g)
+			stmts = append(stmts, newestQuery(s.from+quoteIdent(metric), g.lo, seriesConds(cs)))
+		}
+	}
+	newest := make(map[string]int64, len(unknown))
+	err := s.influxQL(ctx, strings.Join(stmts, "; "), func(stmt int, se *respSeries, r row) error {
+		if stmt < 0 || stmt >= len(groups) {
+			return fmt.Errorf("answer to statement %d of %d", stmt, len(groups))
+		}
+		k := tsstore.SeriesKey(se.Name, labelsOfTags(se.Tags))
+		if _, ok := unknown[k]; ok {
+			if t, seen := newest[k]; !seen || r.t > t {
+				newest[k] = r.t
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	bounds := make(map[string]int64, len(unknown))
+	for _, g := range groups {
+		for _, k := range g.keys {
+			if t, ok := newest[k]; ok {
+				bounds[k] = t
+			} else {
+				bounds[k] = g.lo - 1
+			}
+		}
+	}
+	return bounds, nil
+}
+
+// newestQuery builds the InfluxQL statement that returns the newest point
+// with time at or after lo (ms) of every series of from satisfying conds.
+func newestQuery(from string, lo int64, conds []string) string {
+	var b strings.Builder
+	b.WriteString(selectFields)
+	b.WriteString(" FROM ")
+	b.WriteString(from)
+	fmt.Fprintf(&b, " WHERE time >= %dms AND time <= %dms", lo, maxInfluxMillis)
+	for _, c := range conds {
+		b.WriteString(" AND ")
+		b.WriteString(c)
+	}
+	b.WriteString(" GROUP BY * ORDER BY time DESC LIMIT 1")
+	return b.String()
+}
