@@ -327,15 +327,24 @@ func (r *run) exec(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if cerr := r.eng.Close(); err == nil && cerr != nil {
-			err = cerr
+		if err != nil {
+			// Close flushes what the cache holds, which ends between
+			// cell boundaries: refuse it, the next run redoes it.
+			r.store.refuse.Store(true)
+			_ = r.eng.Close()
+			return
 		}
+		err = r.eng.Close()
 	}()
 	r.batch = make([]tsstore.Point, 0, r.job.BatchPoints)
 	r.cell = -1
 	r.position, r.startPos, r.startPts = r.cp.Next, r.cp.Next, r.cp.Points
 	r.started = time.Now()
 	wms := r.width.Milliseconds()
+	if r.cp.Next >= r.job.Cutover { // interrupted after its last checkpoint
+		r.report(true)
+		return nil
+	}
 	req := archive.ScanRequest{From: r.cp.Next, To: r.job.Cutover, Matchers: r.job.Matchers}
 	err = r.job.Archive.Scan(ctx, req, func(p tsstore.Point) error {
 		c := p.Timestamp - p.Timestamp%wms
@@ -452,11 +461,15 @@ type seqStore struct {
 	tsstore.Store
 	seq     uint32
 	written atomic.Int64
-	mu      sync.Mutex // guards buf
+	refuse  atomic.Bool // set when the run failed: nothing more may be written
+	mu      sync.Mutex  // guards buf
 	buf     []tsstore.Cell
 }
 
 func (s *seqStore) Write(ctx context.Context, cells []tsstore.Cell) error {
+	if s.refuse.Load() {
+		return tsstore.Errorf(tsstore.ErrClosed, "reprocess: the run stopped; its cache is discarded")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf = append(s.buf[:0], cells...)
