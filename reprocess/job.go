@@ -251,17 +251,25 @@ type run struct {
 	v     *Versions
 	dir   string
 	lin   *Lineage
-	cp    checkpoint
+	cp    checkpoint // the last checkpoint written, with Points counting further
 	log   *slog.Logger
 	width time.Duration
 	total int64
 
-	eng   *writeback.Engine
 	store *seqStore
 	proc  *checkedProcessor
+	// Two engines, each over its own cache: one takes the scan's points
+	// while the other flushes the previous chunk, so that reading and
+	// processing overlap with the store's writes.
+	lanes [2]*writeback.Engine
+	cur   int
+	// pending receives the result of the flush in progress, if any, of
+	// the chunk that ends at pendingCP.Next.
+	pending   chan error
+	pendingCP checkpoint
 
 	batch      []tsstore.Point
-	chunk      int   // raw points since the last flush
+	chunk      int   // raw points in the current lane
 	cell       int64 // cell start of the last point read; -1 before the first
 	position   int64 // timestamp of the last point read
 	startPos   int64
@@ -270,35 +278,21 @@ type run struct {
 	lastReport time.Time
 }
 
-// exec sets up the version's store, a fresh cache and an engine, and scans
+// exec sets up the version's store, fresh caches and engines, and scans
 // the archive from the checkpoint.
 //
-// Why the result does not depend on where a run was interrupted: flushes
-// (and checkpoints) happen only at cell boundaries of the time-ordered
-// scan, and the processor keeps derived points in their raw point's cell,
-// so every cell of the version is aggregated within one generation of one
-// run, from the same points in the same order. Its Seq is fixed (0) by
-// seqStore rather than taken from the generation number, which restarts
-// with the fresh cache of a resumed run. A resumed run rewrites the cells
-// after the checkpoint that the interrupted run may already have
-// written, with the same identity and aggregate: a no-op.
+// Why the result does not depend on where a run was interrupted: a chunk
+// ends only at a cell boundary of the time-ordered scan, each chunk is
+// flushed whole by one engine, and the processor keeps derived points in
+// their raw point's cell, so every cell of the version is aggregated within
+// one generation of one run, from the same points in the same order. Its
+// Seq is fixed (0) by seqStore rather than taken from the generation
+// number, which restarts with the fresh caches of a resumed run. A resumed
+// run rewrites the cells after the checkpoint that the interrupted run may
+// already have written, with the same identity and aggregate: a no-op.
+// Chunks are flushed one at a time, in order, and a checkpoint is written
+// after its chunk's flush.
 func (r *run) exec(ctx context.Context) (err error) {
-	cdir := filepath.Join(r.dir, cacheDir)
-	if err := os.RemoveAll(cdir); err != nil {
-		return tsstore.Errorf(tsstore.ErrUnavailable, "discard cache: %w", err)
-	}
-	cache, err := localcache.Open(cdir, &localcache.Options{Fsync: localcache.FsyncNever, Logger: r.log})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := cache.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.RemoveAll(cdir)
-		}
-	}()
 	st, err := r.v.OpenStore(r.job.ID)
 	if err != nil {
 		return err
@@ -310,47 +304,73 @@ func (r *run) exec(ctx context.Context) (err error) {
 	}()
 	r.store = &seqStore{Store: st}
 	r.proc = newCheckedProcessor(r.job.Processor, r.width, r.cp.Metrics)
-	const century = 100 * 365 * 24 * time.Hour
-	r.eng, err = writeback.New(cache, r.store, &writeback.Options{
-		Processor:     r.proc,
-		Source:        "reprocess",
-		FlushInterval: -1,
-		FlushBudget:   century,
-		MaxCacheBytes: math.MaxInt64,
-		FlushAtBytes:  math.MaxInt64,
-		MaxLate:       2 * century,
-		MaxFuture:     2 * century,
-		SealSpacing:   -1,
-		Logger:        r.log,
-	})
-	if err != nil {
-		return err
+	for i := range r.lanes {
+		cdir := filepath.Join(r.dir, fmt.Sprintf("%s-%d", cacheDir, i))
+		if err := os.RemoveAll(cdir); err != nil {
+			return tsstore.Errorf(tsstore.ErrUnavailable, "discard cache: %w", err)
+		}
+		cache, err := localcache.Open(cdir, &localcache.Options{Fsync: localcache.FsyncNever, Logger: r.log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := cache.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.RemoveAll(cdir)
+			}
+		}()
+		const century = 100 * 365 * 24 * time.Hour
+		eng, err := writeback.New(cache, r.store, &writeback.Options{
+			Processor:     r.proc,
+			Source:        "reprocess",
+			FlushInterval: -1,
+			FlushBudget:   century,
+			MaxCacheBytes: math.MaxInt64,
+			FlushAtBytes:  math.MaxInt64,
+			MaxLate:       2 * century,
+			MaxFuture:     2 * century,
+			SealSpacing:   -1,
+			Logger:        r.log,
+		})
+		if err != nil {
+			return err
+		}
+		r.lanes[i] = eng
+		defer func() {
+			if err != nil {
+				// Close flushes what the cache holds, which ends
+				// between cell boundaries: refuse it, the next run
+				// redoes it.
+				r.store.refuse.Store(true)
+				_ = eng.Close()
+				return
+			}
+			err = eng.Close()
+		}()
 	}
 	defer func() {
-		if err != nil {
-			// Close flushes what the cache holds, which ends between
-			// cell boundaries: refuse it, the next run redoes it.
+		if r.pending != nil { // stopped by an error: let the flush end
 			r.store.refuse.Store(true)
-			_ = r.eng.Close()
-			return
+			<-r.pending
 		}
-		err = r.eng.Close()
 	}()
 	r.batch = make([]tsstore.Point, 0, r.job.BatchPoints)
 	r.cell = -1
 	r.position, r.startPos, r.startPts = r.cp.Next, r.cp.Next, r.cp.Points
 	r.started = time.Now()
-	wms := r.width.Milliseconds()
 	if r.cp.Next >= r.job.Cutover { // interrupted after its last checkpoint
 		r.report(true)
 		return nil
 	}
+	wms := r.width.Milliseconds()
 	req := archive.ScanRequest{From: r.cp.Next, To: r.job.Cutover, Matchers: r.job.Matchers}
 	err = r.job.Archive.Scan(ctx, req, func(p tsstore.Point) error {
 		c := p.Timestamp - p.Timestamp%wms
 		if c != r.cell {
 			if r.cell >= 0 && r.chunk >= r.job.ChunkPoints {
-				if err := r.checkpoint(ctx, c); err != nil {
+				if err := r.cut(ctx, c); err != nil {
 					return err
 				}
 			}
@@ -366,19 +386,23 @@ func (r *run) exec(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := r.checkpoint(ctx, r.job.Cutover); err != nil {
+	if err := r.cut(ctx, r.job.Cutover); err != nil {
+		return err
+	}
+	if err := r.wait(); err != nil {
 		return err
 	}
 	r.report(true)
 	return nil
 }
 
-// write hands the batch to the engine, paces the run and reports progress.
+// write hands the batch to the current engine, paces the run and reports
+// progress.
 func (r *run) write(ctx context.Context) error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	if err := r.eng.Write(ctx, r.batch); err != nil {
+	if err := r.lanes[r.cur].Write(ctx, r.batch); err != nil {
 		return err
 	}
 	r.cp.Points += int64(len(r.batch))
@@ -402,29 +426,51 @@ func (r *run) write(ctx context.Context) error {
 	return nil
 }
 
-// checkpoint writes the pending batch, flushes the engine (every cell
-// before next is then in the store) and records next atomically.
-func (r *run) checkpoint(ctx context.Context, next int64) error {
+// cut ends the current chunk at the cell boundary next: it waits for the
+// previous chunk's flush (and checkpoint), starts flushing this one in the
+// background and switches lanes.
+func (r *run) cut(ctx context.Context, next int64) error {
 	if err := r.write(ctx); err != nil {
 		return err
 	}
-	for {
-		rep, err := r.eng.Flush(ctx)
-		if err != nil {
-			return err
-		}
-		if !rep.Overrun {
-			break
-		}
-	}
-	r.cp.Next = next
-	r.cp.Cells += r.store.written.Swap(0)
-	r.cp.Metrics = r.proc.metricNames()
-	r.chunk = 0
-	if err := writeJSONAtomic(filepath.Join(r.dir, checkpointFile), &r.cp); err != nil {
+	if err := r.wait(); err != nil {
 		return err
 	}
-	r.position = max(r.position, next)
+	eng := r.lanes[r.cur]
+	r.pendingCP = checkpoint{Next: next, Points: r.cp.Points, Metrics: r.proc.metricNames()}
+	r.pending = make(chan error, 1)
+	go func() {
+		for {
+			rep, err := eng.Flush(ctx)
+			if err != nil || !rep.Overrun {
+				r.pending <- err
+				return
+			}
+		}
+	}()
+	r.cur ^= 1
+	r.chunk = 0
+	return nil
+}
+
+// wait waits for the flush in progress and writes its checkpoint: every
+// cell before pendingCP.Next is then in the store.
+func (r *run) wait() error {
+	if r.pending == nil {
+		return nil
+	}
+	err := <-r.pending
+	r.pending = nil
+	if err != nil {
+		return err
+	}
+	cp := r.pendingCP
+	cp.Cells = r.cp.Cells + r.store.written.Swap(0)
+	if err := writeJSONAtomic(filepath.Join(r.dir, checkpointFile), &cp); err != nil {
+		return err
+	}
+	r.cp.Next, r.cp.Cells, r.cp.Metrics = cp.Next, cp.Cells, cp.Metrics
+	r.position = max(r.position, cp.Next)
 	r.report(false)
 	return nil
 }
