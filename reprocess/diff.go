@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -217,7 +218,8 @@ func (d *Diff) String() string {
 }
 
 // Compare compares the version id with the live store over the version's
-// range, for the metrics its processor made and those in opts.Metrics.
+// range, for the metrics its processor made and those in opts.Metrics, and
+// keeps the report as JSON in the version's diff.json.
 // Zero fields of opts (nil means all zero) take the version's range and
 // filter. It opens the version's store for the comparison and closes it,
 // so it must not be current in a Switchable of this process; compare
@@ -252,5 +254,11 @@ func (v *Versions) Compare(ctx context.Context, id string, live tsstore.Store, o
 	if cerr := st.Close(); err == nil && cerr != nil {
 		return nil, cerr
 	}
-	return d, err
+	if err != nil {
+		return nil, err
+	}
+	if err := writeJSONAtomic(filepath.Join(v.Dir(id), diffFile), d); err != nil {
+		return nil, err
+	}
+	return d, nil
 }

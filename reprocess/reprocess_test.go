@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -112,8 +114,11 @@ func TestFixRevenue(t *testing.T) {
 	if d.SeriesChanged != 6 || d.SeriesAdded != 0 || d.SeriesRemoved != 0 || d.Series != 18 {
 		t.Errorf("diff summary: %s", d)
 	}
-	if b, err := json.Marshal(d); err != nil || len(b) == 0 {
-		t.Errorf("diff JSON: %v", err)
+	var kept reprocess.Diff
+	if b, err := os.ReadFile(filepath.Join(e.versions.Dir("orders-2"), "diff.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(b, &kept); err != nil || !cmp.Equal(&kept, d) {
+		t.Errorf("diff.json: %v %s", err, cmp.Diff(d, &kept))
 	}
 	t.Log(d)
 

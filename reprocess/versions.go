@@ -23,6 +23,7 @@ const (
 	currentFile    = "current"
 	lineageFile    = "lineage.json"
 	checkpointFile = "checkpoint.json"
+	diffFile       = "diff.json"
 	storeDir       = "tsdb"
 	cacheDir       = "cache"
 )
@@ -39,8 +40,9 @@ type VersionsOptions struct {
 //
 //	<root>/versions/<id>/tsdb/             the version's promtsdb directory
 //	<root>/versions/<id>/lineage.json      what the version was made from
-//	<root>/versions/<id>/checkpoint.json   how far its job got (while running)
-//	<root>/versions/<id>/cache/            its job's write-back cache (scratch)
+//	<root>/versions/<id>/checkpoint.json   how far its job got
+//	<root>/versions/<id>/diff.json         the last Versions.Compare report
+//	<root>/versions/<id>/cache-0, cache-1/ its job's write-back caches (scratch)
 //	<root>/current                         the id of the version serving reads
 //
 // Versions are never deleted. Safe for concurrent use within one process;
