@@ -9,9 +9,10 @@
 //
 //  1. Deploy the fixed processor in the live writeback.Engine, whose
 //     store is a [Switchable] over the live store.
-//  2. Choose a cell-aligned cut-over such that every point before it is
-//     flushed and archived and no more will come (at most the live
-//     engine's now minus its MaxLate), and [Versions.Run] a [Job] over
+//  2. Choose a cell-aligned cut-over at least the live engine's MaxFuture
+//     after the deployment (every point after it was processed by the
+//     fix), flush the live engine so that every point before it is
+//     archived, and [Versions.Run] a [Job] over
 //     [From, Cutover): it scans the archive in time order and feeds the
 //     points through a writeback engine with the fixed processor (the
 //     cache's aggregation, not a second copy of it) into a new promtsdb
@@ -22,6 +23,11 @@
 //     stops here.
 //  4. [Switchable.Switch] to the version: reads of [From, Cutover) come
 //     from it, the rest from the live store, where writes keep going.
+//  5. Until the live engine's MaxLate has passed since the cut-over, late
+//     points of the range still arrive (in the live store, where reads of
+//     their time do not look, and in the archive): run
+//     [Switchable.CatchUp] after live flushes, which adds the archive's
+//     new segments of the range to the version as new partials, once.
 //
 // For an InfluxDB deployment the analogue of a version directory is a new
 // bucket (or a measurement prefix) that a job writes through the influx

@@ -38,12 +38,16 @@ const (
 // Processor into a new store version. Required: ID, Archive, Processor,
 // From and Cutover; every other zero field means its default.
 //
-// The range must be settled before the job starts: every point with a
-// timestamp in it has been flushed by the live engine and archived, and no
-// more will be written (Cutover is at most the live engine's now minus its
-// MaxLate, or the live engine rejects older points). A job that finds the
-// archive's segment list of the range changed fails with
-// tsstore.ErrConflict rather than produce a version of unknown content.
+// Every point of the range written before the job starts must have been
+// flushed by the live engine and archived. Points of the range that come
+// later (late data, until the live engine's MaxLate has passed since the
+// cut-over) are added by Versions.CatchUp or Switchable.CatchUp; until
+// then reads of their time, served by the version, leave them out (never
+// count them twice). The archive must not gain segments in the range while
+// the job runs: a job that finds the segment list changed (during its scan,
+// or between an interrupted run and its resumption) fails with
+// tsstore.ErrConflict rather than make a version of unknown content; run it
+// again under a new ID.
 type Job struct {
 	// ID names the new version ([a-zA-Z0-9_.-]{1,64}). Running a job
 	// whose version is incomplete resumes it from its checkpoint; one that

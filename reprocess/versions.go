@@ -52,6 +52,8 @@ type Versions struct {
 	root string
 	opts VersionsOptions
 	mu   sync.Mutex // serialises writes of the current pointer
+
+	catchMu sync.Mutex // serialises catch-ups (they rewrite lineages)
 }
 
 // OpenVersions opens (creating it if needed) the catalog in root.
@@ -113,6 +115,10 @@ type Lineage struct {
 	Completed time.Time `json:"completed,omitzero"`
 	// Resumes counts the times the job was resumed from a checkpoint.
 	Resumes int `json:"resumes,omitempty"`
+	// CatchUps lists the catch-up passes (see Versions.CatchUp): late
+	// segments added after the job, each pass's cells with their own Seq.
+	// Points and Cells include them.
+	CatchUps []CatchUpPass `json:"catch_ups,omitempty"`
 }
 
 // Complete reports whether the version's job has finished.
