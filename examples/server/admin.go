@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// flushResponse is the answer of POST /v1/admin/flush.
+type flushResponse struct {
+	Committed []uint64 `json:"committed"`
+	Cells     int64    `json:"cells"`
+	Points    int64    `json:"points"`
+	Segments  int      `json:"segments"`
+	Duration  string   `json:"duration"`
+	Overrun   bool     `json:"overrun"`
+}
+
+// postFlush is POST /v1/admin/flush: flush the cache to the store and the
+// archives now.
+func (a *api) postFlush(w http.ResponseWriter, r *http.Request) {
+	rep, err := a.eng.Flush(r.Context())
+	if err != nil {
+		a.writeEngineError(w, "flush", err)
+		return
+	}
+	c := rep.Committed
+	if c == nil {
+		c = []uint64{}
+	}
+	writeJSON(w, http.StatusOK, flushResponse{
+		Committed: c, Cells: rep.Cells, Points: rep.Points, Segments: rep.Segments,
+		Duration: rep.Duration.String(), Overrun: rep.Overrun,
+	})
+}
+
+// merchantRequest is the body of POST /v1/admin/merchants.
+type merchantRequest struct {
+	Merchant string `json:"merchant"`
+}
+
+// postMerchant is POST /v1/admin/merchants: issue the token of a merchant.
+// Tokens are derived from the merchant id and the secret, so issuing one
+// twice returns the same token.
+func (a *api) postMerchant(w http.ResponseWriter, r *http.Request) {
+	var req merchantRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: want {\"merchant\": \"<id>\"}: "+jsonMessage(err))
+		return
+	}
+	if !merchantPattern.MatchString(req.Merchant) {
+		writeError(w, http.StatusBadRequest, "field \"merchant\": "+quote(req.Merchant)+" is not 1 to 64 of [a-zA-Z0-9.-], starting with a letter or digit")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"merchant": req.Merchant, "token": a.tokens.merchantToken(req.Merchant)})
+}
+
+// reprocess answers the reprocess endpoints. Package reprocess had not
+// landed when this server was written, so they are not wired yet.
+func (a *api) reprocess(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotImplemented, "reprocess (dry run, diff, switch) is not wired into this server yet: package reprocess had not landed when it was built")
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
+	"github.com/hourglass-io/hourglass/tsstore/archive/s3archive"
+	"github.com/hourglass-io/hourglass/tsstore/influx"
+	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/localcache"
+	"github.com/hourglass-io/hourglass/writeback/rediscache"
+)
+
+// backends are the cache, store and archives the engine runs on. The engine
+// does not own them: close them after it.
+type backends struct {
+	cache    writeback.Cache
+	store    tsstore.Store
+	archives []archive.Archive
+	redis    redis.UniversalClient
+	describe []string // what was opened, for the start banner
+}
+
+// openBackends opens what c configures. On error, what was opened is closed.
+func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends, err error) {
+	b = &backends{}
+	defer func() {
+		if err != nil {
+			_ = b.close()
+		}
+	}()
+	switch c.store {
+	case "influx":
+		s, err := influx.Open(c.influxURL, &influx.Options{Database: c.influxDB, Token: c.influxToken})
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		b.store = s
+		if err := s.EnsureDatabase(ctx); err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB)
+	default:
+		dir := filepath.Join(c.dataDir, "tsdb")
+		s, err := promtsdb.Open(dir, nil)
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		b.store = s
+		b.describe = append(b.describe, "store: promtsdb in "+dir)
+	}
+
+	switch c.cache {
+	case "redis":
+		addrs := splitList(c.redisAddrs)
+		b.redis = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs: addrs, MasterName: c.redisMaster, IsClusterMode: c.redisCluster, Password: c.redisPassword,
+		})
+		rc, err := rediscache.Open(ctx, b.redis, &rediscache.Options{Prefix: c.redisPrefix, Logger: log})
+		if err != nil {
+			return b, fmt.Errorf("cache: %w", err)
+		}
+		b.cache = rc
+		kind := "server"
+		switch {
+		case c.redisMaster != "":
+			kind = "Sentinel master " + c.redisMaster + " via"
+		case c.redisCluster:
+			kind = "Cluster"
+		}
+		b.describe = append(b.describe, fmt.Sprintf("cache: Redis %s %s, prefix %s", kind, strings.Join(addrs, ","), c.redisPrefix))
+	default:
+		var fsync localcache.FsyncPolicy
+		switch c.fsync {
+		case "interval":
+			fsync = localcache.FsyncInterval
+		case "always":
+			fsync = localcache.FsyncAlways
+		case "never":
+			fsync = localcache.FsyncNever
+		default:
+			return b, fmt.Errorf("-fsync %q: want interval, always or never", c.fsync)
+		}
+		dir := filepath.Join(c.dataDir, "cache")
+		lc, err := localcache.Open(dir, &localcache.Options{Fsync: fsync, Logger: log})
+		if err != nil {
+			return b, fmt.Errorf("cache: %w", err)
+		}
+		b.cache = lc
+		b.describe = append(b.describe, "cache: localcache (memory + WAL, fsync "+c.fsync+") in "+dir)
+	}
+
+	for _, dir := range c.archivePaths() {
+		a, err := dirarchive.Open(dir, nil)
+		if err != nil {
+			return b, fmt.Errorf("archive: %w", err)
+		}
+		b.archives = append(b.archives, a)
+		b.describe = append(b.describe, "archive: directory "+dir)
+	}
+	if c.s3Bucket != "" {
+		a, err := s3archive.Open(ctx, c.s3Endpoint, c.s3Bucket, c.s3Prefix, &s3archive.Options{
+			AccessKey: c.s3AccessKey, SecretKey: c.s3SecretKey, Region: c.s3Region, CreateBucket: true,
+		})
+		if err != nil {
+			return b, fmt.Errorf("archive: %w", err)
+		}
+		b.archives = append(b.archives, a)
+		b.describe = append(b.describe, "archive: S3 "+c.s3Endpoint+" bucket "+c.s3Bucket+" prefix "+c.s3Prefix)
+	}
+	return b, nil
+}
+
+// close closes the archives, the cache and the store (after the engine).
+func (b *backends) close() error {
+	var errs []error
+	for _, a := range b.archives {
+		errs = append(errs, a.Close())
+	}
+	if b.cache != nil {
+		errs = append(errs, b.cache.Close())
+	}
+	if b.redis != nil {
+		errs = append(errs, b.redis.Close())
+	}
+	if b.store != nil {
+		errs = append(errs, b.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

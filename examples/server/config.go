@@ -1,0 +1,215 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hourglass-io/hourglass/writeback"
+)
+
+// Defaults of the server's configuration.
+const (
+	DefaultAddr            = ":8080"
+	DefaultDataDir         = "data"
+	DefaultMaxBody         = 4 << 20
+	DefaultRate            = 50
+	DefaultBurst           = 100
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// config is the server's configuration, from flags and HOURGLASS_* variables.
+type config struct {
+	addr     string
+	dataDir  string
+	tokens   string
+	maxBody  int64
+	rate     float64
+	burst    int
+	shutdown time.Duration
+
+	store       string
+	influxURL   string
+	influxDB    string
+	influxToken string
+
+	cache         string
+	fsync         string
+	redisAddrs    string
+	redisMaster   string
+	redisCluster  bool
+	redisPassword string
+	redisPrefix   string
+
+	archiveDirs string
+	s3Endpoint  string
+	s3Bucket    string
+	s3Prefix    string
+	s3AccessKey string
+	s3SecretKey string
+	s3Region    string
+
+	flushInterval time.Duration
+	flushBudget   time.Duration
+	maxCacheBytes int64
+
+	amqpURL string
+}
+
+// envFlags is a flag set whose flags may also be set by environment
+// variables; the command line wins.
+type envFlags struct {
+	*flag.FlagSet
+	env map[string]string // flag name → variable
+}
+
+func newEnvFlags(name string, out io.Writer, header string) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	e := &envFlags{FlagSet: fs, env: map[string]string{}}
+	fs.Usage = func() {
+		fmt.Fprint(out, header)
+		fs.PrintDefaults()
+	}
+	return e
+}
+
+func (e *envFlags) note(name, env string) string {
+	e.env[name] = env
+	return " ($" + env + ")"
+}
+
+func (e *envFlags) str(p *string, name, env, def, usage string) {
+	e.StringVar(p, name, def, usage+e.note(name, env))
+}
+
+func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
+	e.DurationVar(p, name, def, usage+e.note(name, env))
+}
+
+func (e *envFlags) i64(p *int64, name, env string, def int64, usage string) {
+	e.Int64Var(p, name, def, usage+e.note(name, env))
+}
+
+func (e *envFlags) num(p *int, name, env string, def int, usage string) {
+	e.IntVar(p, name, def, usage+e.note(name, env))
+}
+
+func (e *envFlags) f64(p *float64, name, env string, def float64, usage string) {
+	e.Float64Var(p, name, def, usage+e.note(name, env))
+}
+
+func (e *envFlags) boolean(p *bool, name, env string, def bool, usage string) {
+	e.BoolVar(p, name, def, usage+e.note(name, env))
+}
+
+// parse applies the environment variables that are set, then args.
+func (e *envFlags) parse(args []string) error {
+	names := make([]string, 0, len(e.env))
+	for n := range e.env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if v := os.Getenv(e.env[n]); v != "" {
+			if err := e.Set(n, v); err != nil {
+				return fmt.Errorf("$%s=%q: %w", e.env[n], v, err)
+			}
+		}
+	}
+	return e.Parse(args)
+}
+
+const serverUsage = `Usage: server [flags]          the analytics server (embedded defaults: localcache,
+                                promtsdb and dirarchive under -data, on -addr)
+       server lb [flags]       a load balancer in front of several servers
+                                (server lb -help for its flags)
+
+Every flag can also be set by the environment variable named after it; a flag
+on the command line wins. Flags:
+`
+
+// parseConfig parses the server's flags and environment.
+func parseConfig(args []string, out io.Writer) (*config, error) {
+	c := &config{}
+	f := newEnvFlags("server", out, serverUsage)
+	f.str(&c.addr, "addr", "HOURGLASS_ADDR", DefaultAddr, "listen address")
+	f.str(&c.dataDir, "data", "HOURGLASS_DATA", DefaultDataDir, "data directory: tokens.json, cache/, tsdb/, archive/, amqp/")
+	f.str(&c.tokens, "tokens", "HOURGLASS_TOKENS", "", "tokens file, created on first start; empty means <data>/tokens.json (servers behind one balancer share it)")
+	f.i64(&c.maxBody, "max-body", "HOURGLASS_MAX_BODY", DefaultMaxBody, "largest request body in bytes (after gzip decoding); larger ones get 413")
+	f.f64(&c.rate, "rate", "HOURGLASS_RATE", DefaultRate, "requests per second per merchant (token bucket); 0 means unlimited")
+	f.num(&c.burst, "burst", "HOURGLASS_BURST", DefaultBurst, "token bucket size per merchant")
+	f.dur(&c.shutdown, "shutdown-timeout", "HOURGLASS_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "how long SIGTERM waits for requests in flight")
+
+	f.str(&c.store, "store", "HOURGLASS_STORE", "promtsdb", "time-series store: promtsdb (embedded, in <data>/tsdb) or influx")
+	f.str(&c.influxURL, "influx-url", "HOURGLASS_INFLUX_URL", "http://127.0.0.1:8086", "InfluxDB URL (-store influx)")
+	f.str(&c.influxDB, "influx-db", "HOURGLASS_INFLUX_DB", "hourglass", "InfluxDB database, created when missing (-store influx)")
+	f.str(&c.influxToken, "influx-token", "HOURGLASS_INFLUX_TOKEN", "", "InfluxDB token or user:password (-store influx)")
+
+	f.str(&c.cache, "cache", "HOURGLASS_CACHE", "local", "write-back cache: local (memory + WAL in <data>/cache) or redis")
+	f.str(&c.fsync, "fsync", "HOURGLASS_FSYNC", "interval", "local cache WAL fsync: interval (every 100 ms), always or never")
+	f.str(&c.redisAddrs, "redis-addr", "HOURGLASS_REDIS_ADDR", "127.0.0.1:6379", "Redis address; comma-separated Sentinel or Cluster addresses (-cache redis)")
+	f.str(&c.redisMaster, "redis-master", "HOURGLASS_REDIS_MASTER", "", "Sentinel master name: -redis-addr lists the sentinels (-cache redis)")
+	f.boolean(&c.redisCluster, "redis-cluster", "HOURGLASS_REDIS_CLUSTER", false, "-redis-addr lists Redis Cluster nodes (-cache redis)")
+	f.str(&c.redisPassword, "redis-password", "HOURGLASS_REDIS_PASSWORD", "", "Redis password (-cache redis)")
+	f.str(&c.redisPrefix, "redis-prefix", "HOURGLASS_REDIS_PREFIX", "hourglass", "Redis key prefix, one per server (-cache redis)")
+
+	f.str(&c.archiveDirs, "archive-dirs", "HOURGLASS_ARCHIVE_DIRS", "", "comma-separated archive directories; empty means <data>/archive, \"none\" means no directory archive")
+	f.str(&c.s3Endpoint, "s3-endpoint", "HOURGLASS_S3_ENDPOINT", "", "S3 endpoint (host:port or URL) of an archive on object storage, used with -s3-bucket")
+	f.str(&c.s3Bucket, "s3-bucket", "HOURGLASS_S3_BUCKET", "", "S3 bucket of the archive (created when missing); empty means no S3 archive")
+	f.str(&c.s3Prefix, "s3-prefix", "HOURGLASS_S3_PREFIX", "hourglass/", "key prefix of the S3 archive")
+	f.str(&c.s3AccessKey, "s3-access-key", "HOURGLASS_S3_ACCESS_KEY", "", "S3 access key; empty means the AWS credential chain")
+	f.str(&c.s3SecretKey, "s3-secret-key", "HOURGLASS_S3_SECRET_KEY", "", "S3 secret key")
+	f.str(&c.s3Region, "s3-region", "HOURGLASS_S3_REGION", "", "S3 region; empty asks the server")
+
+	f.dur(&c.flushInterval, "flush-interval", "HOURGLASS_FLUSH_INTERVAL", writeback.DefaultFlushInterval, "time between flushes of the cache to the store and archives (±5 % jitter)")
+	f.dur(&c.flushBudget, "flush-budget", "HOURGLASS_FLUSH_BUDGET", writeback.DefaultFlushBudget, "longest time one flush may take")
+	f.i64(&c.maxCacheBytes, "max-cache-bytes", "HOURGLASS_MAX_CACHE_BYTES", writeback.DefaultMaxCacheBytes, "cache bound; writes beyond it get 503 with Retry-After")
+
+	f.str(&c.amqpURL, "amqp-url", "HOURGLASS_AMQP_URL", "", "RabbitMQ URL: also consume write batches from the queue hourglass.writes (amqpsource); empty means off")
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	if f.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see -help)", f.Arg(0))
+	}
+	if c.tokens == "" {
+		c.tokens = filepath.Join(c.dataDir, "tokens.json")
+	}
+	switch c.store {
+	case "promtsdb", "influx":
+	default:
+		return nil, fmt.Errorf("-store %q: want promtsdb or influx", c.store)
+	}
+	switch c.cache {
+	case "local", "redis":
+	default:
+		return nil, fmt.Errorf("-cache %q: want local or redis", c.cache)
+	}
+	if c.maxBody <= 0 || c.burst <= 0 || c.rate < 0 {
+		return nil, fmt.Errorf("-max-body and -burst must be positive, -rate not negative")
+	}
+	return c, nil
+}
+
+// archivePaths returns the directory archives to open.
+func (c *config) archivePaths() []string {
+	switch strings.TrimSpace(c.archiveDirs) {
+	case "":
+		return []string{filepath.Join(c.dataDir, "archive")}
+	case "none":
+		return nil
+	}
+	var out []string
+	for _, d := range strings.Split(c.archiveDirs, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+// Command server is the example analytics server of hourglass: merchants'
+// clients write events over HTTP, a versioned processor turns them into
+// metrics (orders, revenue, refunds, views), a writeback.Engine acknowledges
+// them once they are in its cache and flushes them to a time-series store and
+// an archive of the raw events, and merchants read their metrics back.
+//
+//	go run ./examples/server              # embedded defaults under ./data, on :8080
+//	go run ./examples/server -help        # every flag and its environment variable
+//	go run ./examples/server lb -backends http://127.0.0.1:8081,http://127.0.0.1:8082
+//
+// On its first start the server creates ./data/tokens.json (mode 0600) with a
+// signing secret, an admin token and a demo merchant's token, and prints
+// ready-to-paste curl lines. The HTTP API is described in openapi.yaml and in
+// the repository's README.
+//
+// # Tokens
+//
+// A merchant token is "hg_<merchant>_<signature>", the signature an HMAC-SHA256
+// of the merchant id under the secret of the tokens file: it is bound to its
+// merchant, checked in constant time, and every server that shares the tokens
+// file accepts it (which the balancer mode relies on). POST
+// /v1/admin/merchants issues one. Rotating the secret revokes every token.
+//
+// # Isolation
+//
+// The merchant of a request is the one its token names. Ingested points get
+// the label merchant=<that merchant> (a different merchant tag in line protocol
+// is refused); queries always carry the matcher merchant=<that merchant>, so a
+// merchant reads and writes only its own series, whatever its label filters
+// or group-by.
+//
+// # Shutdown
+//
+// SIGTERM or SIGINT stops accepting connections, lets the requests in flight
+// finish, closes the engine (which flushes the cache to the store and the
+// archives) and then the cache, the store and the archives. A write that was
+// answered 2xx is in the cache's log before the answer, so a crash loses
+// nothing acknowledged either: the next start replays the log.
+package main

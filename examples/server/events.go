@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+)
+
+// The event types the server accepts on /v1/events.
+const (
+	eventOrder    = "order"
+	eventRefund   = "refund"
+	eventPageView = "page_view"
+)
+
+// maxAmount bounds an event's amount.
+const maxAmount = 1e12
+
+// event is one merchant event as clients send it. Unknown fields are refused.
+type event struct {
+	Type     string     `json:"type"`
+	Time     *eventTime `json:"time,omitempty"`
+	Amount   *float64   `json:"amount,omitempty"`
+	Currency string     `json:"currency,omitempty"`
+	Status   string     `json:"status,omitempty"`
+	Path     string     `json:"path,omitempty"`
+	Country  string     `json:"country,omitempty"`
+	Device   string     `json:"device,omitempty"`
+}
+
+// eventTime is an event's time: an RFC 3339 string or milliseconds since the
+// Unix epoch.
+type eventTime int64
+
+func (t *eventTime) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return fmt.Errorf("time %q is not RFC 3339", s)
+		}
+		*t = eventTime(tm.UnixMilli())
+		return nil
+	}
+	ms, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("time %s is neither RFC 3339 nor integer milliseconds", b)
+	}
+	*t = eventTime(ms)
+	return nil
+}
+
+var (
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
+	pathPattern     = regexp.MustCompile(`^/[A-Za-z0-9/._~%!$&'()*+,;=:@-]{0,255}$`)
+	orderStatuses   = map[string]bool{"paid": true, "pending": true, "failed": true, "cancelled": true}
+	devices         = map[string]bool{"desktop": true, "mobile": true, "tablet": true}
+)
+
+// checkTime checks that ts (ms) is within the engine's default window around
+// now (writeback.DefaultMaxLate, DefaultMaxFuture), so that the error names
+// the event or line rather than the engine's point index.
+func checkTime(ts int64, now time.Time) error {
+	t := tsstore.TimeOf(ts)
+	if t.Before(now.Add(-writeback.DefaultMaxLate)) || t.After(now.Add(writeback.DefaultMaxFuture)) {
+		return fmt.Errorf("timestamp %s is outside [now-%v, now+%v]", t.Format(time.RFC3339Nano), writeback.DefaultMaxLate, writeback.DefaultMaxFuture)
+	}
+	return nil
+}
+
+// errNoEvents is the error of an empty batch.
+var errNoEvents = tsstore.Errorf(tsstore.ErrInvalid, "no events in the request body")
+
+// parseEventsJSON parses a JSON array of events for merchant into raw points
+// (one per event). Errors are of kind tsstore.ErrInvalid and name the event's
+// index (from 0) and the field.
+func parseEventsJSON(body []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	tok, err := dec.Token()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errNoEvents
+		}
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %s", jsonMessage(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: want a JSON array of events (or NDJSON with Content-Type application/x-ndjson)")
+	}
+	var points []tsstore.Point
+	for i := 0; dec.More(); i++ {
+		var e event
+		if err := dec.Decode(&e); err != nil {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %s", i, jsonMessage(err))
+		}
+		p, err := e.point(merchant, now)
+		if err != nil {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", i, err)
+		}
+		points = append(points, p)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: %s", len(points)-1, jsonMessage(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events")
+	}
+	if len(points) == 0 {
+		return nil, errNoEvents
+	}
+	return points, nil
+}
+
+// parseEventsNDJSON parses newline-delimited JSON events (one object per
+// line; blank lines are skipped). Errors name the line (from 1).
+func parseEventsNDJSON(body []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, len(body)+1)
+	var points []tsstore.Point
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		var e event
+		if err := dec.Decode(&e); err != nil {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %s", line, jsonMessage(err))
+		}
+		if dec.More() {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value", line)
+		}
+		p, err := e.point(merchant, now)
+		if err != nil {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
+		}
+		points = append(points, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %w", err)
+	}
+	if len(points) == 0 {
+		return nil, errNoEvents
+	}
+	return points, nil
+}
+
+// jsonMessage returns err's message without encoding/json's "json: " prefix.
+func jsonMessage(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q: want %s, got %s", te.Field, te.Type, te.Value)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "truncated JSON"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// point checks e and returns its raw point: metric = the event type, labels =
+// merchant and the event's attributes, value = the amount (or 1).
+func (e *event) point(merchant string, now time.Time) (tsstore.Point, error) {
+	kv := []string{"merchant", merchant}
+	value := 1.0
+	switch e.Type {
+	case eventOrder, eventRefund:
+		if e.Amount == nil {
+			return tsstore.Point{}, fmt.Errorf("field \"amount\": required for %s events", e.Type)
+		}
+		a := *e.Amount
+		if math.IsNaN(a) || a < 0 || a > maxAmount {
+			return tsstore.Point{}, fmt.Errorf("field \"amount\": %v is not in [0, %g]", a, float64(maxAmount))
+		}
+		value = a
+		if !currencyPattern.MatchString(e.Currency) {
+			return tsstore.Point{}, fmt.Errorf("field \"currency\": %q is not an ISO 4217 code such as \"EUR\"", e.Currency)
+		}
+		kv = append(kv, "currency", e.Currency)
+		if e.Type == eventOrder {
+			status := e.Status
+			if status == "" {
+				status = "paid"
+			}
+			if !orderStatuses[status] {
+				return tsstore.Point{}, fmt.Errorf("field \"status\": %q is not one of paid, pending, failed, cancelled", e.Status)
+			}
+			kv = append(kv, "status", status)
+		} else if e.Status != "" {
+			return tsstore.Point{}, fmt.Errorf("field \"status\": not used by refund events")
+		}
+		if e.Path != "" {
+			return tsstore.Point{}, fmt.Errorf("field \"path\": not used by %s events", e.Type)
+		}
+	case eventPageView:
+		if !pathPattern.MatchString(e.Path) {
+			return tsstore.Point{}, fmt.Errorf("field \"path\": %q is not a URL path such as \"/products/42\" (no query string, at most 256 bytes)", e.Path)
+		}
+		kv = append(kv, "path", e.Path)
+		if e.Amount != nil || e.Currency != "" || e.Status != "" {
+			return tsstore.Point{}, fmt.Errorf("fields \"amount\", \"currency\", \"status\": not used by page_view events")
+		}
+	case "":
+		return tsstore.Point{}, fmt.Errorf("field \"type\": required (order, refund or page_view)")
+	default:
+		return tsstore.Point{}, fmt.Errorf("field \"type\": unknown event type %q (known: order, refund, page_view)", e.Type)
+	}
+	if e.Country != "" {
+		if !countryPattern.MatchString(e.Country) {
+			return tsstore.Point{}, fmt.Errorf("field \"country\": %q is not an ISO 3166 code such as \"DE\"", e.Country)
+		}
+		kv = append(kv, "country", e.Country)
+	}
+	if e.Device != "" {
+		if !devices[e.Device] {
+			return tsstore.Point{}, fmt.Errorf("field \"device\": %q is not one of desktop, mobile, tablet", e.Device)
+		}
+		kv = append(kv, "device", e.Device)
+	}
+	ls, err := tsstore.NewLabels(kv...)
+	if err != nil {
+		return tsstore.Point{}, err
+	}
+	ts := now.UnixMilli()
+	if e.Time != nil {
+		ts = int64(*e.Time)
+		if err := checkTime(ts, now); err != nil {
+			return tsstore.Point{}, fmt.Errorf("field \"time\": %w", err)
+		}
+	}
+	return tsstore.Point{Metric: e.Type, Labels: ls, Timestamp: ts, Value: value}, nil
+}

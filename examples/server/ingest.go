@@ -1,0 +1,136 @@
+package main
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// errTooLarge reports a body over the limit.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads the request body, gzip-decoded when Content-Encoding says
+// so, refusing more than a.maxBody bytes (before and after decoding).
+func (a *api) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	var body io.Reader = http.MaxBytesReader(w, r.Body, a.maxBody)
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, classifyRead(err)
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "Content-Encoding %q: only gzip is accepted", enc)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, a.maxBody+1))
+	if err != nil {
+		return nil, classifyRead(err)
+	}
+	if int64(len(b)) > a.maxBody {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+func classifyRead(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errTooLarge
+	}
+	return tsstore.Errorf(tsstore.ErrInvalid, "reading the body: %w", err)
+}
+
+// bodyError answers a readBody error: 413 or 400.
+func (a *api) bodyError(w http.ResponseWriter, api string, err error) {
+	if errors.Is(err, errTooLarge) {
+		a.reject(api, "too_large")
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes; send smaller batches", a.maxBody))
+		return
+	}
+	a.reject(api, "invalid")
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+// write hands the points of one request to the engine in ONE Write: all of
+// them are kept or none.
+func (a *api) write(w http.ResponseWriter, r *http.Request, api string, points []tsstore.Point) bool {
+	if err := a.eng.Write(r.Context(), points); err != nil {
+		reason := "invalid"
+		if !errors.Is(err, tsstore.ErrInvalid) {
+			reason = "unavailable"
+		}
+		a.reject(api, reason)
+		a.writeEngineError(w, "write", err)
+		return false
+	}
+	a.metrics.ingestPoints.WithLabelValues(api).Add(float64(len(points)))
+	return true
+}
+
+// postEvents is POST /v1/events: a JSON array of events (Content-Type
+// application/json) or NDJSON (application/x-ndjson, application/jsonl).
+func (a *api) postEvents(w http.ResponseWriter, r *http.Request, merchant string) {
+	const api = "events"
+	parse := parseEventsJSON
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			a.reject(api, "invalid")
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: %v", ct, err))
+			return
+		case mt == "application/json", mt == "application/x-www-form-urlencoded": // curl -d's default
+		case mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl" || mt == "application/x-jsonlines":
+			parse = parseEventsNDJSON
+		default:
+			a.reject(api, "invalid")
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: want application/json (an array of events) or application/x-ndjson (one event per line)", mt))
+			return
+		}
+	}
+	body, err := a.readBody(w, r)
+	if err != nil {
+		a.bodyError(w, api, err)
+		return
+	}
+	points, err := parse(body, merchant, a.now())
+	if err != nil {
+		a.reject(api, "invalid")
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if a.write(w, r, api, points) {
+		writeJSON(w, http.StatusOK, map[string]any{"accepted": len(points), "merchant": merchant})
+	}
+}
+
+// postLineProtocol is POST /write (InfluxDB 1.x: ?db= is ignored) and POST
+// /api/v2/write (2.x: ?org= and ?bucket= are ignored): line protocol with
+// ?precision=. It answers 204 like InfluxDB.
+func (a *api) postLineProtocol(api string) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, merchant string) {
+		body, err := a.readBody(w, r)
+		if err != nil {
+			a.bodyError(w, api, err)
+			return
+		}
+		points, err := parseLineProtocol(body, r.URL.Query().Get("precision"), merchant, a.now())
+		if err != nil {
+			a.reject(api, "invalid")
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if a.write(w, r, api, points) {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/amqpsource"
+)
+
+// serve runs the server of c until ctx is done, then shuts down gracefully:
+// stop accepting, drain the requests in flight, close the engine (which
+// flushes), then the cache, store and archives.
+func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error) {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return err
+	}
+	toks, created, err := loadTokens(c.tokens)
+	if err != nil {
+		return err
+	}
+	b, err := openBackends(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the backends: %w", cerr))
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newServerMetrics(reg, c.flushBudget)
+	eng, err := writeback.New(b.cache, b.store, &writeback.Options{
+		Processor:     eventsProcessor{},
+		Archives:      b.archives,
+		FlushInterval: c.flushInterval,
+		FlushBudget:   c.flushBudget,
+		MaxCacheBytes: c.maxCacheBytes,
+		Logger:        log,
+		OnFlush:       metrics.onFlush,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := eng.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the engine: %w", cerr))
+		} else {
+			log.Info("engine closed: cache flushed to the store and the archives")
+		}
+	}()
+	reg.MustRegister(eng.Collector())
+
+	if c.amqpURL != "" {
+		cons, err := amqpsource.Open(ctx, c.amqpURL, eng, filepath.Join(c.dataDir, "amqp"), &amqpsource.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, cons.Close()) }() // before the engine's Close
+		reg.MustRegister(cons.Collector())
+		b.describe = append(b.describe, "amqp: consuming "+amqpsource.DefaultWriteQueue+" and "+amqpsource.DefaultReadQueue)
+	}
+
+	a := &api{
+		eng: eng, tokens: toks, limits: newRateLimits(c.rate, c.burst), maxBody: c.maxBody,
+		metrics: metrics, reg: reg, log: log, now: time.Now,
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	printBanner(stdout, baseURL(ln.Addr()), c, toks, created, b.describe)
+	a.ready.Store(true)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests in flight")
+	a.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still in flight at the shutdown timeout", "err", err)
+		_ = srv.Close()
+	}
+	<-served
+	return nil
+}
+
+// baseURL returns the URL clients on this machine reach a listener at.
+func baseURL(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.IP.IsUnspecified() {
+		port := 0
+		if ok {
+			port = ta.Port
+		}
+		return fmt.Sprintf("http://localhost:%d", port)
+	}
+	return "http://" + ta.String()
+}
