@@ -38,16 +38,14 @@ const (
 // Processor into a new store version. Required: ID, Archive, Processor,
 // From and Cutover; every other zero field means its default.
 //
-// Every point of the range written before the job starts must have been
-// flushed by the live engine and archived. Points of the range that come
-// later (late data, until the live engine's MaxLate has passed since the
-// cut-over) are added by Versions.CatchUp or Switchable.CatchUp; until
-// then reads of their time, served by the version, leave them out (never
-// count them twice). The archive must not gain segments in the range while
-// the job runs: a job that finds the segment list changed (during its scan,
-// or between an interrupted run and its resumption) fails with
-// tsstore.ErrConflict rather than make a version of unknown content; run it
-// again under a new ID.
+// The job reads exactly the archive segments overlapping the range that
+// are listed when it first starts (recorded in its lineage; a resumed run
+// reads the same ones), merged in time order. Every point of the range
+// written before the job starts must have been flushed by the live engine
+// and archived by then. Points of the range archived later (late data,
+// until the live engine's MaxLate has passed since the cut-over) are added
+// by Versions.CatchUp or Switchable.CatchUp; until then reads of their
+// time, served by the version, leave them out (never count them twice).
 type Job struct {
 	// ID names the new version ([a-zA-Z0-9_.-]{1,64}). Running a job
 	// whose version is incomplete resumes it from its checkpoint; one that
@@ -152,13 +150,13 @@ func (v *Versions) Run(ctx context.Context, job Job) (*Lineage, error) {
 		log = slog.Default()
 	}
 	dir := v.Dir(job.ID)
-	segs, err := listSegments(ctx, job.Archive, job.From, job.Cutover)
-	if err != nil {
-		return nil, err
-	}
 	lin, err := readLineage(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		segs, err := listSegments(ctx, job.Archive, job.From, job.Cutover)
+		if err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, tsstore.Errorf(tsstore.ErrUnavailable, "reprocess: job %s: %w", job.ID, err)
 		}
@@ -176,9 +174,6 @@ func (v *Versions) Run(ctx context.Context, job Job) (*Lineage, error) {
 		if lin.Complete() {
 			return lin, nil
 		}
-		if !slices.Equal(lin.Segments, segs) {
-			return nil, tsstore.Errorf(tsstore.ErrConflict, "reprocess: job %s: the archive's segments of [%d, %d) changed since the job started (%d then, %d now): the range was not settled", job.ID, job.From, job.Cutover, len(lin.Segments), len(segs))
-		}
 		lin.Resumes++
 	}
 	var cp checkpoint
@@ -192,19 +187,11 @@ func (v *Versions) Run(ctx context.Context, job Job) (*Lineage, error) {
 		log.Info("reprocess: resuming", "version", job.ID, "from", tsstore.TimeOf(cp.Next), "points_done", cp.Points)
 	}
 	r := &run{job: &job, v: v, dir: dir, lin: lin, cp: cp, log: log, width: width}
-	for _, s := range segs {
+	for _, s := range lin.Segments {
 		r.total += s.Points
 	}
 	if err := r.exec(ctx); err != nil {
 		return nil, fmt.Errorf("reprocess: job %s: %w", job.ID, err)
-	}
-	// The archive must not have changed under the scan.
-	after, err := listSegments(ctx, job.Archive, job.From, job.Cutover)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Equal(after, segs) {
-		return nil, tsstore.Errorf(tsstore.ErrConflict, "reprocess: job %s: the archive's segments of [%d, %d) changed during the job (%d before, %d after): the range was not settled", job.ID, job.From, job.Cutover, len(segs), len(after))
 	}
 	lin.Points, lin.Cells, lin.Metrics = r.cp.Points, r.cp.Cells, r.cp.Metrics
 	lin.Completed = time.Now().UTC()
@@ -229,7 +216,7 @@ func listSegments(ctx context.Context, a archive.Archive, from, to int64) ([]Seg
 	}
 	out := make([]SegmentRef, len(infos))
 	for i, s := range infos {
-		out[i] = SegmentRef{Name: s.Name, Checksum: s.Checksum, Points: s.Points}
+		out[i] = SegmentRef{Name: s.Name, Checksum: s.Checksum, Points: s.Points, MinTime: s.ID.MinTime, MaxTime: s.ID.MaxTime}
 	}
 	return out, nil
 }
@@ -369,8 +356,7 @@ func (r *run) exec(ctx context.Context) (err error) {
 		return nil
 	}
 	wms := r.width.Milliseconds()
-	req := archive.ScanRequest{From: r.cp.Next, To: r.job.Cutover, Matchers: r.job.Matchers}
-	err = r.job.Archive.Scan(ctx, req, func(p tsstore.Point) error {
+	err = mergeSegments(ctx, r.job.Archive, r.lin.Segments, r.cp.Next, r.job.Cutover, r.job.Matchers, func(p tsstore.Point) error {
 		c := p.Timestamp - p.Timestamp%wms
 		if c != r.cell {
 			if r.cell >= 0 && r.chunk >= r.job.ChunkPoints {

@@ -52,9 +52,10 @@ func TestRateAndProgress(t *testing.T) {
 	}
 }
 
-// TestJobErrors covers the refusals: a processor that moves points out of
-// their cell, a range not aligned to cells, an archive that changed under
-// an interrupted job.
+// TestJobErrors covers the refusals (a processor that moves points out of
+// their cell, a range not aligned to cells, a bad id, switching to an
+// incomplete version) and interrupted jobs: resumed after a cancel, and
+// resumed after the archive gained a segment in the range.
 func TestJobErrors(t *testing.T) {
 	ctx := context.Background()
 	h := newHistory()
@@ -78,8 +79,7 @@ func TestJobErrors(t *testing.T) {
 	}
 	// Interrupt jobs (cancel from the progress callback, mid-chunk). One
 	// resumes to the same cells as memstore built from the raw points;
-	// for the other a late point is archived inside its range first, and
-	// resuming must refuse.
+	// for the other a late point is archived inside its range first.
 	interrupt := func(id string) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -118,10 +118,17 @@ func TestJobErrors(t *testing.T) {
 	if _, err := e.arch.Append(ctx, archive.SegmentID{Source: "late", Generation: 1, MinTime: late[0].Timestamp, MaxTime: late[0].Timestamp}, late); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.versions.Run(ctx, reprocess.Job{ID: "moved", Archive: e.arch, Processor: fixed, From: h.t0, Cutover: h.cutover}); !errors.Is(err, tsstore.ErrConflict) {
-		t.Errorf("resume over a changed archive: %v, want ErrConflict", err)
+	// The resumed job reads the segments the job started with; the late
+	// one is for a catch-up.
+	lin, err = e.versions.Run(ctx, reprocess.Job{ID: "moved", Archive: e.arch, Processor: fixed, From: h.t0, Cutover: h.cutover})
+	if err != nil || lin.Points != 3000 {
+		t.Fatalf("resume over a grown archive: %v, %+v", err, lin)
 	}
-	if err := e.sw.Switch("moved"); !errors.Is(err, tsstore.ErrInvalid) {
+	if n, err := e.versions.CatchUp(ctx, "moved", e.arch, fixed); err != nil || n != 1 {
+		t.Errorf("catch-up of the late point: %d, %v", n, err)
+	}
+	interrupt("incomplete")
+	if err := e.sw.Switch("incomplete"); !errors.Is(err, tsstore.ErrInvalid) {
 		t.Errorf("switch to an incomplete version: %v, want ErrInvalid", err)
 	}
 }

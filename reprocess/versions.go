@@ -132,6 +132,9 @@ type SegmentRef struct {
 	Name     string `json:"name"`
 	Checksum string `json:"sha256"`
 	Points   int64  `json:"points"`
+	// MinTime and MaxTime bound the segment's points (ms, inclusive).
+	MinTime int64 `json:"min_time"`
+	MaxTime int64 `json:"max_time"`
 }
 
 // Lineage returns the lineage of the version id. A version that does not
