@@ -13,8 +13,8 @@
 //     after the deployment (every point after it was processed by the
 //     fix), flush the live engine so that every point before it is
 //     archived, and [Versions.Run] a [Job] over
-//     [From, Cutover): it scans the archive in time order and feeds the
-//     points through a writeback engine with the fixed processor (the
+//     [From, Cutover): it reads the archive's segments of the range,
+//     merged in time order, and feeds the points through a writeback engine with the fixed processor (the
 //     cache's aggregation, not a second copy of it) into a new promtsdb
 //     directory, never the live store. Its lineage records the processor
 //     version and the archive segments read, with their checksums.
@@ -35,9 +35,11 @@
 //
 // # Checkpoints
 //
-// A job flushes its engine and writes a checkpoint (the time before which
-// every point is in the version) every ChunkPoints points, always at a
-// cell boundary of the scan. An interrupted job (crash, kill, cancelled
+// A job cuts its input into chunks of about ChunkPoints points, always at
+// a cell boundary of the time-ordered merge; each chunk goes to one of two
+// engines in turn (one fills while the other flushes), and a checkpoint
+// (the time before which every point is in the version) is written after
+// each chunk's flush. An interrupted job (crash, kill, cancelled
 // context) run again resumes from the checkpoint with a fresh cache, and
 // the version ends up with the same cells as an uninterrupted run: each
 // cell is aggregated within one run from the same points in the same

@@ -42,7 +42,7 @@ type VersionsOptions struct {
 //	<root>/versions/<id>/lineage.json      what the version was made from
 //	<root>/versions/<id>/checkpoint.json   how far its job got
 //	<root>/versions/<id>/diff.json         the last Versions.Compare report
-//	<root>/versions/<id>/cache-0, cache-1/ its job's write-back caches (scratch)
+//	<root>/versions/<id>/cache-*/          its job's and catch-ups' write-back caches (scratch)
 //	<root>/current                         the id of the version serving reads
 //
 // Versions are never deleted. Safe for concurrent use within one process;
