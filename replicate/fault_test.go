@@ -63,7 +63,7 @@ var influxDBSeq atomic.Int64
 func influxBackend(t testing.TB, name string) tsstore.Store {
 	u := servertest.InfluxURL(t)
 	db := fmt.Sprintf("hg_repl_%d_%d_%s", os.Getpid(), influxDBSeq.Add(1), name)
-	s, err := influx.Open(u, &influx.Options{Database: db})
+	s, err := influx.Open(u, &influx.Options{Database: db, WriteAPI: influx.WriteV1})
 	if err != nil {
 		t.Fatal(err)
 	}

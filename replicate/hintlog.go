@@ -59,13 +59,13 @@ type segment struct {
 
 // record is a pending record of a hint log.
 type record struct {
-	seq  uint64
-	at   int64 // unix ns
-	seg  *segment
-	off  int64
-	size int64
-	buf  []byte // the whole record in memory, or nil: read it from seg
-	span span
+	seq   uint64
+	at    int64 // unix ns
+	seg   *segment
+	off   int64
+	size  int64
+	cells []tsstore.Cell // the batch in memory (a shallow copy), or nil: read it from seg
+	span  span
 }
 
 // span is the time range and metrics of some cells.

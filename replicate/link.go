@@ -89,7 +89,7 @@ func (l *link) appliedUpTo() uint64 {
 // the pending records. Over the budget, or when the log cannot be written,
 // the replica is marked stale instead: its hints are dropped and the range
 // they covered is recorded for a re-sync.
-func (l *link) appendLocked(seq uint64, at int64, buf []byte, sp span) {
+func (l *link) appendLocked(seq uint64, at int64, buf []byte, cells []tsstore.Cell, sp span) {
 	size := int64(len(buf))
 	if l.pendBytes+size > l.s.opts.HintBudget {
 		l.dropLocked(seq, sp, fmt.Errorf("hint budget of %d bytes exhausted", l.s.opts.HintBudget))
@@ -101,8 +101,8 @@ func (l *link) appendLocked(seq uint64, at int64, buf []byte, sp span) {
 		return
 	}
 	rec := &record{seq: seq, at: at, seg: seg, off: off, size: size, span: sp}
-	if l.memBytes+size <= l.s.opts.QueueBytes {
-		rec.buf = buf
+	if cells != nil && l.memBytes+size <= l.s.opts.QueueBytes {
+		rec.cells = cells
 		l.memBytes += size
 	}
 	l.pendBytes += size
@@ -204,7 +204,7 @@ func (l *link) direct(ctx context.Context, seq, epoch uint64, at int64, cells []
 	delete(l.inflight, seq)
 	if err != nil {
 		if !errors.Is(err, ErrFenced) && !errors.Is(err, tsstore.ErrInvalid) {
-			l.appendLocked(seq, at, buf, sp)
+			l.appendLocked(seq, at, buf, slices.Clone(cells), sp)
 		}
 		if skippable(err) {
 			l.kicked = true // a refused cell, not an outage: replay the rest now
@@ -289,10 +289,8 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 		if len(recs) > 0 && bytes+r.size > o.ApplyBytes {
 			break
 		}
-		var cs []tsstore.Cell
-		if r.buf != nil {
-			_, cs, rerr = parseRecord(r.buf)
-		} else {
+		cs := r.cells
+		if cs == nil {
 			cs, rerr = l.log.read(r)
 		}
 		if rerr != nil {
@@ -308,7 +306,7 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 		r := l.pend[0]
 		l.pend = l.pend[1:]
 		l.pendBytes -= r.size
-		if r.buf != nil {
+		if r.cells != nil {
 			l.memBytes -= r.size
 		}
 		l.log.release(r)
@@ -341,7 +339,7 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 			l.pend = slices.Delete(l.pend, i, i+1)
 		}
 		l.pendBytes -= r.size
-		if r.buf != nil {
+		if r.cells != nil {
 			l.memBytes -= r.size
 		}
 		l.log.release(r)
@@ -368,7 +366,7 @@ func (l *link) waitApplied(ctx context.Context, seq, failures uint64, failing bo
 		case l.stale != nil:
 			l.mu.Unlock()
 			return tsstore.Errorf(tsstore.ErrUnavailable, "replica is stale (hints dropped), awaiting re-sync")
-		case failing || l.failures > failures:
+		case failing || l.failures > failures || l.failing && !l.healthy:
 			err := l.lastErr
 			l.mu.Unlock()
 			return fmt.Errorf("replica is failing: %w", err)

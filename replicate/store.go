@@ -234,6 +234,9 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 		return 0, err
 	}
 	buf := newRecordBuf(cells)
+	// The appliers keep a shallow copy: the cells' labels are shared with
+	// the caller, who must not modify them (no tsstore caller does).
+	mem := slices.Clone(cells)
 	sp := spanOf(cells, s.width.Milliseconds())
 	at := time.Now().UnixNano()
 	type waiter struct {
@@ -254,8 +257,11 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 		if l == primary {
 			l.inflight[seq] = struct{}{}
 		} else {
-			l.appendLocked(seq, at, buf, sp)
-			waiters = append(waiters, waiter{l, l.failures, l.failing || l.stale != nil})
+			l.appendLocked(seq, at, buf, mem, sp)
+			// Fail fast on a replica that is down (failing, and not
+			// answering probes) or stale; one that failed but answers
+			// again is waited for: its applier is retrying.
+			waiters = append(waiters, waiter{l, l.failures, l.failing && !l.healthy || l.stale != nil})
 		}
 		l.mu.Unlock()
 	}
