@@ -199,9 +199,10 @@ func TestPrimaryKilledFailoverFencing(t *testing.T) {
 	// Three replicas: after the failover the new primary still has a
 	// standby to meet primary+1 with.
 	p, sb, s2 := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s"), newReplica(t, promBackend, "s2")
-	a := openStore(t, p, []tsstore.Store{sb, s2}, testOptions(t, replicate.AckPrimaryPlus(1)))
+	ao, bo := testOptions(t, replicate.AckPrimaryPlus(1)), testOptions(t, replicate.AckPrimaryPlus(1))
+	a := openStore(t, p, []tsstore.Store{sb, s2}, ao)
 	// b is another writer with the same view; it will miss the failover.
-	b := openStore(t, p, []tsstore.Store{sb, s2}, testOptions(t, replicate.AckPrimaryPlus(1)))
+	b := openStore(t, p, []tsstore.Store{sb, s2}, bo)
 	oracle := memstore.New(nil)
 	for i := range 10 {
 		writeBoth(t, a, oracle, batch(t, i, 4, metrics...))
@@ -288,6 +289,24 @@ func TestPrimaryKilledFailoverFencing(t *testing.T) {
 	sameCells(t, "primary after fail-back", p.inner, oracle, metrics...)
 	eventually(t, "standbys catch up after fail-back", func() bool { return caughtUp(a, "r1") && caughtUp(a, "r2") })
 	sameCells(t, "standby after fail-back", sb.inner, oracle, metrics...)
+
+	// Restarts: a keeps its epoch and primary; b, restarted with its stale
+	// state, is fenced from the start.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a = openStore(t, p, []tsstore.Store{sb, s2}, ao)
+	if st := a.Stats(); st.Primary != "r0" || st.Epoch != 3 || st.Fenced {
+		t.Fatalf("a after a restart: %+v, want r0 primary at epoch 3", st)
+	}
+	writeBoth(t, a, oracle, batch(t, 25, 4, metrics...))
+	b = openStore(t, p, []tsstore.Store{sb, s2}, bo)
+	if err := b.Write(ctx, batch(t, 32, 2, "stale")); !errors.Is(err, replicate.ErrFenced) {
+		t.Fatalf("write of the restarted stale writer: %v, want ErrFenced", err)
+	}
 }
 
 // A write fails when a standby the ack level needs is down (and the error

@@ -29,6 +29,9 @@ import (
 
 const recordHeader = 24
 
+// errCorruptSegment reports a bad record followed by more data.
+var errCorruptSegment = errors.New("corrupt hint segment")
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // newRecordBuf returns a buffer with room for the header, to encode a
@@ -153,7 +156,7 @@ func openHintLog(dir string, segBytes, width int64) (*hintLog, []*record, error)
 		l.next = n + 1
 		rs, good, err := scanSegment(seg, width)
 		if err != nil {
-			if i != len(nums)-1 {
+			if i != len(nums)-1 || errors.Is(err, errCorruptSegment) {
 				l.close()
 				return nil, nil, fmt.Errorf("hint segment %s: %w at offset %d", seg.path, err, good)
 			}
@@ -188,6 +191,12 @@ func scanSegment(seg *segment, width int64) (recs []*record, good int64, err err
 		}
 		rec, cells, err := parseRecord(rest[:recordHeader+n])
 		if err != nil {
+			if off+recordHeader+n < int64(len(data)) {
+				// Good-looking bytes follow: not a torn append but
+				// corruption, which must not silently drop the records
+				// after it.
+				return recs, off, fmt.Errorf("%w: %w", errCorruptSegment, err)
+			}
 			return recs, off, err
 		}
 		rec.seg, rec.off = seg, off
