@@ -195,10 +195,14 @@ func (l *link) apply(ctx context.Context, epoch uint64, cells []tsstore.Cell) er
 }
 
 // direct writes cells of write seq to the replica as the primary. When it
-// fails, the batch becomes a hint of this replica, so that it converges
+// fails, the batch (its record from hint) becomes a hint of this replica, so that it converges
 // with the standbys that got it.
-func (l *link) direct(ctx context.Context, seq, epoch uint64, at int64, cells []tsstore.Cell, buf []byte, sp span) error {
+func (l *link) direct(ctx context.Context, seq, epoch uint64, at int64, cells []tsstore.Cell, hint func() []byte, sp span) error {
 	err := l.write(ctx, epoch, cells)
+	var buf []byte
+	if err != nil {
+		buf = hint()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.inflight, seq)

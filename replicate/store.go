@@ -233,7 +233,6 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 	if err := s.fencedErr(); err != nil {
 		return 0, err
 	}
-	buf := newRecordBuf(cells)
 	// The appliers keep a shallow copy: the cells' labels are shared with
 	// the caller, who must not modify them (no tsstore caller does).
 	mem := slices.Clone(cells)
@@ -246,18 +245,17 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 	}
 	waiters := make([]waiter, 0, len(s.links)-1)
 
+	// Register the write with every replica, in seq order: in flight until
+	// it is applied (the primary) or in the hint log (a standby).
 	s.order.Lock()
 	s.seq++
 	seq := s.seq
-	sealRecord(buf, seq, at)
 	primary, epoch := s.primary, s.epoch.Load()
 	for _, l := range s.links {
 		l.mu.Lock()
 		l.registered = seq
-		if l == primary {
-			l.inflight[seq] = struct{}{}
-		} else {
-			l.appendLocked(seq, at, buf, mem, sp)
+		l.inflight[seq] = struct{}{}
+		if l != primary {
 			// Fail fast on a replica that is down (failing, and not
 			// answering probes) or stale; one that failed but answers
 			// again is waited for: its applier is retrying.
@@ -266,12 +264,27 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 		l.mu.Unlock()
 	}
 	s.order.Unlock()
-	for _, w := range waiters {
-		w.l.kick()
-	}
+
+	// Encode the hint record and append it to the standbys' logs while the
+	// primary writes; the write is acknowledged only after both.
+	bufc := make(chan []byte, 1)
+	go func() {
+		buf := newRecordBuf(cells)
+		sealRecord(buf, seq, at)
+		for _, w := range waiters {
+			w.l.mu.Lock()
+			delete(w.l.inflight, seq)
+			w.l.appendLocked(seq, at, buf, mem, sp)
+			w.l.mu.Unlock()
+			w.l.kick()
+		}
+		bufc <- buf
+	}()
+	hint := sync.OnceValue(func() []byte { return <-bufc })
 
 	var errs []error
-	perr := primary.direct(ctx, seq, epoch, at, cells, buf, sp)
+	perr := primary.direct(ctx, seq, epoch, at, cells, hint, sp)
+	hint()
 	if perr != nil {
 		primary.kick()
 		errs = append(errs, fmt.Errorf("replica %s (primary): %w", primary.name, perr))
