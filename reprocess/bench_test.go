@@ -29,16 +29,17 @@ var benchBase = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
 // benchArchive is built as tsstore/archive/dirarchive's BenchmarkScan
 // builds its archive: segments of 100k points of views/orders/revenue over
-// 1000 merchants x 20 pages, 4 segments per 45-minute flush.
-func benchArchive(b *testing.B, dir string, total int) (from, to int64) {
+// merchants x pages label sets (1000 x 20 there), 4 segments per 45-minute
+// flush.
+func benchArchive(b *testing.B, dir string, total, merchants, pages int) (from, to int64) {
 	a, err := dirarchive.Open(dir, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer a.Close()
 	var labels []tsstore.Labels
-	for m := 0; m < 1000; m++ {
-		for p := 0; p < 20; p++ {
+	for m := 0; m < merchants; m++ {
+		for p := 0; p < pages; p++ {
 			ls, err := tsstore.NewLabels("merchant", fmt.Sprintf("m%04d", m), "page", fmt.Sprintf("/page/%d", p), "country", []string{"fr", "de", "us", "jp"}[m%4])
 			if err != nil {
 				b.Fatal(err)
@@ -85,8 +86,17 @@ func benchArchive(b *testing.B, dir string, total int) (from, to int64) {
 // dirarchive of 10 million points into a new promtsdb version, against
 // the raw speed of scanning the same archive, and reports the ratio. Each
 // sub-benchmark runs its whole workload once per iteration; use
-// -benchtime 1x.
-func BenchmarkReprocess(b *testing.B) {
+// -benchtime 1x. The archive is dirarchive's benchmark workload: 60000
+// series, so that nearly every point makes a cell of its own (the store's
+// worst case).
+func BenchmarkReprocess(b *testing.B) { benchReprocess(b, 1000, 20) }
+
+// BenchmarkReprocessDense is BenchmarkReprocess over 300 series (50
+// merchants x 2 pages x 3 metrics): about 30 points per cell, so that the
+// store writes far fewer cells than points are read.
+func BenchmarkReprocessDense(b *testing.B) { benchReprocess(b, 50, 2) }
+
+func benchReprocess(b *testing.B, merchants, pages int) {
 	total := 10_000_000
 	if v := os.Getenv(envBenchPoints); v != "" {
 		n, err := strconv.Atoi(v)
@@ -96,7 +106,7 @@ func BenchmarkReprocess(b *testing.B) {
 		total = n
 	}
 	dir := b.TempDir()
-	from, to := benchArchive(b, filepath.Join(dir, "archive"), total)
+	from, to := benchArchive(b, filepath.Join(dir, "archive"), total, merchants, pages)
 	a, err := dirarchive.Open(filepath.Join(dir, "archive"), nil)
 	if err != nil {
 		b.Fatal(err)
