@@ -261,7 +261,7 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if r, ok, err := a.lookup(name); err != nil {
 		return archive.SegmentInfo{}, err
 	} else if ok {
-		return existing(r, content)
+		return r.AppendAgain(content)
 	}
 	tmp, sum, size, err := a.writeTemp(name, content, sorted)
 	if err != nil {
@@ -273,15 +273,6 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	}
 	rec := manifest.NewRecord(id, int64(len(sorted)), size, sum, content, a.opts.Now())
 	return a.commit(rec, tmp)
-}
-
-// existing answers an Append of a name that is in the manifest.
-func existing(r manifest.Record, content string) (archive.SegmentInfo, error) {
-	if r.Content != content {
-		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrConflict,
-			"segment %s exists with other points (content %s, appended %s)", r.Name, r.Content, content)
-	}
-	return r.Info(), nil
 }
 
 // writeTemp encodes the segment into a new, fsynced temporary file and
@@ -345,7 +336,7 @@ func (a *Archive) commit(rec manifest.Record, tmp string) (archive.SegmentInfo, 
 		return archive.SegmentInfo{}, err
 	}
 	if ok { // a concurrent writer committed the name first
-		return existing(r, rec.Content)
+		return r.AppendAgain(rec.Content)
 	}
 	final := a.path(rec.Name)
 	if err := a.mkdirs(filepath.Dir(final)); err != nil {
