@@ -62,6 +62,8 @@ type Store struct {
 	stripes  [numStripes]stripe
 	batchSeq atomic.Uint64 // numbers Write calls for the per-batch fields of seriesState
 
+	scratchPool sync.Pool // of *writeScratch
+
 	closeMu sync.RWMutex // guards closed; held for reading by every operation
 	closed  bool
 }
