@@ -24,6 +24,21 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// encodedSize returns an upper bound of the length of the encoding of
+// cells (every uvarint counted at its largest for the value's type).
+func encodedSize(cells []tsstore.Cell) int {
+	n := binary.MaxVarintLen64
+	for i := range cells {
+		c := &cells[i]
+		n += binary.MaxVarintLen64 + len(c.Metric) + binary.MaxVarintLen64
+		for _, l := range c.Labels {
+			n += 2*binary.MaxVarintLen64 + len(l.Name) + len(l.Value)
+		}
+		n += 3*binary.MaxVarintLen64 + 3*8
+	}
+	return n
+}
+
 // encodeCells appends the encoding of cells to b.
 func encodeCells(b []byte, cells []tsstore.Cell) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cells)))

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
@@ -34,10 +35,31 @@ var errCorruptSegment = errors.New("corrupt hint segment")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// newRecordBuf returns a buffer with room for the header, to encode a
-// payload after.
+// newRecordBuf returns a record of cells to seal, in a buffer from the
+// pool (give it back with putRecordBuf once it is appended everywhere),
+// sized in advance so that the encoding never grows it.
 func newRecordBuf(cells []tsstore.Cell) []byte {
-	return encodeCells(make([]byte, recordHeader, recordHeader+64*len(cells)), cells)
+	n := recordHeader + encodedSize(cells)
+	var b []byte
+	if p, _ := recordBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		b = (*p)[:recordHeader]
+	} else {
+		b = make([]byte, recordHeader, n)
+	}
+	return encodeCells(b, cells)
+}
+
+// recordBufs pools the buffers of hint records: the writer encodes a
+// record for every write.
+var recordBufs sync.Pool // of *[]byte
+
+// maxPooledRecord is the largest record buffer kept in the pool.
+const maxPooledRecord = 1 << 20
+
+func putRecordBuf(b []byte) {
+	if cap(b) <= maxPooledRecord {
+		recordBufs.Put(&b)
+	}
 }
 
 // sealRecord fills in the header of buf (made by newRecordBuf) for seq and

@@ -20,8 +20,9 @@ type link struct {
 	s      *Store
 	name   string
 	store  tsstore.Store
-	fencer Fencer        // nil when the replica cannot be fenced
-	wake   chan struct{} // capacity 1: work or a passed probe
+	fencer Fencer         // nil when the replica cannot be fenced
+	wake   chan struct{}  // capacity 1: work or a passed probe
+	batch  []tsstore.Cell // the applier's buffer to coalesce records; only step uses it
 
 	syncMu sync.Mutex // serialises fsyncs of the log
 
@@ -195,13 +196,14 @@ func (l *link) apply(ctx context.Context, epoch uint64, cells []tsstore.Cell) er
 }
 
 // direct writes cells of write seq to the replica as the primary. When it
-// fails, the batch (its record from hint) becomes a hint of this replica, so that it converges
-// with the standbys that got it.
-func (l *link) direct(ctx context.Context, seq, epoch uint64, at int64, cells []tsstore.Cell, hint func() []byte, sp span) error {
+// fails, the batch (its sealed record buf) becomes a hint of this replica,
+// so that it converges with the standbys that got it (buf is nil when
+// there were none: it is encoded then).
+func (l *link) direct(ctx context.Context, seq, epoch uint64, at int64, cells []tsstore.Cell, buf []byte, sp span) error {
 	err := l.write(ctx, epoch, cells)
-	var buf []byte
-	if err != nil {
-		buf = hint()
+	if err != nil && buf == nil {
+		buf = newRecordBuf(cells)
+		sealRecord(buf, seq, at)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -285,10 +287,14 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 		l.mu.Unlock()
 		return idle, nil
 	}
+	// Collect the batches under the lock (reading spilled ones from the
+	// log, whose files the lock guards) and join them outside it: the
+	// writer appends to this link's log under the same lock.
 	var recs []*record
-	var cells []tsstore.Cell
+	var parts [][]tsstore.Cell
 	var bytes int64
 	var rerr error
+	n := 0
 	for _, r := range l.pend {
 		if len(recs) > 0 && bytes+r.size > o.ApplyBytes {
 			break
@@ -301,7 +307,8 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 			break
 		}
 		recs = append(recs, r)
-		cells = append(cells, cs...)
+		parts = append(parts, cs)
+		n += len(cs)
 		bytes += r.size
 	}
 	if rerr != nil && len(recs) == 0 {
@@ -321,6 +328,21 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 	epoch := l.s.epoch.Load()
 	l.mu.Unlock()
 
+	// The records' cells are never modified once appended, so they are
+	// read here without the lock. One record is written as it is; several
+	// are coalesced into one Write in a buffer the applier reuses (a
+	// replica does not keep the slice it is given).
+	cells := parts[0]
+	if len(parts) > 1 {
+		cells = l.batch[:0]
+		if cap(cells) < n {
+			cells = make([]tsstore.Cell, 0, n)
+		}
+		for _, p := range parts {
+			cells = append(cells, p...)
+		}
+		l.batch = cells
+	}
 	err := l.apply(ctx, epoch, cells)
 
 	l.mu.Lock()

@@ -265,26 +265,30 @@ func (s *Store) WriteSeq(ctx context.Context, cells []tsstore.Cell) (uint64, err
 	}
 	s.order.Unlock()
 
-	// Encode the hint record and append it to the standbys' logs while the
-	// primary writes; the write is acknowledged only after both.
-	bufc := make(chan []byte, 1)
-	go func() {
-		buf := newRecordBuf(cells)
+	// Encode the hint record and append it to the standbys' logs, then
+	// write to the primary. Both happen on this goroutine: encoding in a
+	// goroutine of its own, overlapped with the primary's write, made the
+	// writer wait for that goroutine to be scheduled whenever the cores
+	// were busy (the standbys' appliers, the stores' compactions), which
+	// cost more than the encoding (BenchmarkWrite, overhead-µs/op).
+	var buf []byte
+	if len(waiters) > 0 {
+		buf = newRecordBuf(cells)
 		sealRecord(buf, seq, at)
-		for _, w := range waiters {
-			w.l.mu.Lock()
-			delete(w.l.inflight, seq)
-			w.l.appendLocked(seq, at, buf, mem, sp)
-			w.l.mu.Unlock()
-			w.l.kick()
-		}
-		bufc <- buf
-	}()
-	hint := sync.OnceValue(func() []byte { return <-bufc })
+	}
+	for _, w := range waiters {
+		w.l.mu.Lock()
+		delete(w.l.inflight, seq)
+		w.l.appendLocked(seq, at, buf, mem, sp)
+		w.l.mu.Unlock()
+		w.l.kick()
+	}
 
 	var errs []error
-	perr := primary.direct(ctx, seq, epoch, at, cells, hint, sp)
-	hint()
+	perr := primary.direct(ctx, seq, epoch, at, cells, buf, sp)
+	if buf != nil {
+		putRecordBuf(buf) // appended everywhere (the logs copied it)
+	}
 	if perr != nil {
 		primary.kick()
 		errs = append(errs, fmt.Errorf("replica %s (primary): %w", primary.name, perr))
