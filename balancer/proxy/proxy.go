@@ -32,6 +32,11 @@ type Options struct {
 	// MaxAttempts is the most upstreams one request is sent to; 0 means
 	// DefaultMaxAttempts. 1 disables retries.
 	MaxAttempts int
+	// Retryable reports whether a request may be sent to another upstream
+	// after a failed attempt; nil means RetryGetHead (GET and HEAD only).
+	// A write must not be retried elsewhere when writes have affinity (one
+	// writer per key): the other upstream would become a second writer.
+	Retryable func(*http.Request) bool
 	// MaxBufferedBody is the largest request body kept in memory so that
 	// the request can be retried; a larger body is streamed and its
 	// request not retried. 0 means DefaultMaxBufferedBody; negative means
@@ -49,6 +54,7 @@ type Options struct {
 type Proxy struct {
 	b         *balancer.Balancer[*url.URL]
 	key       func(*http.Request) string
+	retryable func(*http.Request) bool
 	attempts  int
 	maxBody   int64
 	transport http.RoundTripper
@@ -66,11 +72,14 @@ func New(b *balancer.Balancer[*url.URL], opts *Options) *Proxy {
 		o = *opts
 	}
 	p := &Proxy{
-		b: b, key: o.Key, attempts: max(o.MaxAttempts, 0), maxBody: o.MaxBufferedBody,
+		b: b, key: o.Key, retryable: o.Retryable, attempts: max(o.MaxAttempts, 0), maxBody: o.MaxBufferedBody,
 		transport: o.Transport, log: o.ErrorLog,
 	}
 	if p.attempts == 0 {
 		p.attempts = DefaultMaxAttempts
+	}
+	if p.retryable == nil {
+		p.retryable = RetryGetHead
 	}
 	if p.maxBody == 0 {
 		p.maxBody = DefaultMaxBufferedBody
@@ -135,7 +144,7 @@ func Probe(client *http.Client, path string) func(context.Context, *url.URL) err
 // ServeHTTP forwards r to an upstream, retrying as described in the package
 // documentation.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &state{key: "", retry: idempotent(r)}
+	st := &state{key: "", retry: p.retryable(r)}
 	if p.key != nil {
 		st.key = p.key(r)
 	}
@@ -165,13 +174,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
-// idempotent reports whether r may be sent twice.
-func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return r.Header.Get("Idempotency-Key") != "" || r.Header.Get("X-Idempotency-Key") != ""
+// RetryGetHead is the default Options.Retryable: only GET and HEAD
+// requests are retried on another upstream.
+func RetryGetHead(r *http.Request) bool {
+	return r.Method == http.MethodGet || r.Method == http.MethodHead
 }
 
 type stateKey struct{}
@@ -276,7 +282,21 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		status := fmt.Errorf("%s answered %s", c.ID(), resp.Status)
 		last = status
-		if !retryStatus(resp.StatusCode) {
+		if shedding(resp) {
+			// The upstream sheds load on purpose (back-pressure, a
+			// rate limit): not a failure, so it is neither ejected nor
+			// are its keys moved elsewhere. Its answer, with its
+			// Retry-After, goes to the client unless the request may
+			// try another upstream.
+			if !st.retry {
+				resp.Body = &doneBody{ReadCloser: resp.Body, c: c, release: true}
+				return resp, nil
+			}
+			c.Release()
+			lastResp = resp
+			continue
+		}
+		if !retryStatus(resp.StatusCode) || !st.retry {
 			resp.Body = &doneBody{ReadCloser: resp.Body, c: c, err: status}
 			return resp, nil
 		}
@@ -291,6 +311,12 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		last = req.Context().Err()
 	}
 	return nil, &upstreamError{tried: tried, err: last}
+}
+
+// shedding reports whether resp is a 503 with Retry-After: load shed on
+// purpose by a working upstream.
+func shedding(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != ""
 }
 
 func retryStatus(code int) bool {
@@ -316,13 +342,20 @@ func joinPath(target, u *url.URL) (path, rawpath string) {
 // doneBody completes the attempt's Conn when the response body is closed.
 type doneBody struct {
 	io.ReadCloser
-	c    balancer.Conn[*url.URL]
-	err  error
-	once sync.Once
+	c       balancer.Conn[*url.URL]
+	err     error
+	release bool // complete with Release: the outcome says nothing of the upstream
+	once    sync.Once
 }
 
 func (b *doneBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.c.Done(b.err) })
+	b.once.Do(func() {
+		if b.release {
+			b.c.Release()
+			return
+		}
+		b.c.Done(b.err)
+	})
 	return err
 }

@@ -26,9 +26,12 @@ type upstream struct {
 	name    string
 	srv     *httptest.Server
 	failing atomic.Int32 // a status to answer with; 0 = healthy
-	hits    atomic.Int64
-	mu      sync.Mutex // guards bodies
-	bodies  []string
+	// shedding makes the failure answers carry Retry-After (load shed on
+	// purpose, such as the back-pressure of a full cache).
+	shedding atomic.Bool
+	hits     atomic.Int64
+	mu       sync.Mutex // guards bodies
+	bodies   []string
 }
 
 func newUpstream(t *testing.T, name string) *upstream {
@@ -46,6 +49,9 @@ func newUpstream(t *testing.T, name string) *upstream {
 		}
 		u.hits.Add(1)
 		if code := u.failing.Load(); code != 0 {
+			if u.shedding.Load() {
+				w.Header().Set("Retry-After", "5")
+			}
 			http.Error(w, u.name+" is failing", int(code))
 			return
 		}
@@ -140,7 +146,7 @@ func TestProxyRetriesAndRecovers(t *testing.T) {
 	a, b, c := newUpstream(t, "a"), newUpstream(t, "b"), newUpstream(t, "c")
 	front, bal := setup(t, balancer.RoundRobin(), &balancer.Options[*url.URL]{
 		Now: clk.Now, ConsecutiveFailures: 2, BaseEjectionTime: time.Minute, MaxEjectionPercent: 50,
-	}, nil, a, b, c)
+	}, &proxy.Options{Retryable: retryPut}, a, b, c)
 	b.failing.Store(http.StatusServiceUnavailable)
 
 	// Idempotent requests never see b's failure: retried on another.
@@ -197,7 +203,7 @@ func statusOf(b *balancer.Balancer[*url.URL], id string) balancer.Status {
 
 func TestProxyRetriedBodyIsWhole(t *testing.T) {
 	a, b := newUpstream(t, "a"), newUpstream(t, "b")
-	front, _ := setup(t, balancer.RoundRobin(), &balancer.Options[*url.URL]{ConsecutiveFailures: -1}, nil, a, b)
+	front, _ := setup(t, balancer.RoundRobin(), &balancer.Options[*url.URL]{ConsecutiveFailures: -1}, &proxy.Options{Retryable: retryPut}, a, b)
 	a.failing.Store(http.StatusBadGateway)
 	for i := range 4 {
 		code, body := do(t, "PUT", front.URL+"/doc", fmt.Sprint("document-", i))
@@ -225,17 +231,84 @@ func TestProxyDoesNotRetryPost(t *testing.T) {
 	if statuses[503] != 5 || statuses[200] != 5 || a.hits.Load()+b.hits.Load() != 10 {
 		t.Errorf("POST statuses %v, hits a=%d b=%d; want 5/5 and no retries", statuses, a.hits.Load(), b.hits.Load())
 	}
-	// With an idempotency key, POST is retried.
-	for range 4 {
-		if code, _ := do(t, "POST", front.URL+"/write", "event", "Idempotency-Key", "k1"); code != 200 {
-			t.Errorf("POST with Idempotency-Key: %d", code)
+	// Nor are PUT, DELETE, or a POST with an idempotency key: by default
+	// only GET and HEAD go to another upstream.
+	hits := a.hits.Load() + b.hits.Load()
+	codes := map[int]int{}
+	for _, m := range []string{"PUT", "DELETE", "POST", "PUT", "DELETE", "POST"} {
+		code, _ := do(t, m, front.URL+"/write", "event", "Idempotency-Key", "k1")
+		codes[code]++
+	}
+	if codes[503] != 3 || a.hits.Load()+b.hits.Load()-hits != 6 {
+		t.Errorf("PUT, DELETE, POST with Idempotency-Key: statuses %v, %d hits; want 3 failures passed through, no retries", codes, a.hits.Load()+b.hits.Load()-hits)
+	}
+}
+
+// retryPut is a Retryable that also retries PUT (idempotent for these
+// tests' upstreams).
+func retryPut(r *http.Request) bool { return r.Method == "PUT" || proxy.RetryGetHead(r) }
+
+// TestProxyPassesBackPressure: a write that an upstream sheds with 503 and
+// Retry-After (a full write-back cache) goes back to the client with its
+// Retry-After, is not sent to another upstream, and does not count as a
+// failure: the upstream is not ejected, so the merchant's writes stay on
+// it. A GET shed the same way may go to another upstream.
+func TestProxyPassesBackPressure(t *testing.T) {
+	ups := []*upstream{newUpstream(t, "a"), newUpstream(t, "b"), newUpstream(t, "c")}
+	front, bal := setup(t, balancer.ConsistentHash(nil), &balancer.Options[*url.URL]{ConsecutiveFailures: 1, MaxEjectionPercent: 100},
+		&proxy.Options{Key: proxy.HeaderKey("X-Merchant")}, ups...)
+	_, first := do(t, "GET", front.URL+"/", "", "X-Merchant", "m1")
+	var home *upstream
+	for _, u := range ups {
+		if strings.HasPrefix(first, u.name+" ") {
+			home = u
 		}
+	}
+	home.failing.Store(http.StatusServiceUnavailable)
+	home.shedding.Store(true)
+	for i := range 5 {
+		req, _ := http.NewRequest("POST", front.URL+"/v1/events", strings.NewReader(fmt.Sprint("batch-", i)))
+		req.Header.Set("X-Merchant", "m1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+			t.Errorf("POST %d to a shedding upstream: %d, Retry-After %q; want 503 with Retry-After 5", i, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	for _, u := range ups {
+		u.mu.Lock()
+		n := 0
+		for _, b := range u.bodies {
+			if strings.HasPrefix(b, "batch-") {
+				n++
+			}
+		}
+		u.mu.Unlock()
+		if want := map[bool]int{true: 5, false: 0}[u == home]; n != want {
+			t.Errorf("upstream %s received %d of the 5 batches, want %d", u.name, n, want)
+		}
+	}
+	if s := statusOf(bal, home.srv.URL); s.Ejected || s.Failures != 0 {
+		t.Errorf("shedding upstream: %+v; want neither ejected nor failing", s)
+	}
+	// A GET may try another upstream.
+	if code, body := do(t, "GET", front.URL+"/v1/metrics/orders", "", "X-Merchant", "m1"); code != 200 || strings.HasPrefix(body, home.name+" ") {
+		t.Errorf("GET while the merchant's upstream sheds: %d %q, want another upstream's answer", code, body)
+	}
+	// Once it recovers, the merchant's writes land where they did.
+	home.failing.Store(0)
+	if code, body := do(t, "POST", front.URL+"/v1/events", "after", "X-Merchant", "m1"); code != 200 || !strings.HasPrefix(body, home.name+" ") {
+		t.Errorf("POST after recovery: %d %q, want %s", code, body, home.name)
 	}
 }
 
 func TestProxyBodyOverLimitIsNotRetried(t *testing.T) {
 	a, b := newUpstream(t, "a"), newUpstream(t, "b")
-	front, _ := setup(t, balancer.RoundRobin(), &balancer.Options[*url.URL]{ConsecutiveFailures: -1}, &proxy.Options{MaxBufferedBody: 8}, a, b)
+	front, _ := setup(t, balancer.RoundRobin(), &balancer.Options[*url.URL]{ConsecutiveFailures: -1}, &proxy.Options{MaxBufferedBody: 8, Retryable: retryPut}, a, b)
 	a.failing.Store(http.StatusServiceUnavailable)
 	codes := map[int]int{}
 	for range 4 {
