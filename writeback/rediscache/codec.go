@@ -87,6 +87,18 @@ func (e *logEncoder) encode(ps []tsstore.Point) []byte {
 	return e.b
 }
 
+// entryPoints returns the number of points in a log entry.
+func entryPoints(entry string) (int64, error) {
+	if len(entry) == 0 || entry[0] != logVersion {
+		return 0, errCorrupt
+	}
+	n, k := binary.Uvarint([]byte(entry[1:min(len(entry), 11)]))
+	if k <= 0 {
+		return 0, errCorrupt
+	}
+	return int64(n), nil
+}
+
 type logDecoder struct {
 	b    []byte
 	strs []string

@@ -15,8 +15,9 @@ import (
 //	{p:s}:g<g>:log     stream: one entry per batch, the encoded raw points
 //	{p:s}:g<g>:cells   hash: cell field -> packed Agg (see appendField)
 //	{p:s}:g<g>:index   sorted set of the cell fields, all with score 0
-//	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries
-//	{p:s}:g<g>:ids     hash: batch id -> reply, to apply a retried batch once
+//	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries, folds
+//	{p:s}:g<g>:ids     hash: batch id -> stream entry ID, to apply a retried batch once
+//	{p:s}:g<g>:pend    hash: batch id -> stream entry ID of the batches not yet folded
 //
 // and the meta keys:
 //
@@ -59,8 +60,9 @@ func (k *keyspace) cells(s int, g uint64) string { return k.gen(s, g, "cells") }
 func (k *keyspace) index(s int, g uint64) string { return k.gen(s, g, "index") }
 func (k *keyspace) stat(s int, g uint64) string  { return k.gen(s, g, "stat") }
 func (k *keyspace) ids(s int, g uint64) string   { return k.gen(s, g, "ids") }
+func (k *keyspace) pend(s int, g uint64) string  { return k.gen(s, g, "pend") }
 
 // genKeys lists every key of shard s and generation g.
 func (k *keyspace) genKeys(s int, g uint64) []string {
-	return []string{k.log(s, g), k.cells(s, g), k.index(s, g), k.stat(s, g), k.ids(s, g)}
+	return []string{k.log(s, g), k.cells(s, g), k.index(s, g), k.stat(s, g), k.ids(s, g), k.pend(s, g)}
 }

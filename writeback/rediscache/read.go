@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,11 +21,13 @@ type cellKey struct {
 }
 
 // Cells returns the selected cells of every generation: per shard and
-// generation one script call that reads the selected range of the index
-// and the cells in it, all in one pipeline. With an equality matcher on
-// the index label the range is that value's cells within [From, To);
-// otherwise it is the metric's cells, filtered here. Cells of one
-// generation that are in several shards are merged.
+// generation one script call that reads the fold count, the selected range
+// of the index and the cells in it, all in one pipeline, merged with the
+// pending cells of the memtables that the fold count says are not folded
+// in what was read. With an equality matcher on the index label the range
+// is that value's cells within [From, To); otherwise it is the metric's
+// cells, filtered here. Cells of one generation that are in several shards
+// are merged.
 func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.GenCell, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -40,8 +43,12 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	gens := make([]*generation, 0, len(c.sealed)+1)
 	gens = append(append(gens, c.sealed...), c.open)
 	sealed := make([]bool, len(gens))
+	// The memtables are taken before the server is read: one that is
+	// folded and dropped after this point is in what the server returns.
+	mems := make([][]*memtable, len(gens))
 	for i, g := range gens {
 		sealed[i] = g.sealed
+		mems[i] = append(slices.Clone(g.frozen), g.active)
 	}
 	c.mu.RUnlock()
 
@@ -68,7 +75,7 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	cmds := make([]*redis.Cmd, 0, len(gens)*c.opts.Shards)
 	for _, g := range gens {
 		for s := 0; s < c.opts.Shards; s++ {
-			cmds = append(cmds, cellsScript.EvalSha(ctx, pipe, []string{c.keys.index(s, g.num), c.keys.cells(s, g.num)}, lo, hi))
+			cmds = append(cmds, cellsScript.EvalSha(ctx, pipe, []string{c.keys.index(s, g.num), c.keys.cells(s, g.num), c.keys.stat(s, g.num)}, lo, hi))
 		}
 	}
 	if err := c.execScripts(ctx, pipe, "cells"); err != nil {
@@ -81,31 +88,60 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	}
 	merged := map[cellKey]*found{}
 	var order []cellKey
+	add := func(gi int, field string, a tsstore.Agg) error {
+		k := cellKey{gen: gens[gi].num, field: field}
+		if fd := merged[k]; fd != nil {
+			fd.agg.Merge(a)
+			return nil
+		}
+		pf, err := parseField(field)
+		if err != nil {
+			return err
+		}
+		if pf.start < sel.From || pf.start >= sel.To || pf.metric != sel.Metric {
+			return nil
+		}
+		merged[k] = &found{gi: gi, f: pf, agg: a}
+		order = append(order, k)
+		return nil
+	}
+	var pending []memCell
 	for i, cmd := range cmds {
-		gi := i / c.opts.Shards
+		gi, s := i/c.opts.Shards, i%c.opts.Shards
 		vals, err := cmd.StringSlice()
 		if err != nil {
 			return nil, classify("cells", err)
 		}
-		for j := 0; j+1 < len(vals); j += 2 {
-			pf, err := parseField(vals[j])
-			if err != nil {
-				return nil, err
-			}
-			if pf.start < sel.From || pf.start >= sel.To || pf.metric != sel.Metric {
-				continue
-			}
+		if len(vals) == 0 {
+			return nil, fmt.Errorf("rediscache: cells: empty reply from shard %d", s)
+		}
+		folds, _ := strconv.ParseUint(vals[0], 10, 64)
+		for j := 1; j+1 < len(vals); j += 2 {
 			a, err := decodeAgg(vals[j+1])
 			if err != nil {
 				return nil, err
 			}
-			k := cellKey{gen: gens[gi].num, field: vals[j]}
-			if fd := merged[k]; fd != nil {
-				fd.agg.Merge(a)
+			if err := add(gi, vals[j], a); err != nil {
+				return nil, err
+			}
+		}
+		for _, m := range mems[gi] {
+			if m == nil {
 				continue
 			}
-			merged[k] = &found{gi: gi, f: pf, agg: a}
-			order = append(order, k)
+			ms := &m.shards[s]
+			ms.mu.Lock()
+			if ms.foldTo == 0 || folds < ms.foldTo {
+				pending = ms.collect(pending[:0], sel.Metric, value, byValue)
+			} else {
+				pending = pending[:0]
+			}
+			ms.mu.Unlock()
+			for _, mc := range pending {
+				if err := add(gi, mc.field, mc.agg); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	out := make([]writeback.GenCell, 0, len(order))
@@ -146,8 +182,8 @@ func matchesValue(ms []tsstore.Matcher, idx, v string) bool {
 	return true
 }
 
-// SealedCells returns the cells of a sealed generation, merged across
-// shards. It pages through each shard's cells hash with HSCAN, so that a
+// SealedCells folds what is pending of a sealed generation and returns
+// its cells, merged across shards. It pages through each shard's cells hash with HSCAN, so that a
 // large generation never blocks the server.
 func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
 	g, err := c.sealedGen(ctx, gen)
@@ -155,6 +191,12 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 		return nil, err
 	}
 	what := fmt.Sprintf("sealed cells of generation %d", gen)
+	c.foldMu.Lock()
+	err = c.foldGen(ctx, g, true)
+	c.foldMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: %s: fold: %w", what, err)
+	}
 	index := make(map[string]int, g.cells.Load())
 	out := make([]tsstore.Cell, 0, g.cells.Load())
 	for s := 0; s < c.opts.Shards; s++ {

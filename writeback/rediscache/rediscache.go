@@ -36,6 +36,12 @@ const (
 	DefaultWaitTimeout = time.Second
 	// MaxEntryBytes bounds the encoded log entry of one batch.
 	MaxEntryBytes = 256 << 20
+	// DefaultFoldInterval is how often the pending batches are folded
+	// into the cells hashes.
+	DefaultFoldInterval = time.Second
+	// DefaultFoldPoints starts a fold early when that many processed
+	// points are pending.
+	DefaultFoldPoints = 250_000
 )
 
 // Options configures a Cache. A nil *Options means the defaults; every
@@ -62,6 +68,15 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds each WAIT; 0 means DefaultWaitTimeout.
 	WaitTimeout time.Duration
+	// FoldInterval is the period of the background fold of pending
+	// batches into the cells hashes; 0 means DefaultFoldInterval. Longer
+	// periods merge more batches per cell written (less server work per
+	// point) and keep more pending cells in this process's memory.
+	FoldInterval time.Duration
+	// FoldPoints starts a fold when that many processed points are
+	// pending; 0 means DefaultFoldPoints. Appends wait while four times as
+	// many are pending (the fold lags behind the writes).
+	FoldPoints int
 	// Logger receives reports of recovered state; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -90,8 +105,23 @@ type Cache struct {
 	// ctlMu serialises Seal, Commit, fencing and Close; guards fenced.
 	ctlMu  sync.Mutex
 	fenced uint64
+	// foldMu serialises folds (and Commit with them); guards the
+	// generations' folds and recovering.
+	foldMu sync.Mutex
+	// recovering is set while Open folds what a previous process left
+	// pending (whose points the counters already hold).
+	recovering bool
 
 	points, cells, bytes atomic.Int64
+	// unfolded counts the processed points in memtables.
+	unfolded atomic.Int64
+	// folded is closed and replaced after every fold round, to wake
+	// appends that wait for the fold to catch up.
+	folded atomic.Pointer[chan struct{}]
+
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 var _ writeback.Cache = (*Cache)(nil)
@@ -103,12 +133,41 @@ type generation struct {
 	// returned; Seal waits for them before fencing.
 	inflight sync.WaitGroup
 	started  atomic.Int64
-	// sealed is guarded by Cache.mu.
+	// sealed, active and frozen are guarded by Cache.mu. active takes the
+	// cells of new appends; frozen are waiting for their fold, oldest
+	// first.
 	sealed    bool
+	active    *memtable
+	frozen    []*memtable
 	committed atomic.Bool
+	// folds is the fold count per shard, as this process knows it;
+	// guarded by Cache.foldMu.
+	folds []uint64
+	// live holds the ids of appends between registering and inserting
+	// their cells (a fold must not take such a batch from the pending
+	// hash: its append inserts it); guarded by liveMu.
+	liveMu sync.Mutex
+	live   map[string]struct{}
+	// suspect is set when an append failed after it may have reached the
+	// server: the next fold looks for its batch in the pending hash.
+	suspect atomic.Bool
 
 	points, cells, bytes atomic.Int64
 	firstWrite           atomic.Int64 // unix ms; 0 until the first write
+}
+
+func newGeneration(num uint64, shards int) *generation {
+	return &generation{num: num, active: newMemtable(shards), folds: make([]uint64, shards), live: map[string]struct{}{}}
+}
+
+func (g *generation) setLive(id string, on bool) {
+	g.liveMu.Lock()
+	if on {
+		g.live[id] = struct{}{}
+	} else {
+		delete(g.live, id)
+	}
+	g.liveMu.Unlock()
 }
 
 func (g *generation) noteFirst(ms int64) {
@@ -158,6 +217,12 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = DefaultWaitTimeout
 	}
+	if o.FoldInterval <= 0 {
+		o.FoldInterval = DefaultFoldInterval
+	}
+	if o.FoldPoints <= 0 {
+		o.FoldPoints = DefaultFoldPoints
+	}
 	if o.Durability == writeback.DurabilityDefault {
 		o.Durability = writeback.DurabilityLogged
 		if o.WaitReplicas > 0 {
@@ -179,9 +244,22 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 	if err := c.checkDurability(o.Durability); err != nil {
 		return nil, fmt.Errorf("rediscache: Options.Durability: %w", err)
 	}
+	ch := make(chan struct{})
+	c.folded.Store(&ch)
 	if err := c.recover(ctx); err != nil {
 		return nil, err
 	}
+	// Batches a crash left pending are folded before the first read.
+	c.recovering = true
+	err := c.foldAll(ctx, true)
+	c.recovering = false
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: open: fold the pending batches: %w", err)
+	}
+	c.kick = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.wg.Add(1)
+	go c.foldLoop()
 	return c, nil
 }
 
@@ -310,9 +388,11 @@ func (c *Cache) recover(ctx context.Context) error {
 	}
 	gens := make([]*generation, 0, len(sealed)+1)
 	for _, g := range sealed {
-		gens = append(gens, &generation{num: g, sealed: true})
+		gen := newGeneration(g, c.opts.Shards)
+		gen.sealed = true
+		gens = append(gens, gen)
 	}
-	open := &generation{num: openNum}
+	open := newGeneration(openNum, c.opts.Shards)
 	gens = append(gens, open)
 	if err := c.loadStats(ctx, gens); err != nil {
 		return err
@@ -356,7 +436,7 @@ func isNoScript(cmds []redis.Cmder) bool {
 }
 
 func (c *Cache) loadScripts(ctx context.Context, s redis.Scripter) error {
-	for _, sc := range []*redis.Script{appendScript, cellsScript, sealScript, fenceScript, commitScript} {
+	for _, sc := range []*redis.Script{appendScript, foldScript, cellsScript, sealScript, fenceScript, commitScript} {
 		if err := sc.Load(ctx, s).Err(); err != nil {
 			return err
 		}
@@ -380,6 +460,7 @@ func (c *Cache) loadStats(ctx context.Context, gens []*generation) error {
 		for s := 0; s < c.opts.Shards; s++ {
 			m := cmds[i*c.opts.Shards+s].Val()
 			num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+			g.folds[s] = uint64(num("folds"))
 			g.points.Add(num("points"))
 			g.cells.Add(num("cells"))
 			g.bytes.Add(num("bytes"))
@@ -394,61 +475,16 @@ func (c *Cache) loadStats(ctx context.Context, gens []*generation) error {
 	return nil
 }
 
-// appender builds the arguments of one batch's script call: the log entry
-// and the batch's points merged into cells. It keeps its buffers between
-// batches. Not safe for concurrent use.
+// appender builds one batch's log entries and cells. It keeps its buffers
+// between batches. Not safe for concurrent use.
 type appender struct {
-	enc   logEncoder
-	key   []byte
-	index map[string]int // field -> cells index
-	cells []pendingCell
-	buf   []byte // fields, then packed aggs
-	args  []any
-	keys  []string
+	enc, penc logEncoder
+	cells     preparedCells
+	args      []any
+	keys      []string
 }
 
-type pendingCell struct {
-	fieldOff, fieldEnd int
-	agg                tsstore.Agg
-}
-
-var appenderPool = sync.Pool{New: func() any { return &appender{index: make(map[string]int)} }}
-
-// build fills args from ARGV[4] on (ARGV[1..3] are set by the caller).
-func (a *appender) build(raw, ps []tsstore.Point, width time.Duration, indexLabel string) {
-	clear(a.index)
-	a.cells = a.cells[:0]
-	a.buf = a.buf[:0]
-	wms := width.Milliseconds()
-	for i := range ps {
-		p := &ps[i]
-		start := p.Timestamp - mod(p.Timestamp, wms)
-		a.key = appendField(a.key[:0], p.Metric, p.Labels.Get(indexLabel), start, p.Labels, indexLabel)
-		if ci, ok := a.index[string(a.key)]; ok {
-			a.cells[ci].agg.Add(p.Value)
-			continue
-		}
-		off := len(a.buf)
-		a.buf = append(a.buf, a.key...)
-		a.index[string(a.key)] = len(a.cells)
-		a.cells = append(a.cells, pendingCell{fieldOff: off, fieldEnd: len(a.buf), agg: tsstore.AggOf(p.Value)})
-	}
-	// args take subslices of buf, so it must not move once they do.
-	if need := len(a.buf) + len(a.cells)*aggLen; cap(a.buf) < need {
-		nb := make([]byte, len(a.buf), need)
-		copy(nb, a.buf)
-		a.buf = nb
-	}
-	a.args = append(a.args[:0], nil, nil, nil, a.enc.encode(raw), len(raw))
-	for i := range a.cells {
-		a.args = append(a.args, a.buf[a.cells[i].fieldOff:a.cells[i].fieldEnd])
-	}
-	for i := range a.cells {
-		off := len(a.buf)
-		a.buf = appendAgg(a.buf, a.cells[i].agg)
-		a.args = append(a.args, a.buf[off:off+aggLen])
-	}
-}
+var appenderPool = sync.Pool{New: func() any { return &appender{} }}
 
 func mod(a, b int64) int64 {
 	r := a % b
@@ -476,9 +512,10 @@ func (c *Cache) shardOf(b *writeback.Batch) int {
 	return int(h % uint64(c.opts.Shards))
 }
 
-// Append logs the batch and merges it into the open generation with one
-// Lua script call on the batch's shard (followed by WAIT in the same
-// pipeline at DurabilityReplicated).
+// Append logs the batch with one Lua script call on the batch's shard
+// (followed by WAIT in the same pipeline at DurabilityReplicated) and
+// inserts its cells into the open generation's memtable, from which the
+// background fold merges them into the shard's cells hash.
 func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -493,20 +530,31 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	if len(b.Raw) == 0 {
 		return nil
 	}
-	if b.CellWidth.Milliseconds() < 1 {
+	wms := b.CellWidth.Milliseconds()
+	if wms < 1 {
 		return tsstore.Errorf(tsstore.ErrInvalid, "rediscache: batch cell width %v is below 1ms", b.CellWidth)
+	}
+	if err := c.waitForFold(ctx); err != nil {
+		return err
 	}
 	a := appenderPool.Get().(*appender)
 	defer appenderPool.Put(a)
-	a.build(b.Raw, b.Processed, b.CellWidth, c.opts.IndexLabel)
-	if n := len(a.args[3].([]byte)); n > MaxEntryBytes {
+	entry := a.enc.encode(b.Raw)
+	var pentry []byte
+	if !b.SameSlices() {
+		pentry = a.penc.encode(b.Processed)
+	}
+	if n := len(entry) + len(pentry); n > MaxEntryBytes {
 		return tsstore.Errorf(tsstore.ErrInvalid, "rediscache: batch of %d points encodes to %d bytes, more than %d", len(b.Raw), n, MaxEntryBytes)
 	}
+	a.cells.prepare(b.Processed, wms, c.opts.IndexLabel)
 	shard := c.shardOf(b)
-	var id [16]byte
-	copy(id[:8], c.idPrefix[:])
-	binary.LittleEndian.PutUint64(id[8:], c.nextID.Add(1))
+	var idb [16]byte
+	copy(idb[:8], c.idPrefix[:])
+	binary.LittleEndian.PutUint64(idb[8:], c.nextID.Add(1))
+	id := string(idb[:])
 	now := time.Now().UnixMilli()
+	bytes := int64(len(entry)+len(pentry)) + 96
 
 	c.mu.RLock()
 	if c.closed {
@@ -514,42 +562,52 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 		return tsstore.Errorf(tsstore.ErrClosed, "rediscache: append")
 	}
 	g := c.open
+	m := g.active
 	g.inflight.Add(1)
+	m.inflight.Add(1)
 	g.started.Add(1)
 	c.mu.RUnlock()
 	defer g.inflight.Done()
+	g.setLive(id, true)
 
 	k := &c.keys
-	a.keys = append(a.keys[:0], k.fence(shard), k.ids(shard, g.num), k.stat(shard, g.num), k.log(shard, g.num), k.cells(shard, g.num), k.index(shard, g.num), k.gens(shard))
-	a.args[0], a.args[1], a.args[2] = g.num, id[:], now
+	a.keys = append(a.keys[:0], k.fence(shard), k.ids(shard, g.num), k.stat(shard, g.num), k.log(shard, g.num), k.pend(shard, g.num), k.gens(shard))
+	a.args = append(a.args[:0], g.num, id, now, len(b.Raw), bytes, wms, entry)
+	if pentry != nil {
+		a.args = append(a.args, pentry)
+	}
 
-	var reply string
-	var waitErr error
+	var waitErr, err error
 	if dur == writeback.DurabilityReplicated {
-		var err error
-		reply, waitErr, err = c.appendReplicated(ctx, a.keys, a.args)
-		if err != nil {
-			return err
-		}
-	} else {
-		r, err := appendScript.Run(ctx, c.client, a.keys, a.args...).Text()
-		if err != nil {
-			return classify(fmt.Sprintf("append %d points to generation %d", len(b.Raw), g.num), err)
-		}
-		reply = r
+		waitErr, err = c.appendReplicated(ctx, a.keys, a.args)
+	} else if err = appendScript.Run(ctx, c.client, a.keys, a.args...).Err(); err != nil {
+		err = classify(fmt.Sprintf("append %d points to generation %d", len(b.Raw), g.num), err)
 	}
-	var cells, bytes int64
-	if _, err := fmt.Sscan(reply, &cells, &bytes); err != nil {
-		return fmt.Errorf("rediscache: append: unexpected reply %q: %w", reply, err)
+	if err != nil {
+		// The batch may be on the server all the same (a reply lost to a
+		// broken connection): the next fold looks for it.
+		g.suspect.Store(true)
+		g.setLive(id, false)
+		m.inflight.Done()
+		return err
 	}
+	added := m.insert(shard, id, &a.cells)
+	g.setLive(id, false)
+	np := m.points.Add(int64(len(b.Processed)))
+	c.unfolded.Add(int64(len(b.Processed)))
+	m.inflight.Done()
+
 	n := int64(len(b.Raw))
 	g.points.Add(n)
-	g.cells.Add(cells)
+	g.cells.Add(added)
 	g.bytes.Add(bytes)
 	g.noteFirst(now)
 	c.points.Add(n)
-	c.cells.Add(cells)
+	c.cells.Add(added)
 	c.bytes.Add(bytes)
+	if np >= int64(c.opts.FoldPoints) {
+		c.kickFold()
+	}
 	return waitErr
 }
 
@@ -571,11 +629,11 @@ func (c *Cache) pipelineFor(ctx context.Context, key string) (redis.Pipeliner, r
 // appendReplicated runs the script and WAIT in one pipeline. waitErr
 // reports too few replicas; err a failure of the script (nothing applied,
 // or unknown when the connection broke).
-func (c *Cache) appendReplicated(ctx context.Context, keys []string, args []any) (reply string, waitErr, err error) {
+func (c *Cache) appendReplicated(ctx context.Context, keys []string, args []any) (waitErr, err error) {
 	for attempt := 0; ; attempt++ {
 		pipe, node, err := c.pipelineFor(ctx, keys[0])
 		if err != nil {
-			return "", nil, classify("append: find the shard's node", err)
+			return nil, classify("append: find the shard's node", err)
 		}
 		run := appendScript.EvalSha(ctx, pipe, keys, args...)
 		wait := c.waitCmd(ctx, pipe)
@@ -586,17 +644,16 @@ func (c *Cache) appendReplicated(ctx context.Context, keys []string, args []any)
 					continue
 				}
 			}
-			return "", nil, classify(fmt.Sprintf("append to generation %v", args[0]), err)
+			return nil, classify(fmt.Sprintf("append to generation %v", args[0]), err)
 		}
-		reply := run.Val().(string)
 		n, err := wait.Result()
 		if err != nil {
-			return reply, classify("append: the batch is on the primary, but WAIT failed", err), nil
+			return classify("append: the batch is on the primary, but WAIT failed", err), nil
 		}
 		if int(n) < c.opts.WaitReplicas {
-			return reply, tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: append: the batch is on the primary, but only %d of %d replicas acknowledged it within %v", n, c.opts.WaitReplicas, c.opts.WaitTimeout), nil
+			return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: append: the batch is on the primary, but only %d of %d replicas acknowledged it within %v", n, c.opts.WaitReplicas, c.opts.WaitTimeout), nil
 		}
-		return reply, nil, nil
+		return nil, nil
 	}
 }
 
@@ -608,11 +665,11 @@ func (c *Cache) waitCmd(ctx context.Context, pipe redis.Pipeliner) *redis.IntCmd
 	return cmd
 }
 
-// runControl runs one control script (Seal, Commit) on the meta keys,
-// followed by WAIT when Options.WaitReplicas > 0.
-func (c *Cache) runControl(ctx context.Context, sc *redis.Script, keys []string, arg any, what string) error {
+// runScript runs one script that changes the cache's state (Seal,
+// Commit, a fold), followed by WAIT when Options.WaitReplicas > 0.
+func (c *Cache) runScript(ctx context.Context, sc *redis.Script, keys []string, args []any, what string) error {
 	if c.opts.WaitReplicas == 0 {
-		if err := sc.Run(ctx, c.client, keys, arg).Err(); err != nil {
+		if err := sc.Run(ctx, c.client, keys, args...).Err(); err != nil {
 			return classify(what, err)
 		}
 		return nil
@@ -622,7 +679,7 @@ func (c *Cache) runControl(ctx context.Context, sc *redis.Script, keys []string,
 		if err != nil {
 			return classify(what, err)
 		}
-		run := sc.EvalSha(ctx, pipe, keys, arg)
+		run := sc.EvalSha(ctx, pipe, keys, args...)
 		wait := c.waitCmd(ctx, pipe)
 		_, _ = pipe.Exec(ctx)
 		if err := run.Err(); err != nil {
@@ -662,13 +719,13 @@ func (c *Cache) Seal(ctx context.Context) (uint64, bool, error) {
 	if g.started.Load() == 0 && g.points.Load() == 0 {
 		return 0, false, nil
 	}
-	if err := c.runControl(ctx, sealScript, []string{c.keys.meta(), c.keys.sealed()}, g.num, fmt.Sprintf("seal generation %d", g.num)); err != nil {
+	if err := c.runScript(ctx, sealScript, []string{c.keys.meta(), c.keys.sealed()}, []any{g.num}, fmt.Sprintf("seal generation %d", g.num)); err != nil {
 		return 0, false, err
 	}
 	c.mu.Lock()
 	g.sealed = true
 	c.sealed = append(c.sealed, g)
-	c.open = &generation{num: g.num + 1}
+	c.open = newGeneration(g.num+1, c.opts.Shards)
 	c.mu.Unlock()
 	g.inflight.Wait()
 	if err := c.fence(ctx, g.num); err != nil {
@@ -754,6 +811,8 @@ func (c *Cache) Commit(ctx context.Context, gen uint64) error {
 	}
 	c.ctlMu.Lock()
 	defer c.ctlMu.Unlock()
+	c.foldMu.Lock()
+	defer c.foldMu.Unlock()
 	c.mu.RLock()
 	closed := c.closed
 	i := slices.IndexFunc(c.sealed, func(g *generation) bool { return g.num == gen })
@@ -764,7 +823,7 @@ func (c *Cache) Commit(ctx context.Context, gen uint64) error {
 	if i < 0 {
 		return nil
 	}
-	if err := c.runControl(ctx, commitScript, []string{c.keys.sealed(), c.keys.dropping()}, gen, fmt.Sprintf("commit generation %d", gen)); err != nil {
+	if err := c.runScript(ctx, commitScript, []string{c.keys.sealed(), c.keys.dropping()}, []any{gen}, fmt.Sprintf("commit generation %d", gen)); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -772,7 +831,12 @@ func (c *Cache) Commit(ctx context.Context, gen uint64) error {
 	g := c.sealed[i]
 	c.sealed = slices.Delete(c.sealed, i, i+1)
 	g.committed.Store(true)
+	mems := append(g.frozen, g.active)
+	g.frozen, g.active = nil, nil
 	c.mu.Unlock()
+	for _, m := range mems {
+		c.unfolded.Add(-m.points.Load())
+	}
 	c.points.Add(-g.points.Load())
 	c.cells.Add(-g.cells.Load())
 	c.bytes.Add(-g.bytes.Load())
@@ -849,5 +913,7 @@ func (c *Cache) Close() error {
 	open := c.open
 	c.mu.Unlock()
 	open.inflight.Wait()
+	close(c.stop)
+	c.wg.Wait()
 	return nil
 }

@@ -2,19 +2,22 @@ package rediscache
 
 import "github.com/redis/go-redis/v9"
 
-// appendScript logs one batch and merges its cells, atomically (a Lua
-// script runs alone on the server and is replicated as one unit).
+// appendScript logs one batch, atomically (a Lua script runs alone on the
+// server and is replicated as one unit). It does no per-point or per-cell
+// work: the cells of the batch are folded into the cells hash later, in
+// bulk (see foldScript), and until then the batch is listed in the pending
+// hash.
 //
-//	KEYS[1] fence  KEYS[2] ids  KEYS[3] stat  KEYS[4] log  KEYS[5] cells
-//	KEYS[6] index  KEYS[7] gens
-//	ARGV[1] gen  ARGV[2] batch id  ARGV[3] now (ms)  ARGV[4] log entry
-//	ARGV[5] raw points  then the n cells' fields, then their packed aggs
+//	KEYS[1] fence  KEYS[2] ids  KEYS[3] stat  KEYS[4] log  KEYS[5] pend
+//	KEYS[6] gens
+//	ARGV[1] gen  ARGV[2] batch id  ARGV[3] now (ms)  ARGV[4] raw points
+//	ARGV[5] bytes  ARGV[6] cell width (ms)  ARGV[7] log entry
+//	ARGV[8] processed points' entry (absent when they are the raw points)
 //
 // It refuses a sealed generation (gen <= fence), answers a batch id it has
 // already applied with the first reply (a transport-level retry must not
 // count twice; the HINCRBY makes the retry a write, so that a WAIT after it
-// covers the original), and returns "<new cells> <bytes>". Per 2,000
-// cells it makes one HMGET, one HSET and, for the new cells, one ZADD.
+// covers the original), and returns the stream entry ID.
 var appendScript = redis.NewScript(`
 local gen = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -26,53 +29,87 @@ if done then
   redis.call('HINCRBY', KEYS[3], 'retries', 1)
   return done
 end
-redis.call('XADD', KEYS[4], '*', 'b', ARGV[4])
-local cells, bytes = 0, #ARGV[4] + 48
-local n = (#ARGV - 5) / 2
-local i = 0
-while i < n do
-  local m = math.min(n - i, 2000)
-  local f0, v0 = 5 + i, 5 + n + i
-  local old = redis.call('HMGET', KEYS[5], unpack(ARGV, f0 + 1, f0 + m))
-  local out, new = {}, {}
-  local unpk, pk, mn, mx = struct.unpack, struct.pack, math.min, math.max
-  for x = 1, m do
-    local f, v, o = ARGV[f0 + x], ARGV[v0 + x], old[x]
-    if o then
-      local c1, s1, lo1, hi1 = unpk('<dddd', o)
-      local c2, s2, lo2, hi2 = unpk('<dddd', v)
-      v = pk('<dddd', c1 + c2, s1 + s2, mn(lo1, lo2), mx(hi1, hi2))
-    else
-      cells = cells + 1
-      bytes = bytes + 2 * #f + 160
-      new[#new + 1] = 0
-      new[#new + 1] = f
-    end
-    out[2 * x - 1] = f
-    out[2 * x] = v
-  end
-  redis.call('HSET', KEYS[5], unpack(out))
-  if #new > 0 then
-    redis.call('ZADD', KEYS[6], unpack(new))
-  end
-  i = i + m
+local id
+if ARGV[8] then
+  id = redis.call('XADD', KEYS[4], '*', 'b', ARGV[7], 'w', ARGV[6], 'p', ARGV[8])
+else
+  id = redis.call('XADD', KEYS[4], '*', 'b', ARGV[7], 'w', ARGV[6])
 end
-redis.call('HINCRBY', KEYS[3], 'points', ARGV[5])
-redis.call('HINCRBY', KEYS[3], 'cells', cells)
-redis.call('HINCRBY', KEYS[3], 'bytes', bytes)
+redis.call('HSET', KEYS[5], ARGV[2], id)
+redis.call('HSET', KEYS[2], ARGV[2], id)
+redis.call('HINCRBY', KEYS[3], 'points', ARGV[4])
+redis.call('HINCRBY', KEYS[3], 'bytes', ARGV[5])
 redis.call('HSETNX', KEYS[3], 'first', ARGV[3])
-redis.call('ZADD', KEYS[7], gen, ARGV[1])
-local reply = cells .. ' ' .. bytes
-redis.call('HSET', KEYS[2], ARGV[2], reply)
-return reply
+redis.call('ZADD', KEYS[6], gen, ARGV[1])
+return id
 `)
 
-// cellsScript returns the cells of one shard and generation whose fields
-// are in the lexicographic range [ARGV[1], ARGV[2]) of the index, as a
-// flat list of field, packed agg. KEYS[1] index, KEYS[2] cells.
+// foldScript merges a batch of pending cells into the cells hash of one
+// shard and generation: the client read the old values (HMGET) at fold
+// count ARGV[1], merged them, and sends the new values; the script checks
+// that the fold count is still ARGV[1] (no other fold ran in between, and
+// a failover did not lose one), sets the values, indexes the new cells,
+// drops the folded batches from the pending hash and sets the fold count
+// to ARGV[2]. A fold count already at ARGV[2] means a retry of a fold
+// whose reply was lost: it answers "done" again.
+//
+//	KEYS[1] stat  KEYS[2] pend  KEYS[3] cells  KEYS[4] index
+//	ARGV[1] expected fold count  ARGV[2] new fold count  ARGV[3] new cells
+//	ARGV[4] added bytes  ARGV[5] n ids  ARGV[6] m fields  ARGV[7] k new
+//	then n batch ids, m fields, m packed aggs, k new fields
+var foldScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'folds') or '0'
+if cur == ARGV[2] then
+  return 'done'
+end
+if cur ~= ARGV[1] then
+  return redis.error_reply('HGFOLD fold count is ' .. cur .. ', not ' .. ARGV[1])
+end
+local n, m, k = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local i = 0
+while i < n do
+  local c = math.min(n - i, 4000)
+  redis.call('HDEL', KEYS[2], unpack(ARGV, 8 + i, 7 + i + c))
+  i = i + c
+end
+local f0, v0 = 7 + n, 7 + n + m
+i = 0
+while i < m do
+  local c = math.min(m - i, 2000)
+  local out = {}
+  for x = 1, c do
+    out[2 * x - 1] = ARGV[f0 + i + x]
+    out[2 * x] = ARGV[v0 + i + x]
+  end
+  redis.call('HSET', KEYS[3], unpack(out))
+  i = i + c
+end
+local z0 = 7 + n + 2 * m
+i = 0
+while i < k do
+  local c = math.min(k - i, 2000)
+  local out = {}
+  for x = 1, c do
+    out[2 * x - 1] = 0
+    out[2 * x] = ARGV[z0 + i + x]
+  end
+  redis.call('ZADD', KEYS[4], unpack(out))
+  i = i + c
+end
+redis.call('HINCRBY', KEYS[1], 'cells', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[4])
+redis.call('HSET', KEYS[1], 'folds', ARGV[2])
+return 'done'
+`)
+
+// cellsScript returns the fold count of one shard and generation, then
+// the cells whose fields are in the lexicographic range [ARGV[1], ARGV[2])
+// of the index, as a flat list of field, packed agg: one consistent
+// snapshot, so that the client can tell which pending cells it holds are
+// in it. KEYS[1] index, KEYS[2] cells, KEYS[3] stat.
 var cellsScript = redis.NewScript(`
+local out = {redis.call('HGET', KEYS[3], 'folds') or '0'}
 local fs = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX')
-local out = {}
 local i = 0
 while i < #fs do
   local m = math.min(#fs - i, 4000)

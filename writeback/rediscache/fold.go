@@ -1,0 +1,370 @@
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// foldLoop folds the pending batches every FoldInterval, or sooner when
+// an append finds FoldPoints pending, until Close.
+func (c *Cache) foldLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.FoldInterval)
+	defer t.Stop()
+	var lastErr time.Time
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-done:
+			}
+		}()
+		err := c.foldAll(ctx, false)
+		close(done)
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) && time.Since(lastErr) > 10*time.Second {
+			lastErr = time.Now()
+			c.log.Error("rediscache: fold failed; the batches stay pending (reads still see them) and the fold retries", "prefix", c.opts.Prefix, "err", err)
+		}
+	}
+}
+
+func (c *Cache) kickFold() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitForFold makes an append wait while the fold lags more than four
+// times FoldPoints behind: the memtables are memory of this process.
+func (c *Cache) waitForFold(ctx context.Context) error {
+	for c.unfolded.Load() > 4*int64(c.opts.FoldPoints) {
+		ch := *c.folded.Load()
+		c.kickFold()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-time.After(10 * time.Millisecond):
+		}
+		if c.isClosed() {
+			return tsstore.Errorf(tsstore.ErrClosed, "rediscache: append")
+		}
+	}
+	return nil
+}
+
+func (c *Cache) isClosed() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.closed
+}
+
+// foldAll folds every generation; force also looks into the pending
+// hashes of generations without pending cells here (after Open).
+func (c *Cache) foldAll(ctx context.Context, force bool) error {
+	c.foldMu.Lock()
+	defer c.foldMu.Unlock()
+	c.mu.RLock()
+	gens := append(slices.Clone(c.sealed), c.open)
+	c.mu.RUnlock()
+	var first error
+	for _, g := range gens {
+		if err := c.foldGen(ctx, g, force); err != nil && first == nil {
+			first = err
+		}
+	}
+	ch := make(chan struct{})
+	close(*c.folded.Swap(&ch))
+	return first
+}
+
+// foldGen freezes the generation's active memtable (if it holds anything,
+// or force) and folds its frozen memtables, oldest first. The caller holds
+// foldMu.
+func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
+	force = force || g.suspect.Swap(false)
+	c.mu.Lock()
+	if g.committed.Load() {
+		c.mu.Unlock()
+		return nil
+	}
+	if g.active.points.Load() > 0 || force {
+		g.frozen = append(g.frozen, g.active)
+		g.active = newMemtable(c.opts.Shards)
+	}
+	mems := slices.Clone(g.frozen)
+	c.mu.Unlock()
+	for _, m := range mems {
+		m.inflight.Wait()
+		for s := range m.shards {
+			if err := c.foldShard(ctx, g, m, s); err != nil {
+				if force {
+					g.suspect.Store(true)
+				}
+				return fmt.Errorf("generation %d, shard %d: %w", g.num, s, err)
+			}
+		}
+		c.mu.Lock()
+		if i := slices.Index(g.frozen, m); i >= 0 {
+			g.frozen = slices.Delete(g.frozen, i, i+1)
+		}
+		c.mu.Unlock()
+		c.unfolded.Add(-m.points.Load())
+	}
+	return nil
+}
+
+// foldShard folds one shard's part of memtable m into the shard's cells
+// hash: it reads the fold count and the pending hash, takes over pending
+// batches that no memtable holds (a crash, a failed append), reads the old
+// values of the cells, merges, and writes them with foldScript.
+func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int) error {
+	ms := &m.shards[s]
+	ms.mu.Lock()
+	done := ms.done
+	ms.mu.Unlock()
+	if done {
+		return nil
+	}
+	k := &c.keys
+	pipe := c.client.TxPipeline()
+	foldsCmd := pipe.HGet(ctx, k.stat(s, g.num), "folds")
+	pendCmd := pipe.HGetAll(ctx, k.pend(s, g.num))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return classify("fold: read the fold state", err)
+	}
+	var srv uint64
+	if v, err := foldsCmd.Result(); err == nil {
+		srv, _ = strconv.ParseUint(v, 10, 64)
+	}
+	ms.mu.Lock()
+	foldTo := ms.foldTo
+	ms.mu.Unlock()
+	if foldTo != 0 && srv == foldTo {
+		// The previous attempt applied; its reply was lost.
+		c.foldDone(g, ms, s, foldTo, 0, 0)
+		return nil
+	}
+	if srv != g.folds[s] {
+		c.log.Warn("rediscache: the fold count on the server differs from this process's (a failover lost writes?); refolding what is pending there", "prefix", c.opts.Prefix, "generation", g.num, "shard", s, "server", srv, "here", g.folds[s])
+		g.folds[s] = srv
+	}
+	if err := c.adoptPending(ctx, g, m, s, pendCmd.Val()); err != nil {
+		return err
+	}
+
+	ms.mu.Lock()
+	if len(ms.ids) == 0 {
+		ms.done = true
+		ms.mu.Unlock()
+		return nil
+	}
+	if ms.foldTo <= g.folds[s] {
+		ms.foldTo = g.folds[s] + 1
+	}
+	foldTo = ms.foldTo
+	ids := slices.Clone(ms.ids)
+	fields := make([]string, 0, ms.distinct)
+	aggs := make([]tsstore.Agg, 0, ms.distinct)
+	for _, vc := range ms.byValue {
+		for i := range vc.cells {
+			fields = append(fields, vc.cells[i].field)
+			aggs = append(aggs, vc.cells[i].agg)
+		}
+	}
+	ms.mu.Unlock()
+
+	// The old values: only folds write the cells hash, and foldScript
+	// checks that no fold ran since the fold count read above.
+	cells := k.cells(s, g.num)
+	rp := c.client.Pipeline()
+	const chunk = 8192
+	gets := make([]*redis.SliceCmd, 0, len(fields)/chunk+1)
+	for i := 0; i < len(fields); i += chunk {
+		gets = append(gets, rp.HMGet(ctx, cells, fields[i:min(i+chunk, len(fields))]...))
+	}
+	if _, err := rp.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return classify("fold: read the cells", err)
+	}
+	var newFields []string
+	var added int64
+	buf := make([]byte, 0, len(fields)*aggLen)
+	for ci, cmd := range gets {
+		for j, v := range cmd.Val() {
+			i := ci*chunk + j
+			a := aggs[i]
+			if old, ok := v.(string); ok {
+				o, err := decodeAgg(old)
+				if err != nil {
+					return err
+				}
+				a.Merge(o)
+			} else {
+				newFields = append(newFields, fields[i])
+				added += int64(2*len(fields[i]) + 160)
+			}
+			buf = appendAgg(buf, a)
+		}
+	}
+	args := make([]any, 0, 7+len(ids)+2*len(fields)+len(newFields))
+	args = append(args, g.folds[s], foldTo, len(newFields), added, len(ids), len(fields), len(newFields))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	for i := range fields {
+		args = append(args, buf[i*aggLen:(i+1)*aggLen])
+	}
+	for _, f := range newFields {
+		args = append(args, f)
+	}
+	keys := []string{k.stat(s, g.num), k.pend(s, g.num), cells, k.index(s, g.num)}
+	if err := c.runScript(ctx, foldScript, keys, args, fmt.Sprintf("fold %d batches", len(ids))); err != nil {
+		return err
+	}
+	c.foldDone(g, ms, s, foldTo, int64(len(newFields)), added)
+	return nil
+}
+
+// foldDone records a successful fold of ms.
+func (c *Cache) foldDone(g *generation, ms *memShard, s int, foldTo uint64, newCells, bytes int64) {
+	ms.mu.Lock()
+	ms.done = true
+	delta := newCells - ms.distinct
+	ms.mu.Unlock()
+	g.folds[s] = foldTo
+	g.cells.Add(delta)
+	c.cells.Add(delta)
+	g.bytes.Add(bytes)
+	c.bytes.Add(bytes)
+}
+
+// adoptPending inserts into m the pending batches of shard s that neither
+// a memtable of g nor an append on its way holds: those a crash left, and
+// those of appends that failed after reaching the server. pend maps batch
+// id to stream entry ID. The caller holds foldMu.
+func (c *Cache) adoptPending(ctx context.Context, g *generation, m *memtable, s int, pend map[string]string) error {
+	if len(pend) == 0 {
+		return nil
+	}
+	// Appends on their way first: an append inserts into its memtable
+	// before it leaves the live set.
+	unknown := make(map[string]string, len(pend))
+	g.liveMu.Lock()
+	for id, sid := range pend {
+		if _, ok := g.live[id]; !ok {
+			unknown[id] = sid
+		}
+	}
+	g.liveMu.Unlock()
+	c.mu.RLock()
+	mems := append(slices.Clone(g.frozen), g.active)
+	c.mu.RUnlock()
+	if !slices.Contains(mems, m) {
+		mems = append(mems, m)
+	}
+	for _, mt := range mems {
+		ms := &mt.shards[s]
+		ms.mu.Lock()
+		for _, id := range ms.ids {
+			delete(unknown, id)
+		}
+		ms.mu.Unlock()
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(unknown))
+	for id := range unknown {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return compareStreamIDs(unknown[a], unknown[b]) })
+	pipe := c.client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(ids))
+	logKey := c.keys.log(s, g.num)
+	for i, id := range ids {
+		cmds[i] = pipe.XRange(ctx, logKey, unknown[id], unknown[id])
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return classify("fold: read pending batches from the log", err)
+	}
+	var pc preparedCells
+	var ps []tsstore.Point
+	for i, cmd := range cmds {
+		es := cmd.Val()
+		if len(es) != 1 {
+			return fmt.Errorf("rediscache: fold: pending batch %x: entry %s is not in %s", ids[i], unknown[ids[i]], logKey)
+		}
+		vals := es[0].Values
+		entry, _ := vals["p"].(string)
+		if entry == "" {
+			entry, _ = vals["b"].(string)
+		}
+		wms, _ := strconv.ParseInt(fmt.Sprint(vals["w"]), 10, 64)
+		if wms < 1 {
+			return fmt.Errorf("rediscache: fold: entry %s of %s has no cell width", es[0].ID, logKey)
+		}
+		var err error
+		ps, err = decodeLog(ps[:0], []byte(entry))
+		if err != nil {
+			return fmt.Errorf("rediscache: fold: entry %s of %s: %w", es[0].ID, logKey, err)
+		}
+		if !c.recovering {
+			// A failed append whose batch reached the server: count
+			// its raw points now.
+			raw, _ := vals["b"].(string)
+			if n, err := entryPoints(raw); err == nil {
+				g.points.Add(n)
+				c.points.Add(n)
+			}
+		}
+		pc.prepare(ps, wms, c.opts.IndexLabel)
+		added := m.insert(s, ids[i], &pc)
+		m.points.Add(int64(len(ps)))
+		c.unfolded.Add(int64(len(ps)))
+		g.cells.Add(added)
+		c.cells.Add(added)
+	}
+	c.log.Info("rediscache: folding batches that no append here holds (left by a restart or a failed append)", "prefix", c.opts.Prefix, "generation", g.num, "shard", s, "batches", len(ids))
+	return nil
+}
+
+// compareStreamIDs orders stream entry IDs "ms-seq".
+func compareStreamIDs(a, b string) int {
+	am, as := streamID(a)
+	bm, bs := streamID(b)
+	switch {
+	case am != bm:
+		if am < bm {
+			return -1
+		}
+		return 1
+	case as != bs:
+		if as < bs {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
