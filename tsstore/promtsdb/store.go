@@ -63,6 +63,7 @@ type Store struct {
 	batchSeq atomic.Uint64 // numbers Write calls for the per-batch fields of seriesState
 
 	scratchPool sync.Pool // of *writeScratch
+	redo        *redoLog
 
 	closeMu sync.RWMutex // guards closed; held for reading by every operation
 	closed  bool
@@ -107,6 +108,13 @@ func Open(dir string, opts *Options) (*Store, error) {
 	for i := range s.stripes {
 		s.stripes[i].series = make(map[uint64]*seriesState)
 	}
+	if s.redo, err = openRedo(dir); err == nil {
+		err = s.replayRedo()
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: open %s: redo log: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -134,7 +142,11 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if rerr := s.redo.close(); err == nil {
+		err = rerr
+	}
+	if err != nil {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: close: %w", err)
 	}
 	return nil

@@ -40,7 +40,8 @@ type seriesState struct {
 	// Per Write, valid while batch is that Write's number.
 	batch    uint64
 	batchMax int64 // largest timestamp of the batch's cells so far
-	prevMax  int64 // maxTs before the batch
+	prevMax  int64 // maxTs before the batch (for a series not known before, set by readBack)
+	runMax   int64 // per Write, in lateCells
 
 	lsets  [numComps]labels.Labels // the four TSDB series
 	readLo int64                   // per Write: smallest timestamp to read back; math.MaxInt64 for none
@@ -102,8 +103,14 @@ var hashSeed = maphash.MakeSeed()
 // Write stores cells as samples of four series each (see the package
 // comment). Invalid cells fail the call with ErrInvalid, and a conflicting
 // cell with ErrConflict, before anything is appended. It returns after the
-// TSDB's Commit has written the samples to its write-ahead log.
+// TSDB's Commit has written the samples to its write-ahead log (and the
+// late cells to the Store's redo log, see redo.go).
 func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
+	return s.write(ctx, cells, true)
+}
+
+// write is Write; redo false skips the redo log (for its replay).
+func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -188,7 +195,38 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		}
 		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: commit: %w", err)
 	}
+	if slow && redo {
+		if err := s.redo.append(cells, lateCells(cells, states, todo)); err != nil {
+			// Committed but not logged: a retry is an identical rewrite
+			// and logs them.
+			return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: redo log: %w", err)
+		}
+	}
 	return nil
+}
+
+// lateCells reports which appended cells the TSDB took out of order: at or
+// below the series' newest stored sample or an earlier cell of the batch.
+// Only the series checked by check can have such cells.
+func lateCells(cells []tsstore.Cell, states []*seriesState, todo []uint8) func(i int) bool {
+	for _, ss := range states {
+		if ss.slow {
+			ss.runMax = ss.prevMax
+		}
+	}
+	late := make(map[int]bool)
+	for i := range cells {
+		ss := states[i]
+		if !ss.slow || todo[i] == 0 {
+			continue
+		}
+		ts := cells[i].Start + int64(cells[i].Seq)
+		if ts <= ss.runMax {
+			late[i] = true
+		}
+		ss.runMax = max(ss.runMax, ts)
+	}
+	return func(i int) bool { return late[i] }
 }
 
 // writeScratch is the per-cell working memory of a Write, pooled: a flush
@@ -389,7 +427,7 @@ func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState
 		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
 	}
 	if !ss.known {
-		ss.known, ss.maxTs = true, newest
+		ss.known, ss.maxTs, ss.prevMax = true, newest, newest
 	}
 	return it, nil
 }
