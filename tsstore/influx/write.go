@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
@@ -67,19 +69,46 @@ func (s *Store) postBatch(ctx context.Context, body []byte) *writeFailure {
 	return &writeFailure{err: err}
 }
 
+// gzipper compresses request bodies; pooled, because a gzip.Writer holds
+// about a megabyte of compressor state that NewWriter allocates and clears.
+type gzipper struct {
+	w      *gzip.Writer
+	buf    bytes.Buffer
+	rd     bytes.Reader
+	closed atomic.Bool
+}
+
+func (z *gzipper) Read(p []byte) (int, error) { return z.rd.Read(p) }
+
+// Close returns z to the pool, once.
+func (z *gzipper) Close() error {
+	if z.closed.CompareAndSwap(false, true) {
+		gzipPool.Put(z)
+	}
+	return nil
+}
+
+var gzipPool = sync.Pool{New: func() any { return &gzipper{w: gzip.NewWriter(nil)} }}
+
 // postV1 POSTs body to the 1.x /write endpoint.
 func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
 	var rd io.Reader = bytes.NewReader(body)
 	if !s.opts.DisableGzip {
-		var zb bytes.Buffer
-		zw := gzip.NewWriter(&zb)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		rd = &zb
+		z := gzipPool.Get().(*gzipper)
+		z.buf.Reset()
+		z.w.Reset(&z.buf)
+		_, _ = z.w.Write(body)
+		_ = z.w.Close()
+		z.rd.Reset(z.buf.Bytes())
+		z.closed.Store(false)
+		rd = z // the transport closes it, maybe after Do returns: then it is pooled again
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.v1WriteURL, rd)
 	if err != nil {
 		return &writeFailure{err: err}
+	}
+	if z, ok := rd.(*gzipper); ok {
+		req.ContentLength = int64(z.rd.Len()) // not chunked
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.opts.DisableGzip {
