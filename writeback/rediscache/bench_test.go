@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,16 +65,16 @@ func usedMemory(b *testing.B, cl *redis.Client) int64 {
 	return 0
 }
 
-// scriptMicros returns the server time spent in EVALSHA and EVAL since
-// the last CONFIG RESETSTAT.
-func scriptMicros(b *testing.B, cl *redis.Client) float64 {
+// commandMicros returns the server time spent in commands since the last
+// CONFIG RESETSTAT (INFO commandstats).
+func commandMicros(b *testing.B, cl *redis.Client) float64 {
 	info, err := cl.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	var total float64
 	for _, line := range strings.Split(info, "\n") {
-		if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
+		if strings.HasPrefix(line, "cmdstat_") && !strings.HasPrefix(line, "cmdstat_info:") {
 			for _, kv := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
 				if v, ok := strings.CutPrefix(kv, "usec="); ok {
 					n, _ := strconv.ParseFloat(v, 64)
@@ -83,6 +84,31 @@ func scriptMicros(b *testing.B, cl *redis.Client) float64 {
 		}
 	}
 	return total
+}
+
+// serverCPU returns the redis-server process's CPU time (INFO cpu).
+func serverCPU(b *testing.B, cl *redis.Client) time.Duration {
+	info, err := cl.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				total += n
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// clientCPU returns this process's CPU time.
+func clientCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 var redisBenchmarkRate = regexp.MustCompile(`SET: ([0-9.]+) requests per second`)
@@ -144,7 +170,7 @@ func BenchmarkThroughput(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(4)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0, srv0 := time.Now(), clientCPU(), serverCPU(b, cl)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					ps := batches[next.Add(1)%int64(len(batches))]
@@ -154,15 +180,25 @@ func BenchmarkThroughput(b *testing.B) {
 					}
 				}
 			})
+			// The batches still pending are folded within the time.
+			if err := cache.Fold(ctx); err != nil {
+				b.Fatal(err)
+			}
 			elapsed := time.Since(start)
+			cpu, srv := clientCPU()-cpu0, serverCPU(b, cl)-srv0
 			b.StopTimer()
 			points := float64(b.N) * benchBatch
 			b.ReportMetric(points/elapsed.Seconds(), "points/s")
 			st := cache.Stats()
 			b.ReportMetric(float64(usedMemory(b, cl)-before)/points, "bytes/point")
 			b.ReportMetric(points/float64(st.Cells), "points/cell")
-			b.ReportMetric(float64(st.Bytes)/points, "est-bytes/point")
-			b.ReportMetric(scriptMicros(b, cl)/float64(b.N), "server-us/batch")
+			b.ReportMetric(commandMicros(b, cl)/float64(b.N), "server-cmd-us/batch")
+			// CPU per batch of this process (engine, cache, go-redis)
+			// and of redis-server, and the rate two cores would give
+			// if they did nothing else.
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "client-cpu-us/batch")
+			b.ReportMetric(float64(srv.Microseconds())/float64(b.N), "server-cpu-us/batch")
+			b.ReportMetric(2*points/(cpu+srv).Seconds(), "points/s-on-2-idle-cores")
 			// Close without the final flush: FlushAll drops the cache.
 			_ = cache.Close()
 			_ = eng.Close()

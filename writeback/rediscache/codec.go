@@ -35,14 +35,39 @@ var errCorrupt = errors.New("corrupt log entry")
 type logEncoder struct {
 	strs map[string]int
 	b    []byte
+	// last holds, per position in a point (metric, then label names and
+	// values), the string there in the previous point and its index:
+	// points of a batch often share the very same strings, and comparing
+	// identical strings is cheaper than a map lookup.
+	last [2 + 2*8]lastStr
 }
 
-func (e *logEncoder) str(s string) {
+type lastStr struct {
+	s string
+	k int
+}
+
+// str writes s, which is at position pos of its point.
+func (e *logEncoder) str(s string, pos int) {
+	var ls *lastStr
+	if pos < len(e.last) {
+		ls = &e.last[pos]
+		if ls.k > 0 && ls.s == s {
+			e.b = binary.AppendUvarint(e.b, uint64(ls.k))
+			return
+		}
+	}
 	if k, ok := e.strs[s]; ok {
 		e.b = binary.AppendUvarint(e.b, uint64(k+1))
+		if ls != nil {
+			*ls = lastStr{s, k + 1}
+		}
 		return
 	}
 	e.strs[s] = len(e.strs)
+	if ls != nil {
+		*ls = lastStr{s, len(e.strs)}
+	}
 	e.b = append(e.b, 0)
 	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
 	e.b = append(e.b, s...)
@@ -66,6 +91,7 @@ func (e *logEncoder) encode(ps []tsstore.Point) []byte {
 		e.strs = make(map[string]int)
 	}
 	clear(e.strs)
+	clear(e.last[:])
 	e.b = append(e.b[:0], logVersion)
 	e.b = binary.AppendUvarint(e.b, uint64(len(ps)))
 	var base int64
@@ -75,11 +101,11 @@ func (e *logEncoder) encode(ps []tsstore.Point) []byte {
 	e.b = binary.AppendVarint(e.b, base)
 	for i := range ps {
 		p := &ps[i]
-		e.str(p.Metric)
+		e.str(p.Metric, 0)
 		e.b = binary.AppendUvarint(e.b, uint64(len(p.Labels)))
-		for _, l := range p.Labels {
-			e.str(l.Name)
-			e.str(l.Value)
+		for j, l := range p.Labels {
+			e.str(l.Name, 1+2*j)
+			e.str(l.Value, 2+2*j)
 		}
 		e.b = binary.AppendVarint(e.b, p.Timestamp-base)
 		e.b = appendValue(e.b, p.Value)

@@ -183,13 +183,10 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 	}
 	foldTo = ms.foldTo
 	ids := slices.Clone(ms.ids)
-	fields := make([]string, 0, ms.distinct)
-	aggs := make([]tsstore.Agg, 0, ms.distinct)
-	for _, vc := range ms.byValue {
-		for i := range vc.cells {
-			fields = append(fields, vc.cells[i].field)
-			aggs = append(aggs, vc.cells[i].agg)
-		}
+	fields := make([]string, len(ms.cells))
+	aggs := make([]tsstore.Agg, len(ms.cells))
+	for i := range ms.cells {
+		fields[i], aggs[i] = ms.cells[i].field, ms.cells[i].agg
 	}
 	ms.mu.Unlock()
 
@@ -251,7 +248,7 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 func (c *Cache) foldDone(g *generation, ms *memShard, s int, foldTo uint64, newCells, bytes int64) {
 	ms.mu.Lock()
 	ms.done = true
-	delta := newCells - ms.distinct
+	delta := newCells - int64(len(ms.cells))
 	ms.mu.Unlock()
 	g.folds[s] = foldTo
 	g.cells.Add(delta)
@@ -367,4 +364,19 @@ func compareStreamIDs(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// Fold folds every pending batch into the cells hashes now, as the
+// background fold does every Options.FoldInterval. Nothing requires it:
+// reads merge the pending cells, and a flush folds its generation; it
+// bounds the work a next Open would redo, for example before a planned
+// shutdown.
+func (c *Cache) Fold(ctx context.Context) error {
+	if c.isClosed() {
+		return tsstore.Errorf(tsstore.ErrClosed, "rediscache: fold")
+	}
+	if err := c.foldAll(ctx, false); err != nil {
+		return fmt.Errorf("rediscache: fold: %w", err)
+	}
+	return nil
 }

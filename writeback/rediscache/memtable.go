@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -31,12 +33,15 @@ type memtable struct {
 type memShard struct {
 	// mu guards every field below.
 	mu sync.Mutex
-	// byValue holds the cells by index label value.
-	byValue map[string]*valueCells
+	// index finds a cell by the hash of its field; spill by the field,
+	// for a field whose hash another field has already.
+	index map[uint64]int32
+	spill map[string]int32
+	cells []memCell
+	// byValue lists the cells of each index label value.
+	byValue map[string][]int32
 	// ids are the batches inserted (their ids, as in the pending hash).
 	ids []string
-	// distinct counts the cells in byValue.
-	distinct int64
 	// foldTo is the fold count of the shard once this part is folded; 0
 	// before its fold started. A snapshot of the cells hash read at fold
 	// count f holds this part iff f >= foldTo > 0. It is set before the
@@ -47,12 +52,6 @@ type memShard struct {
 	done bool
 }
 
-// valueCells are the cells of one index label value.
-type valueCells struct {
-	index map[string]int32 // field -> cells
-	cells []memCell
-}
-
 type memCell struct {
 	field string
 	agg   tsstore.Agg
@@ -61,7 +60,8 @@ type memCell struct {
 func newMemtable(shards int) *memtable {
 	m := &memtable{shards: make([]memShard, shards)}
 	for i := range m.shards {
-		m.shards[i].byValue = make(map[string]*valueCells)
+		m.shards[i].index = make(map[uint64]int32)
+		m.shards[i].byValue = make(map[string][]int32)
 	}
 	return m
 }
@@ -72,32 +72,36 @@ func (m *memtable) insert(s int, id string, pc *preparedCells) int64 {
 	ms := &m.shards[s]
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	var added int64
-	var vc *valueCells
-	last := ""
+	n0 := len(ms.cells)
 	for i := range pc.cells {
 		p := &pc.cells[i]
-		if vc == nil || p.value != last {
-			last = p.value
-			vc = ms.byValue[p.value]
-			if vc == nil {
-				vc = &valueCells{index: make(map[string]int32)}
-				ms.byValue[p.value] = vc
+		field := pc.buf[p.off:p.end]
+		j, ok := ms.index[p.hash]
+		if ok {
+			if c := &ms.cells[j]; c.field == string(field) {
+				c.agg.Merge(p.agg)
+				continue
+			}
+			if j, ok := ms.spill[string(field)]; ok {
+				ms.cells[j].agg.Merge(p.agg)
+				continue
 			}
 		}
-		field := pc.buf[p.off:p.end]
-		if j, ok := vc.index[string(field)]; ok {
-			vc.cells[j].agg.Merge(p.agg)
-			continue
-		}
+		j = int32(len(ms.cells))
 		f := string(field)
-		vc.index[f] = int32(len(vc.cells))
-		vc.cells = append(vc.cells, memCell{field: f, agg: p.agg})
-		added++
+		if ok {
+			if ms.spill == nil {
+				ms.spill = make(map[string]int32)
+			}
+			ms.spill[f] = j
+		} else {
+			ms.index[p.hash] = j
+		}
+		ms.cells = append(ms.cells, memCell{field: f, agg: p.agg})
+		ms.byValue[p.value] = append(ms.byValue[p.value], j)
 	}
 	ms.ids = append(ms.ids, id)
-	ms.distinct += added
-	return added
+	return int64(len(ms.cells) - n0)
 }
 
 // preparedCells are a batch's processed points merged into cells, built
@@ -105,19 +109,22 @@ func (m *memtable) insert(s int, id string, pc *preparedCells) int64 {
 type preparedCells struct {
 	buf   []byte
 	cells []preparedCell
-	index map[string]int
+	// index finds a cell by the hash of its field (checked against the
+	// field: a collision makes a second cell, merged again on insert).
+	index map[uint64]int32
 }
 
 type preparedCell struct {
 	value    string // index label value
 	off, end int    // the field in buf
+	hash     uint64 // of the field
 	agg      tsstore.Agg
 }
 
 // prepare merges ps into cells of width wms (ms).
 func (pc *preparedCells) prepare(ps []tsstore.Point, wms int64, indexLabel string) {
 	if pc.index == nil {
-		pc.index = make(map[string]int)
+		pc.index = make(map[uint64]int32)
 	}
 	clear(pc.index)
 	pc.cells = pc.cells[:0]
@@ -128,35 +135,39 @@ func (pc *preparedCells) prepare(ps []tsstore.Point, wms int64, indexLabel strin
 		value := p.Labels.Get(indexLabel)
 		off := len(pc.buf)
 		pc.buf = appendField(pc.buf, p.Metric, value, start, p.Labels, indexLabel)
-		if j, ok := pc.index[string(pc.buf[off:])]; ok {
-			pc.cells[j].agg.Add(p.Value)
-			pc.buf = pc.buf[:off]
-			continue
+		field := pc.buf[off:]
+		h := xxhash.Sum64(field)
+		if j, ok := pc.index[h]; ok {
+			if c := &pc.cells[j]; string(pc.buf[c.off:c.end]) == string(field) {
+				c.agg.Add(p.Value)
+				pc.buf = pc.buf[:off]
+				continue
+			}
+		} else {
+			pc.index[h] = int32(len(pc.cells))
 		}
-		pc.index[string(pc.buf[off:])] = len(pc.cells)
-		pc.cells = append(pc.cells, preparedCell{value: value, off: off, end: len(pc.buf), agg: tsstore.AggOf(p.Value)})
+		pc.cells = append(pc.cells, preparedCell{value: value, off: off, end: len(pc.buf), hash: h, agg: tsstore.AggOf(p.Value)})
 	}
 }
 
 // collect appends to out the cells of shard s that hold metric and, when
 // byValue, the index label value; the caller filters the rest.
 func (ms *memShard) collect(out []memCell, metric, value string, byValue bool) []memCell {
-	add := func(vc *valueCells) {
-		for i := range vc.cells {
-			f := vc.cells[i].field
-			if len(f) > len(metric) && f[len(metric)] == 0xff && strings.HasPrefix(f, metric) {
-				out = append(out, vc.cells[i])
-			}
-		}
+	keep := func(f string) bool {
+		return len(f) > len(metric) && f[len(metric)] == 0xff && strings.HasPrefix(f, metric)
 	}
 	if byValue {
-		if vc := ms.byValue[value]; vc != nil {
-			add(vc)
+		for _, j := range ms.byValue[value] {
+			if keep(ms.cells[j].field) {
+				out = append(out, ms.cells[j])
+			}
 		}
 		return out
 	}
-	for _, vc := range ms.byValue {
-		add(vc)
+	for i := range ms.cells {
+		if keep(ms.cells[i].field) {
+			out = append(out, ms.cells[i])
+		}
 	}
 	return out
 }
