@@ -56,12 +56,6 @@ func (a *api) postMerchant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"merchant": req.Merchant, "token": a.tokens.merchantToken(req.Merchant)})
 }
 
-// reprocess answers the reprocess endpoints. Package reprocess had not
-// landed when this server was written, so they are not wired yet.
-func (a *api) reprocess(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "reprocess (dry run, diff, switch) is not wired into this server yet: package reprocess had not landed when it was built")
-}
-
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

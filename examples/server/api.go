@@ -21,6 +21,7 @@ import (
 // api is the server's HTTP API over one engine. Safe for concurrent use.
 type api struct {
 	eng     *writeback.Engine
+	jobs    *reprocessJobs
 	tokens  *tokens
 	limits  *rateLimits
 	maxBody int64
@@ -45,8 +46,12 @@ func (a *api) handler() http.Handler {
 	handle("GET /v1/metrics/{metric}", "/v1/metrics", a.merchant("", a.getMetric))
 	handle("POST /v1/admin/flush", "/v1/admin/flush", a.admin(a.postFlush))
 	handle("POST /v1/admin/merchants", "/v1/admin/merchants", a.admin(a.postMerchant))
-	handle("/v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.reprocess))
-	handle("/v1/admin/reprocess/{step}", "/v1/admin/reprocess", a.admin(a.reprocess))
+	handle("POST /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.postReprocess))
+	handle("GET /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.listReprocess))
+	handle("GET /v1/admin/reprocess/{id}", "/v1/admin/reprocess/{id}", a.admin(a.getReprocess))
+	handle("GET /v1/admin/reprocess/{id}/diff", "/v1/admin/reprocess/{id}/diff", a.admin(a.getReprocessDiff))
+	handle("POST /v1/admin/reprocess/{id}/switch", "/v1/admin/reprocess/{id}/switch", a.admin(a.postReprocessSwitch))
+	handle("POST /v1/admin/reprocess/{id}/catchup", "/v1/admin/reprocess/{id}/catchup", a.admin(a.postReprocessCatchUp))
 	handle("GET /healthz", "/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -80,6 +85,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 		code = "forbidden"
 	case status == http.StatusNotFound:
 		code = "not found"
+	case status == http.StatusConflict:
+		code = "conflict"
 	case status == http.StatusRequestEntityTooLarge:
 		code = "request too large"
 	case status == http.StatusUnsupportedMediaType:
@@ -106,6 +113,8 @@ func (a *api) writeEngineError(w http.ResponseWriter, op string, err error) {
 	switch {
 	case errors.Is(err, tsstore.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, tsstore.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, tsstore.ErrBackPressure):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
@@ -28,7 +29,8 @@ type backends struct {
 	store    tsstore.Store
 	archives []archive.Archive
 	redis    redis.UniversalClient
-	describe []string // what was opened, for the start banner
+	repl     *replicate.Store // the replicated store, when -replicas or -standby-influx-urls
+	describe []string         // what was opened, for the start banner
 }
 
 // openBackends opens what c configures. On error, what was opened is closed.
@@ -39,6 +41,16 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 			_ = b.close()
 		}
 	}()
+	if c.standbys() > 0 {
+		seeded, err := seedReplicas(c)
+		for _, s := range seeded {
+			log.Warn(s)
+		}
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+	}
+	primaryName := "primary"
 	switch c.store {
 	case "influx":
 		s, err := influx.Open(c.influxURL, &influx.Options{Database: c.influxDB, Token: c.influxToken})
@@ -50,6 +62,7 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 			return b, fmt.Errorf("store: %w", err)
 		}
 		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB)
+		primaryName = "influx-primary"
 	default:
 		dir := filepath.Join(c.dataDir, "tsdb")
 		s, err := promtsdb.Open(dir, nil)
@@ -58,6 +71,14 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		}
 		b.store = s
 		b.describe = append(b.describe, "store: promtsdb in "+dir)
+	}
+	if c.standbys() > 0 {
+		set, describe, err := openReplicated(c, b.store, primaryName, log)
+		if err != nil {
+			return b, fmt.Errorf("store: replicas: %w", err)
+		}
+		b.store, b.repl = set, set.Store
+		b.describe = append(b.describe, describe...)
 	}
 
 	switch c.cache {

@@ -23,7 +23,7 @@ func printBanner(w io.Writer, url string, c *config, t *tokens, created bool, de
 	for _, d := range describe {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
-	fmt.Fprintf(w, "  flush every %v (budget %v); processor %s\n", c.flushInterval, c.flushBudget, eventsProcessorVersion)
+	fmt.Fprintf(w, "  flush every %v (budget %v); processor %s\n", c.flushInterval, c.flushBudget, c.processor)
 	if !created {
 		fmt.Fprintf(w, "tokens: %s (the demo merchant's and the admin token; POST /v1/admin/merchants issues more)\n", c.tokens)
 		return

@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
 
 // Defaults of the server's configuration.
@@ -58,7 +61,16 @@ type config struct {
 	flushBudget   time.Duration
 	maxCacheBytes int64
 
-	amqpURL string
+	amqpURL        string
+	amqpWriteQueue string
+	amqpReadQueue  string
+
+	processor string
+
+	replicas      int
+	standbyInflux string
+	ack           string
+	ackLevel      replicate.Ack
 }
 
 // envFlags is a flag set whose flags may also be set by environment
@@ -139,7 +151,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	c := &config{}
 	f := newEnvFlags("server", out, serverUsage)
 	f.str(&c.addr, "addr", "HOURGLASS_ADDR", DefaultAddr, "listen address")
-	f.str(&c.dataDir, "data", "HOURGLASS_DATA", DefaultDataDir, "data directory: tokens.json, cache/, tsdb/, archive/, amqp/")
+	f.str(&c.dataDir, "data", "HOURGLASS_DATA", DefaultDataDir, "data directory: tokens.json, cache/, tsdb/, archive/, amqp/, reprocess/, reprocess-dry-run/, and with -replicas tsdb-standby-N/ and replicate/")
 	f.str(&c.tokens, "tokens", "HOURGLASS_TOKENS", "", "tokens file, created on first start; empty means <data>/tokens.json (servers behind one balancer share it)")
 	f.i64(&c.maxBody, "max-body", "HOURGLASS_MAX_BODY", DefaultMaxBody, "largest request body in bytes (after gzip decoding); larger ones get 413")
 	f.f64(&c.rate, "rate", "HOURGLASS_RATE", DefaultRate, "requests per second per merchant (token bucket); 0 means unlimited")
@@ -171,7 +183,15 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.dur(&c.flushBudget, "flush-budget", "HOURGLASS_FLUSH_BUDGET", writeback.DefaultFlushBudget, "longest time one flush may take")
 	f.i64(&c.maxCacheBytes, "max-cache-bytes", "HOURGLASS_MAX_CACHE_BYTES", writeback.DefaultMaxCacheBytes, "cache bound; writes beyond it get 503 with Retry-After")
 
-	f.str(&c.amqpURL, "amqp-url", "HOURGLASS_AMQP_URL", "", "RabbitMQ URL: also consume write batches from the queue hourglass.writes (amqpsource); empty means off")
+	f.str(&c.processor, "processor", "HOURGLASS_PROCESSOR", eventsProcessorVersion, "processing logic of the live engine: "+strings.Join(processorVersions(), " or ")+" (reprocess jobs choose theirs)")
+
+	f.num(&c.replicas, "replicas", "HOURGLASS_REPLICAS", 0, "standby copies of the promtsdb store, in <data>/tsdb-standby-1 ... (package replicate: hints in <data>/replicate, failover); 0 means no replication")
+	f.str(&c.standbyInflux, "standby-influx-urls", "HOURGLASS_STANDBY_INFLUX_URLS", "", "comma-separated InfluxDB URLs of further standbys (same -influx-db and -influx-token; they must start as copies of the primary)")
+	f.str(&c.ack, "ack", "HOURGLASS_ACK", "primary", "ack level of replicated store writes: primary, primary+K, quorum or all (with -replicas or -standby-influx-urls)")
+
+	f.str(&c.amqpURL, "amqp-url", "HOURGLASS_AMQP_URL", "", "RabbitMQ URL: also consume write batches from -amqp-write-queue and answer queries from -amqp-read-queue (amqpsource); empty means off")
+	f.str(&c.amqpWriteQueue, "amqp-write-queue", "HOURGLASS_AMQP_WRITE_QUEUE", amqpsource.DefaultWriteQueue, "queue of write batches (-amqp-url); invalid messages go to <it>"+amqpsource.DefaultDeadLetterSuffix)
+	f.str(&c.amqpReadQueue, "amqp-read-queue", "HOURGLASS_AMQP_READ_QUEUE", amqpsource.DefaultReadQueue, "queue of read requests, answered on their reply-to (-amqp-url)")
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
@@ -190,6 +210,20 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	case "local", "redis":
 	default:
 		return nil, fmt.Errorf("-cache %q: want local or redis", c.cache)
+	}
+	if processors[c.processor] == nil {
+		return nil, fmt.Errorf("-processor %q: want one of %v", c.processor, processorVersions())
+	}
+	if c.replicas < 0 {
+		return nil, fmt.Errorf("-replicas %d: want 0 or more standbys", c.replicas)
+	}
+	ack, err := parseAck(c.ack)
+	if err != nil {
+		return nil, err
+	}
+	c.ackLevel = ack
+	if need, have := ackStandbys(ack, c.standbys()), c.standbys(); need > have {
+		return nil, fmt.Errorf("-ack %s needs %d standbys; -replicas and -standby-influx-urls give %d", c.ack, need, have)
 	}
 	if c.maxBody <= 0 || c.burst <= 0 || c.rate < 0 {
 		return nil, fmt.Errorf("-max-body and -burst must be positive, -rate not negative")
@@ -212,4 +246,39 @@ func (c *config) archivePaths() []string {
 		}
 	}
 	return out
+}
+
+// standbys returns the number of standby replicas configured.
+func (c *config) standbys() int { return c.replicas + len(splitList(c.standbyInflux)) }
+
+// parseAck reads an ack level: primary, primary+K, quorum or all.
+func parseAck(s string) (replicate.Ack, error) {
+	switch s {
+	case "primary":
+		return replicate.AckPrimary, nil
+	case "quorum":
+		return replicate.AckQuorum, nil
+	case "all":
+		return replicate.AckAll, nil
+	}
+	if k, ok := strings.CutPrefix(s, "primary+"); ok {
+		n, err := strconv.Atoi(k)
+		if err == nil && n >= 0 {
+			return replicate.AckPrimaryPlus(n), nil
+		}
+	}
+	return replicate.Ack{}, fmt.Errorf("-ack %q: want primary, primary+K (K standbys), quorum or all", s)
+}
+
+// ackStandbys returns the standbys (of n) that must apply a write at ack.
+func ackStandbys(ack replicate.Ack, n int) int {
+	switch ack {
+	case replicate.AckQuorum:
+		return (n + 1) / 2
+	case replicate.AckAll:
+		return n
+	}
+	var k int
+	_, _ = fmt.Sscanf(ack.String(), "primary+%d", &k)
+	return k
 }

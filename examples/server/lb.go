@@ -24,7 +24,10 @@ are hashed by their token (Authorization header, or the p parameter of
 InfluxDB 1.x clients) on a consistent-hash ring, so each merchant stays on one
 server, as the write-back engine requires (one writer per merchant). Servers
 are health-checked; one that fails its checks is taken out and its merchants
-move to the next server on the ring. The balancer's own endpoints are
+move to the next server on the ring. Only GET and HEAD requests are retried on
+another server; a write goes to its merchant's server only, and a 503 with
+Retry-After (a full cache) is passed back to the client without counting
+against the server's health. The balancer's own endpoints are
 /lb/healthz and /lb/metrics; everything else is proxied. Give the servers the
 same -tokens file. Flags:
 `

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -8,6 +11,29 @@ import (
 // Change it with the logic, so that reprocessed store versions say which
 // logic made them.
 const eventsProcessorVersion = "events/1"
+
+// processors are the processing logics the server knows, by version: the
+// live engine runs the one -processor names, and a reprocess job may run
+// any of them over the archive. A fix of the logic is a new entry here,
+// never an edit of an old one (versions name what made the stored cells).
+var processors = map[string]tsstore.Processor{
+	eventsProcessorVersion:     eventsProcessor{},
+	pathsProcessor{}.Version(): pathsProcessor{},
+}
+
+// processorVersions lists the known versions, sorted.
+func processorVersions() []string {
+	out := make([]string, 0, len(processors))
+	for v := range processors {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// processorMetrics are the metrics the processors derive from events (the
+// other metrics pass through unchanged): what a reprocess diff compares.
+var processorMetrics = []string{"orders", "refunds", "revenue", "views"}
 
 // eventsProcessor is the server's tsstore.Processor: it turns raw event points
 // into the metrics merchants read. The archive keeps the raw points.
@@ -68,4 +94,52 @@ func without(ls tsstore.Labels, name string) tsstore.Labels {
 		}
 	}
 	return ls
+}
+
+// pathsProcessor is events/2: eventsProcessor with the fix of a bug in how
+// events/1 labels page views: "/Pricing/", "/pricing" and "/pricing/" were
+// three series of views; events/2 lowercases the path and drops a trailing
+// slash, so they are one. Everything else is as in events/1. Derived
+// points keep their event's timestamp (reprocess needs them in the raw
+// point's cell). Stateless: safe for concurrent use.
+type pathsProcessor struct{}
+
+var _ tsstore.Processor = pathsProcessor{}
+
+// Version returns "events/2".
+func (pathsProcessor) Version() string { return "events/2" }
+
+// Process appends the metrics derived from p to dst.
+func (pathsProcessor) Process(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+	n := len(dst)
+	dst, err := eventsProcessor{}.Process(dst, p)
+	if err != nil || p.Metric != eventPageView {
+		return dst, err
+	}
+	for i := n; i < len(dst); i++ {
+		path := dst[i].Labels.Get("path")
+		if norm := normalPath(path); norm != path {
+			ls := make(tsstore.Labels, len(dst[i].Labels))
+			copy(ls, dst[i].Labels)
+			for j := range ls {
+				if ls[j].Name == "path" {
+					ls[j].Value = norm
+				}
+			}
+			dst[i].Labels = ls
+		}
+	}
+	return dst, nil
+}
+
+// normalPath lowercases a URL path and drops its trailing slash ("/" stays).
+func normalPath(p string) string {
+	p = strings.ToLower(p)
+	if len(p) > 1 {
+		p = strings.TrimRight(p, "/")
+		if p == "" {
+			p = "/"
+		}
+	}
+	return p
 }

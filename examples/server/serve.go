@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hourglass-io/hourglass/reprocess"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
@@ -43,9 +46,33 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if b.repl != nil {
+		reg.MustRegister(b.repl.Collector())
+	}
 	metrics := newServerMetrics(reg, c.flushBudget)
-	eng, err := writeback.New(b.cache, b.store, &writeback.Options{
-		Processor:     eventsProcessor{},
+
+	// Reads go through a Switchable, which serves a reprocessed version's
+	// range from the version once switched to; writes go to the live store.
+	versionStore := &promtsdb.Options{CellWidth: b.store.CellWidth()}
+	versions, err := reprocess.OpenVersions(filepath.Join(c.dataDir, "reprocess"), &reprocess.VersionsOptions{Store: versionStore})
+	if err != nil {
+		return err
+	}
+	dryRuns, err := reprocess.OpenVersions(filepath.Join(c.dataDir, "reprocess-dry-run"), &reprocess.VersionsOptions{Store: versionStore})
+	if err != nil {
+		return err
+	}
+	sw, err := reprocess.NewSwitchable(b.store, versions)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, sw.Close()) }() // after the engine's Close, before the backends'
+	if cur := sw.Current(); cur != "" {
+		b.describe = append(b.describe, "reprocess: version "+cur+" serves reads of its range")
+	}
+
+	eng, err := writeback.New(b.cache, sw, &writeback.Options{
+		Processor:     processors[c.processor],
 		Archives:      b.archives,
 		FlushInterval: c.flushInterval,
 		FlushBudget:   c.flushBudget,
@@ -66,17 +93,28 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	reg.MustRegister(eng.Collector())
 
 	if c.amqpURL != "" {
-		cons, err := amqpsource.Open(ctx, c.amqpURL, eng, filepath.Join(c.dataDir, "amqp"), &amqpsource.Options{Logger: log})
+		cons, err := amqpsource.Open(ctx, c.amqpURL, eng, filepath.Join(c.dataDir, "amqp"), &amqpsource.Options{
+			WriteQueue: c.amqpWriteQueue, ReadQueue: c.amqpReadQueue, Logger: log,
+		})
 		if err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, cons.Close()) }() // before the engine's Close
 		reg.MustRegister(cons.Collector())
-		b.describe = append(b.describe, "amqp: consuming "+amqpsource.DefaultWriteQueue+" and "+amqpsource.DefaultReadQueue)
+		b.describe = append(b.describe, "amqp: consuming "+c.amqpWriteQueue+" (writes) and "+c.amqpReadQueue+" (reads)")
 	}
 
+	rm := reprocess.NewMetrics()
+	reg.MustRegister(rm)
+	var arch archive.Archive
+	if len(b.archives) > 0 {
+		arch = b.archives[0]
+	}
+	jobs := newReprocessJobs(eng, arch, versions, dryRuns, sw, rm, log)
+	defer jobs.Close() // before the engine's Close
+
 	a := &api{
-		eng: eng, tokens: toks, limits: newRateLimits(c.rate, c.burst), maxBody: c.maxBody,
+		eng: eng, jobs: jobs, tokens: toks, limits: newRateLimits(c.rate, c.burst), maxBody: c.maxBody,
 		metrics: metrics, reg: reg, log: log, now: time.Now,
 	}
 	ln, err := net.Listen("tcp", c.addr)
