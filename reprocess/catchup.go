@@ -3,16 +3,12 @@ package reprocess
 import (
 	"context"
 	"fmt"
-	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
-	"github.com/hourglass-io/hourglass/writeback"
-	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
 
 // CatchUpPass records one catch-up of a version: the segments it read and
@@ -130,74 +126,16 @@ func (v *Versions) catchUp(ctx context.Context, id string, a archive.Archive, p 
 // catchUpPass runs the points of one pass through an engine of its own and
 // flushes them in one generation: each cell gets one partial, Seq pass.Seq.
 func (v *Versions) catchUpPass(ctx context.Context, id string, a archive.Archive, p tsstore.Processor, st tsstore.Store,
-	lin *Lineage, filter []tsstore.Matcher, pass *CatchUpPass) (points int64, err error) {
-	cdir := filepath.Join(v.Dir(id), "cache-catchup")
-	if err := os.RemoveAll(cdir); err != nil {
-		return 0, tsstore.Errorf(tsstore.ErrUnavailable, "discard cache: %w", err)
+	lin *Lineage, filter []tsstore.Matcher, pass *CatchUpPass) (int64, error) {
+	names := make([]string, len(pass.Segments))
+	for i, s := range pass.Segments {
+		names[i] = s.Name
 	}
-	cache, err := localcache.Open(cdir, &localcache.Options{Fsync: localcache.FsyncNever})
+	res, err := Rebuild(ctx, a, names, lin.From, lin.Cutover, filter, p, pass.Seq, st, filepath.Join(v.Dir(id), "cache-catchup"))
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		if cerr := cache.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.RemoveAll(cdir)
-		}
-	}()
-	ss := &seqStore{Store: st, seq: pass.Seq}
-	proc := newCheckedProcessor(p, time.Duration(lin.CellWidth)*time.Millisecond, lin.Metrics)
-	const century = 100 * 365 * 24 * time.Hour
-	eng, err := writeback.New(cache, ss, &writeback.Options{
-		Processor: proc, Source: "reprocess", FlushInterval: -1, FlushBudget: century,
-		MaxCacheBytes: math.MaxInt64, FlushAtBytes: math.MaxInt64, MaxLate: 2 * century, MaxFuture: 2 * century, SealSpacing: -1,
-	})
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			ss.refuse.Store(true)
-			_ = eng.Close()
-			return
-		}
-		err = eng.Close()
-	}()
-	var batch []tsstore.Point
-	for _, s := range pass.Segments {
-		err := a.Read(ctx, s.Name, func(pt tsstore.Point) error {
-			if pt.Timestamp < lin.From || pt.Timestamp >= lin.Cutover || !tsstore.MatchLabels(filter, pt.Labels) {
-				return nil
-			}
-			batch = append(batch, pt)
-			if len(batch) >= DefaultBatchPoints {
-				points += int64(len(batch))
-				err := eng.Write(ctx, batch)
-				batch = batch[:0]
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
-	}
-	if err := eng.Write(ctx, batch); err != nil {
-		return 0, err
-	}
-	points += int64(len(batch))
-	for {
-		rep, err := eng.Flush(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if !rep.Overrun {
-			break
-		}
-	}
-	lin.Cells += ss.written.Load()
-	lin.Metrics = append(lin.Metrics, proc.metricNames()...)
-	return points, nil
+	lin.Cells += res.Cells
+	lin.Metrics = append(lin.Metrics, res.Metrics...)
+	return res.Points, nil
 }
