@@ -9,9 +9,10 @@
 //
 // [Store.Write] (or [Store.WriteSeq], which also returns the write's
 // sequence number) validates the cells, gives the write the next sequence
-// number, appends it to the hint log of every standby (one append, no
-// fsync, under one lock that fixes the order), writes it to the primary
-// directly, and returns when the ack level ([Options.Ack]) is met:
+// number (under one lock that fixes the order), encodes it once and
+// appends it to the hint log of every standby (no fsync), writes it to the
+// primary directly, all on the caller's goroutine, and returns when the
+// ack level ([Options.Ack]) is met:
 //
 //   - [AckPrimary]: the primary stored it. The standbys' appliers write it
 //     from their logs (kept in memory up to QueueBytes, read back from disk
@@ -40,15 +41,37 @@
 //
 // Hints never expire silently: when a replica's pending hints would pass
 // HintBudget, they are dropped and the replica is marked stale, with the
-// range they covered (write seqs, cell time range, metric names) persisted
-// in Dir/state.json. When it answers again, it is re-synced: the cells of
-// those metrics in that time range are copied from a healthy replica that
-// has applied those writes (the primary first) with Cells and Write. This
-// is cell-exact. Re-syncing from the archive instead would mean
-// re-aggregating raw points into cells, which gives the same cells only if
-// the flush generations (the Seq layout) are reproduced: that is a
-// reprocess-style rebuild (package reprocess), not a copy, and is not done
-// here. A replica is never read while stale.
+// range they covered (write seqs, cell time range, metric names, the
+// cells' Seq values, the time of the newest write) persisted in
+// Dir/state.json. When it answers again, it is re-synced, and it is never
+// read while stale:
+//
+//   - From a healthy replica that has applied those writes (the primary
+//     first): the cells of those metrics in that time range are copied
+//     with Cells and Write. This is cell-exact.
+//   - From the archive, when [Options.Archive] and [Options.Processor] are
+//     set and no replica can serve (every replica that has the writes is
+//     down or stale too, say the primary was lost while the standbys were
+//     stale), or always with [Options.ResyncFromArchive]. The archive keeps
+//     raw points, not cells, but each segment names the write-back flush
+//     generation it comes from, and a flush gives its cells the Seq
+//     generation mod (cell width in ms): the segments overlapping the
+//     stale time range are grouped by generation, and each group is
+//     processed again by [reprocess.Rebuild] (the write-back engine's
+//     aggregation with the same Processor, as reprocess does) into cells
+//     with that Seq, which are the cells the flush wrote; those of the
+//     stale metrics are written to the replica. The archive is read only
+//     once it can hold every missed write: ArchiveDelay after the newest
+//     (a flush archives after it has written its cells), and when every
+//     Seq of the missed cells has an archived generation; until then the
+//     replica stays stale (logged once). The cells are exact when the
+//     sums do not depend on the order of the points (the archive returns
+//     a segment's points in time order, the cache added them in arrival
+//     order; integer values, or points of a cell arriving in time order,
+//     are exact); a rebuilt cell that differs in the last bits from one
+//     the replica holds is refused as a conflict and counted. This needs
+//     the writes to come from write-back engines archiving to that
+//     archive with that processor; other writes cannot be rebuilt.
 //
 // A replica refusing a cell for good during a replay (a conflict) cannot
 // block its log: the batch is retried cell by cell, refused cells are
@@ -72,6 +95,11 @@
 // with the stale view) cannot diverge the replicas that were fenced. A
 // replica that was down during the promotion is fenced by the first check
 // that finds it back, before its hints are replayed.
+//
+// A write refused as fenced while this Store's own epoch moved on (it
+// promoted a replica while the write was on its way) is not taken for a
+// newer writer: an applier retries it at the new epoch, and Write fails
+// with tsstore.ErrUnavailable (retry).
 //
 // A stale writer at AckPrimary can still have writes acknowledged by an
 // old primary that nobody has fenced yet (it was down during the

@@ -93,10 +93,11 @@ type record struct {
 	span  span
 }
 
-// span is the time range and metrics of some cells.
+// span is the time range, metrics and Seq values of some cells.
 type span struct {
 	From, To int64 // [From, To) of cell starts
 	Metrics  []string
+	Seqs     []uint32 `json:",omitempty"` // the distinct Seq values
 }
 
 func spanOf(cells []tsstore.Cell, width int64) span {
@@ -111,6 +112,9 @@ func spanOf(cells []tsstore.Cell, width int64) span {
 		}
 		if !slices.Contains(s.Metrics, c.Metric) {
 			s.Metrics = append(s.Metrics, c.Metric)
+		}
+		if !slices.Contains(s.Seqs, c.Seq) {
+			s.Seqs = append(s.Seqs, c.Seq)
 		}
 	}
 	return s
@@ -129,6 +133,11 @@ func (s *span) merge(o span) {
 	for _, m := range o.Metrics {
 		if !slices.Contains(s.Metrics, m) {
 			s.Metrics = append(s.Metrics, m)
+		}
+	}
+	for _, q := range o.Seqs {
+		if !slices.Contains(s.Seqs, q) {
+			s.Seqs = append(s.Seqs, q)
 		}
 	}
 }

@@ -23,27 +23,32 @@ type link struct {
 	fencer Fencer         // nil when the replica cannot be fenced
 	wake   chan struct{}  // capacity 1: work or a passed probe
 	batch  []tsstore.Cell // the applier's buffer to coalesce records; only step uses it
+	// archiveWaitGen is 1 + the staleGen for which the applier last logged
+	// why a re-sync from the archive waits; only the applier uses it.
+	archiveWaitGen uint64
 
 	syncMu sync.Mutex // serialises fsyncs of the log
 
-	mu         sync.Mutex // guards the fields below
-	log        *hintLog
-	pend       []*record // unapplied records, sorted by seq
-	pendBytes  int64
-	memBytes   int64               // bytes of pend held in memory
-	inflight   map[uint64]struct{} // direct writes in flight
-	registered uint64              // the newest write registered to this link
-	stale      *staleRange         // non-nil: dropped hints to re-sync
-	staleGen   uint64              // counts changes of stale
-	healthy    bool                // by the last check
-	kicked     bool                // a passed probe asks for a retry now
-	failing    bool                // the last apply (or direct write) failed
-	failedAt   time.Time
-	lastErr    error
-	failures   uint64 // failed applies and direct writes
-	applied    uint64 // records applied from the log
-	conflicts  uint64 // cells skipped because the replica refused them
-	changed    chan struct{}
+	mu             sync.Mutex // guards the fields below
+	log            *hintLog
+	pend           []*record // unapplied records, sorted by seq
+	pendBytes      int64
+	memBytes       int64               // bytes of pend held in memory
+	inflight       map[uint64]struct{} // direct writes in flight
+	registered     uint64              // the newest write registered to this link
+	stale          *staleRange         // non-nil: dropped hints to re-sync
+	staleGen       uint64              // counts changes of stale
+	healthy        bool                // by the last check
+	kicked         bool                // a passed probe asks for a retry now
+	failing        bool                // the last apply (or direct write) failed
+	failedAt       time.Time
+	lastErr        error
+	failures       uint64 // failed applies and direct writes
+	applied        uint64 // records applied from the log
+	conflicts      uint64 // cells skipped because the replica refused them
+	resyncs        uint64 // re-syncs done from another replica
+	archiveResyncs uint64 // re-syncs done from the archive
+	changed        chan struct{}
 }
 
 func (l *link) String() string { return l.name }
@@ -93,12 +98,12 @@ func (l *link) appliedUpTo() uint64 {
 func (l *link) appendLocked(seq uint64, at int64, buf []byte, cells []tsstore.Cell, sp span) {
 	size := int64(len(buf))
 	if l.pendBytes+size > l.s.opts.HintBudget {
-		l.dropLocked(seq, sp, fmt.Errorf("hint budget of %d bytes exhausted", l.s.opts.HintBudget))
+		l.dropLocked(seq, at, sp, fmt.Errorf("hint budget of %d bytes exhausted", l.s.opts.HintBudget))
 		return
 	}
 	seg, off, err := l.log.append(buf)
 	if err != nil {
-		l.dropLocked(seq, sp, fmt.Errorf("hint log: %w", err))
+		l.dropLocked(seq, at, sp, fmt.Errorf("hint log: %w", err))
 		return
 	}
 	rec := &record{seq: seq, at: at, seg: seg, off: off, size: size, span: sp}
@@ -126,21 +131,23 @@ func cmpUint(a, b uint64) int {
 }
 
 // dropLocked marks the replica stale: the pending records and the write seq
-// (with span sp) are dropped from the log and recorded as a range to
-// re-sync from a healthy replica.
-func (l *link) dropLocked(seq uint64, sp span, why error) {
+// (made at time at, with span sp) are dropped from the log and recorded as
+// a range to re-sync from a healthy replica or the archive.
+func (l *link) dropLocked(seq uint64, at int64, sp span, why error) {
 	st := staleRange{MinSeq: seq, MaxSeq: seq}
 	if l.stale != nil {
 		st = *l.stale
 		st.Metrics = slices.Clone(st.Metrics)
+		st.Seqs = slices.Clone(st.Seqs)
 	}
-	add := func(s uint64, p span) {
+	add := func(s uint64, at int64, p span) {
 		st.MinSeq, st.MaxSeq = min(st.MinSeq, s), max(st.MaxSeq, s)
+		st.Last = max(st.Last, at)
 		st.merge(p)
 	}
-	add(seq, sp)
+	add(seq, at, sp)
 	for _, r := range l.pend {
-		add(r.seq, r.span)
+		add(r.seq, r.at, r.span)
 	}
 	l.log.reset()
 	l.pend, l.pendBytes, l.memBytes = nil, 0, 0
@@ -150,7 +157,7 @@ func (l *link) dropLocked(seq uint64, sp span, why error) {
 	if err := l.s.setStale(l.name, &st); err != nil {
 		l.s.log.Error("replicate: cannot persist stale range", "replica", l.name, "err", err)
 	}
-	l.s.log.Warn("replicate: replica marked stale, it will be re-synced from a healthy replica",
+	l.s.log.Warn("replicate: replica marked stale, it will be re-synced",
 		"replica", l.name, "why", why, "from", st.From, "to", st.To, "metrics", len(st.Metrics), "seqs", fmt.Sprint(st.MinSeq, "..", st.MaxSeq))
 }
 
@@ -260,6 +267,11 @@ func (l *link) run(ctx context.Context) {
 func (l *link) step(ctx context.Context) (time.Duration, error) {
 	const idle = time.Hour // until woken
 	o := &l.s.opts
+	// A write of this step refused as fenced while this Store's epoch
+	// moved past e0 was refused because of this Store's own promotion (it
+	// fenced the replica while the write was on its way): it is retried
+	// at the new epoch rather than taken for a newer writer's fence.
+	e0 := l.s.epoch.Load()
 	l.mu.Lock()
 	if l.failing && !l.kicked {
 		if d := o.RetryBackoff - time.Since(l.failedAt); d > 0 {
@@ -274,6 +286,9 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 		if err != nil {
 			if errors.Is(err, errNoSource) {
 				return o.RetryBackoff, nil
+			}
+			if errors.Is(err, ErrFenced) && l.s.epoch.Load() > e0 {
+				return 0, nil
 			}
 			l.mu.Lock()
 			l.failLocked(err)
@@ -321,7 +336,7 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 			l.memBytes -= r.size
 		}
 		l.log.release(r)
-		l.dropLocked(r.seq, r.span, rerr)
+		l.dropLocked(r.seq, r.at, r.span, rerr)
 		l.mu.Unlock()
 		return 0, nil
 	}
@@ -345,6 +360,9 @@ func (l *link) step(ctx context.Context) (time.Duration, error) {
 	}
 	err := l.apply(ctx, epoch, cells)
 
+	if err != nil && errors.Is(err, ErrFenced) && l.s.epoch.Load() > e0 {
+		return 0, nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
 )
 
 // Defaults of Options.
@@ -41,6 +44,11 @@ const (
 	// DefaultResyncWindow is the time range copied per read during a
 	// re-sync.
 	DefaultResyncWindow = time.Hour
+	// DefaultArchiveDelay is how long after the newest write it misses a
+	// stale replica waits before it is re-synced from the archive: a
+	// write-back flush archives its raw points after it has written their
+	// cells, within its budget (writeback's default flush budget).
+	DefaultArchiveDelay = 15 * time.Minute
 )
 
 // Ack is the level at which a write is acknowledged. The zero value is
@@ -145,9 +153,38 @@ type Options struct {
 	// means DefaultResyncWindow.
 	ResyncWindow time.Duration
 
+	// Archive and Processor, both set, let a stale replica be re-synced
+	// from the archive of raw points when no healthy replica has the
+	// writes it misses (or always, with ResyncFromArchive): the archived
+	// points of its stale time range are processed again by package
+	// reprocess, one flush generation at a time, into the cells the
+	// write-back flushes wrote (see the package comment). Processor must
+	// be the one the live write-back engine runs. Both nil (the default)
+	// means re-syncs come only from replicas.
+	Archive   archive.Archive
+	Processor tsstore.Processor
+	// ResyncFromArchive re-syncs stale replicas from the Archive even when
+	// a healthy replica could serve (sparing the replicas the reads).
+	ResyncFromArchive bool
+	// ArchiveDelay is how long after the newest write it misses a stale
+	// replica waits for the archive to hold that write's points; 0 means
+	// DefaultArchiveDelay, negative means no wait.
+	ArchiveDelay time.Duration
+
 	// Logger receives failovers, fencing and re-sync reports; nil means
 	// slog.Default().
 	Logger *slog.Logger
+}
+
+// validate checks the options that have no default.
+func (o *Options) validate() error {
+	if (o.Archive == nil) != (o.Processor == nil) {
+		return tsstore.Errorf(tsstore.ErrInvalid, "replicate: Options.Archive and Options.Processor go together (a re-sync from the archive needs both)")
+	}
+	if o.ResyncFromArchive && o.Archive == nil {
+		return tsstore.Errorf(tsstore.ErrInvalid, "replicate: Options.ResyncFromArchive needs Options.Archive and Options.Processor")
+	}
+	return nil
 }
 
 func (o *Options) withDefaults() {
@@ -171,6 +208,7 @@ func (o *Options) withDefaults() {
 	setD(&o.AckTimeout, DefaultAckTimeout)
 	setD(&o.RetryBackoff, DefaultRetryBackoff)
 	setD(&o.ResyncWindow, DefaultResyncWindow)
+	setD(&o.ArchiveDelay, DefaultArchiveDelay)
 	if o.Fall <= 0 {
 		o.Fall = DefaultFall
 	}

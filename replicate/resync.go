@@ -8,15 +8,20 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
+// errNoSource reports that a stale replica cannot be re-synced yet: no
+// healthy replica has the writes it misses (and the archive cannot serve
+// either, or there is none). The applier retries after RetryBackoff.
 var errNoSource = errors.New("no healthy, caught-up replica to re-sync from")
 
 // resyncChunk is the most cells one re-sync write carries.
 const resyncChunk = 10_000
 
-// resync copies the stale range of l (every cell of its metrics in its time
-// range) from a healthy replica that has applied the writes of the range,
-// the primary first. Cells are idempotent, so copying more than was missed
-// is harmless, and a re-sync interrupted by a crash is simply redone.
+// resync re-syncs the stale range of l (every cell of its metrics in its
+// time range): copied from a healthy replica that has applied the writes
+// of the range, the primary first, or rebuilt from the archive when no
+// replica can serve (or Options.ResyncFromArchive asks for it). Cells are
+// idempotent, so writing more than was missed is harmless, and a re-sync
+// interrupted by a crash is simply redone.
 func (l *link) resync(ctx context.Context) error {
 	l.mu.Lock()
 	if l.stale == nil {
@@ -31,29 +36,33 @@ func (l *link) resync(ctx context.Context) error {
 	gen := l.staleGen
 	l.mu.Unlock()
 
+	o := &l.s.opts
+	var (
+		from   string
+		copied int64
+		err    error
+	)
 	src := l.s.resyncSource(l, st.MaxSeq)
-	if src == nil {
-		return errNoSource
-	}
-	l.s.log.Info("replicate: re-sync started", "replica", l.name, "from_replica", src.name, "from", st.From, "to", st.To, "metrics", len(st.Metrics))
-	epoch := l.s.epoch.Load()
-	win := l.s.opts.ResyncWindow.Milliseconds()
-	var copied int
-	for _, m := range st.Metrics {
-		for from := st.From; from < st.To; from += win {
-			cells, err := src.store.Cells(ctx, tsstore.Selector{Metric: m, From: from, To: min(from+win, st.To)})
-			if err != nil {
-				return fmt.Errorf("re-sync from %s: %w", src.name, err)
-			}
-			for len(cells) > 0 {
-				n := min(len(cells), resyncChunk)
-				if err := l.apply(ctx, epoch, cells[:n]); err != nil {
-					return fmt.Errorf("re-sync: %w", err)
-				}
-				copied += n
-				cells = cells[n:]
-			}
+	switch {
+	case o.Archive != nil && (o.ResyncFromArchive || src == nil):
+		from = "archive"
+		l.s.log.Info("replicate: re-sync started", "replica", l.name, "from_archive", true, "from", st.From, "to", st.To, "metrics", len(st.Metrics), "generations", len(st.Seqs))
+		copied, err = l.resyncFromArchive(ctx, &st, gen)
+		if errors.Is(err, errNoSource) {
+			return err
 		}
+		if err != nil {
+			err = fmt.Errorf("re-sync from the archive: %w", err)
+		}
+	case src == nil:
+		return errNoSource
+	default:
+		from = src.name
+		l.s.log.Info("replicate: re-sync started", "replica", l.name, "from_replica", src.name, "from", st.From, "to", st.To, "metrics", len(st.Metrics))
+		copied, err = l.copyFrom(ctx, src, &st)
+	}
+	if err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,12 +71,41 @@ func (l *link) resync(ctx context.Context) error {
 	}
 	l.stale = nil
 	l.failing = false
+	if from == "archive" {
+		l.archiveResyncs++
+	} else {
+		l.resyncs++
+	}
 	l.notifyLocked()
 	if err := l.s.setStale(l.name, nil); err != nil {
 		l.s.log.Error("replicate: cannot persist the end of a re-sync", "replica", l.name, "err", err)
 	}
-	l.s.log.Info("replicate: re-sync done", "replica", l.name, "from_replica", src.name, "cells", copied)
+	l.s.log.Info("replicate: re-sync done", "replica", l.name, "source", from, "cells", copied)
 	return nil
+}
+
+// copyFrom copies the cells of st from the replica src.
+func (l *link) copyFrom(ctx context.Context, src *link, st *staleRange) (int64, error) {
+	epoch := l.s.epoch.Load()
+	win := l.s.opts.ResyncWindow.Milliseconds()
+	var copied int64
+	for _, m := range st.Metrics {
+		for from := st.From; from < st.To; from += win {
+			cells, err := src.store.Cells(ctx, tsstore.Selector{Metric: m, From: from, To: min(from+win, st.To)})
+			if err != nil {
+				return copied, fmt.Errorf("re-sync from %s: %w", src.name, err)
+			}
+			for len(cells) > 0 {
+				n := min(len(cells), resyncChunk)
+				if err := l.apply(ctx, epoch, cells[:n]); err != nil {
+					return copied, fmt.Errorf("re-sync: %w", err)
+				}
+				copied += int64(n)
+				cells = cells[n:]
+			}
+		}
+	}
+	return copied, nil
 }
 
 // resyncSource returns a replica other than l that is healthy, not stale,

@@ -17,10 +17,13 @@ type state struct {
 }
 
 // staleRange is what a stale replica misses: the writes MinSeq..MaxSeq
-// whose hints were dropped, covering the cells of Metrics in [From, To).
+// whose hints were dropped, covering the cells of Metrics in [From, To)
+// with the cell Seq values Seqs; Last is the time of the newest of them
+// (unix ns).
 type staleRange struct {
 	MinSeq uint64 `json:"min_seq"`
 	MaxSeq uint64 `json:"max_seq"`
+	Last   int64  `json:"last,omitempty"`
 	span
 }
 

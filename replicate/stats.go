@@ -32,6 +32,9 @@ type ReplicaStats struct {
 	// Conflicts counts cells the replica refused for good (conflict or
 	// invalid) during replays, skipped and logged.
 	Conflicts uint64
+	// Resyncs and ArchiveResyncs count the re-syncs completed from another
+	// replica and from the archive.
+	Resyncs, ArchiveResyncs uint64
 	// Epoch is the replica's fence epoch (0 when it cannot be fenced).
 	Epoch uint64
 }
@@ -60,7 +63,7 @@ func (s *Store) Stats() Stats {
 		l.mu.Lock()
 		r := ReplicaStats{Name: l.name, Primary: l == primary, Healthy: l.healthy, Stale: l.stale != nil,
 			Applied: l.appliedLocked(), HintRecords: len(l.pend), HintBytes: l.pendBytes,
-			Failing: l.failing, Conflicts: l.conflicts}
+			Failing: l.failing, Conflicts: l.conflicts, Resyncs: l.resyncs, ArchiveResyncs: l.archiveResyncs}
 		if l.log != nil {
 			r.HintFileBytes = l.log.bytes()
 		}
@@ -87,7 +90,8 @@ func (s *Store) Stats() Stats {
 // register it yourself. Metrics (prefix hourglass_replicate_): epoch,
 // promotions_total, fenced, and per replica (label replica): primary,
 // healthy, stale, hint_bytes, hint_records, hint_oldest_age_seconds,
-// applied_seq, conflicts_total.
+// applied_seq, conflicts_total, resyncs_total (label source: replica or
+// archive).
 func (s *Store) Collector() prometheus.Collector { return (*collector)(s) }
 
 type collector Store
@@ -104,10 +108,11 @@ var (
 	descHintAge    = prometheus.NewDesc("hourglass_replicate_hint_oldest_age_seconds", "Age of the oldest pending hint of the replica.", []string{"replica"}, nil)
 	descApplied    = prometheus.NewDesc("hourglass_replicate_applied_seq", "Newest write seq the replica applied with every earlier one.", []string{"replica"}, nil)
 	descConflicts  = prometheus.NewDesc("hourglass_replicate_conflicts_total", "Cells the replica refused for good during replays.", []string{"replica"}, nil)
+	descResyncs    = prometheus.NewDesc("hourglass_replicate_resyncs_total", "Re-syncs of the stale replica completed, by source (replica or archive).", []string{"replica", "source"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEpoch, descPromotions, descFenced, descPrimary, descHealthy, descStale, descHintBytes, descHintRecs, descHintAge, descApplied, descConflicts} {
+	for _, d := range []*prometheus.Desc{descEpoch, descPromotions, descFenced, descPrimary, descHealthy, descStale, descHintBytes, descHintRecs, descHintAge, descApplied, descConflicts, descResyncs} {
 		ch <- d
 	}
 }
@@ -132,5 +137,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHintAge, prometheus.GaugeValue, r.OldestHint.Seconds(), r.Name)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(r.Applied), r.Name)
 		ch <- prometheus.MustNewConstMetric(descConflicts, prometheus.CounterValue, float64(r.Conflicts), r.Name)
+		ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(r.Resyncs), r.Name, "replica")
+		ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(r.ArchiveResyncs), r.Name, "archive")
 	}
 }

@@ -58,6 +58,9 @@ func New(primary tsstore.Store, standbys []tsstore.Store, opts *Options) (*Store
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "replicate: Options.Dir is required (it keeps the hints)")
 	}
 	o := *opts
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	o.withDefaults()
 	stores := append([]tsstore.Store{primary}, standbys...)
 	if slices.Contains(stores, nil) {
@@ -353,6 +356,11 @@ func (s *Store) writeError(ctx context.Context, seq, epoch uint64, perr error, e
 	joined := errors.Join(errs...)
 	for _, e := range errs {
 		if errors.Is(e, ErrFenced) {
+			if s.epoch.Load() > epoch {
+				// This Store promoted a replica (and fenced the others)
+				// while the write was on its way: not a newer writer.
+				return tsstore.Errorf(tsstore.ErrUnavailable, "replicate: write %d at epoch %d: a promotion to epoch %d happened meanwhile, retry: %w", seq, epoch, s.epoch.Load(), joined)
+			}
 			s.setFenced(e)
 			return tsstore.Errorf(tsstore.ErrConflict, "replicate: write %d at epoch %d refused, a newer epoch fenced this store: %w (all: %v)", seq, epoch, ErrFenced, joined)
 		}
