@@ -12,4 +12,13 @@
 // ./data/tokens.json, or -admin-token) and issues one merchant token per
 // simulated merchant with POST /v1/admin/merchants. It only sends traffic to
 // a loopback address.
+//
+// With -queue it sends the same workload over RabbitMQ instead, to a server
+// started with -amqp-url: each write is one batch of raw event points
+// published with writeback/amqpsource's Publisher (publisher confirms on:
+// a write's latency ends with the broker's confirm), each read a query sent
+// with amqpsource's Client and answered on the reply-to queue.
+//
+//	go run ./examples/server -amqp-url amqp://guest:guest@127.0.0.1:5672/ &
+//	go run ./examples/loadgen -queue amqp://guest:guest@127.0.0.1:5672/ -duration 30s
 package main

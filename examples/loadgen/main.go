@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,11 +17,15 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
 
 // options are loadgen's flags.
 type options struct {
 	url, tokens, admin     string
+	queue                  string
+	writeQueue, readQueue  string
 	merchants, concurrency int
 	batch                  int
 	duration               time.Duration
@@ -46,6 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.url, "url", "http://localhost:8080", "server URL (loopback only)")
+	fs.StringVar(&o.queue, "queue", "", "RabbitMQ URL (loopback only), such as amqp://guest:guest@127.0.0.1:5672/: publish the writes to the server's write queue (amqpsource.Publisher, confirms on) and send the reads by request/reply, instead of HTTP; the server runs with -amqp-url")
+	fs.StringVar(&o.writeQueue, "write-queue", amqpsource.DefaultWriteQueue, "write queue (-queue; the server's -amqp-write-queue)")
+	fs.StringVar(&o.readQueue, "read-queue", amqpsource.DefaultReadQueue, "read queue (-queue; the server's -amqp-read-queue)")
 	fs.StringVar(&o.tokens, "tokens", "data/tokens.json", "the server's tokens file, for its admin token")
 	fs.StringVar(&o.admin, "admin-token", "", "admin token (instead of -tokens)")
 	fs.IntVar(&o.merchants, "merchants", 1000, "simulated merchants (one token each, issued by POST /v1/admin/merchants)")
@@ -59,31 +63,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.merchants < 1 || o.concurrency < 1 || o.batch < 1 || o.duration <= 0 {
 		return fmt.Errorf("-merchants, -concurrency, -batch and -duration must be positive")
 	}
-	if err := checkLoopback(o.url); err != nil {
+	dest := o.url
+	if o.queue != "" {
+		dest = o.queue
+	}
+	if err := checkLoopback(dest); err != nil {
 		return err
 	}
-	if o.admin == "" {
-		b, err := os.ReadFile(o.tokens)
+	var tg target
+	if o.queue != "" {
+		q, err := openQueueTarget(ctx, o)
 		if err != nil {
-			return fmt.Errorf("reading the admin token: %w (give -tokens or -admin-token)", err)
+			return err
 		}
-		var f struct {
-			Admin string `json:"admin_token"`
+		tg = q
+		fmt.Fprintf(stderr, "publishing to %s (confirms on), reading by request/reply on %s; running %v with %d clients (2 writes of %d events : 1 read) for %d merchants\n",
+			o.writeQueue, o.readQueue, o.duration, o.concurrency, o.batch, o.merchants)
+	} else {
+		h, err := openHTTPTarget(ctx, o)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(b, &f); err != nil || f.Admin == "" {
-			return fmt.Errorf("%s has no admin_token", o.tokens)
-		}
-		o.admin = f.Admin
+		tg = h
+		fmt.Fprintf(stderr, "%d merchant tokens issued; running %v with %d clients (2 writes of %d events : 1 read)\n", o.merchants, o.duration, o.concurrency, o.batch)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: 30 * time.Second}
-	defer client.CloseIdleConnections()
+	defer tg.close()
 
-	toks, err := issueTokens(ctx, client, o)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "%d merchant tokens issued; running %v with %d clients (2 writes of %d events : 1 read)\n", len(toks), o.duration, o.concurrency, o.batch)
-
+	// rctx bounds the run; an operation in flight when it ends completes
+	// (under ctx), so that what was sent is counted.
 	rctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var sent atomic.Int64
@@ -98,16 +105,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			for rctx.Err() == nil {
 				n := sent.Add(1)
 				if o.requests > 0 && n > o.requests {
-					cancel()
 					return
 				}
-				tok := toks[r.IntN(len(toks))]
+				m := r.IntN(o.merchants)
 				if n%3 == 0 {
-					do(rctx, client, "GET", o.url+readPath(r), tok, nil, &res[1])
+					tg.read(ctx, w, r, m, &res[1])
 					readsDone.Add(1)
 				} else {
-					body := writeBody(r, o.batch)
-					if do(rctx, client, "POST", o.url+"/v1/events", tok, body, &res[0]) {
+					if tg.write(ctx, w, r, m, &res[0]) {
 						res[0].events += o.batch
 					}
 					writesDone.Add(1)
@@ -149,74 +154,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func checkLoopback(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("-url: %w", err)
+		return fmt.Errorf("%s: %w", raw, err)
 	}
 	ips, err := net.LookupIP(u.Hostname())
 	if err != nil {
-		return fmt.Errorf("-url: %w", err)
+		return fmt.Errorf("%s: %w", raw, err)
 	}
 	for _, ip := range ips {
 		if !ip.IsLoopback() {
-			return fmt.Errorf("-url %s: loadgen only sends traffic to loopback addresses", raw)
+			return fmt.Errorf("%s: loadgen only sends traffic to loopback addresses", raw)
 		}
 	}
 	return nil
-}
-
-// issueTokens gets one token per merchant from the admin endpoint.
-func issueTokens(ctx context.Context, client *http.Client, o options) ([]string, error) {
-	toks := make([]string, o.merchants)
-	for i := range toks {
-		body := fmt.Sprintf(`{"merchant":"load-%05d"}`, i)
-		req, err := http.NewRequestWithContext(ctx, "POST", o.url+"/v1/admin/merchants", strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+o.admin)
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("issuing merchant tokens: %w", err)
-		}
-		var r struct{ Token, Error string }
-		err = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("issuing merchant tokens: %s %v %s", resp.Status, err, r.Error)
-		}
-		toks[i] = r.Token
-	}
-	return toks, nil
-}
-
-// do sends one request and records its latency or its failure; it reports
-// success.
-func do(ctx context.Context, client *http.Client, method, u, tok string, body []byte, l *latencies) bool {
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		l.fail(err.Error())
-		return false
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	t0 := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.fail("transport error")
-		}
-		return false
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	d := time.Since(t0)
-	if resp.StatusCode/100 != 2 {
-		l.fail(resp.Status)
-		return false
-	}
-	l.ok = append(l.ok, d)
-	return true
 }
 
 // progress draws the progress line.
@@ -236,7 +185,11 @@ func progress(w io.Writer, elapsed time.Duration, o options, writes, reads int64
 // report prints throughput and latency percentiles.
 func report(w io.Writer, elapsed time.Duration, o options, wr, rd *latencies) {
 	ws, rs := wr.summarize(elapsed), rd.summarize(elapsed)
-	fmt.Fprintf(w, "loadgen: %v, %d merchants, %d clients, %d events per write\n", elapsed.Round(time.Millisecond), o.merchants, o.concurrency, o.batch)
+	via := "HTTP " + o.url
+	if o.queue != "" {
+		via = "AMQP " + redactURL(o.queue) + " (queues " + o.writeQueue + ", " + o.readQueue + ")"
+	}
+	fmt.Fprintf(w, "loadgen: %v over %s, %d merchants, %d clients, %d events per write\n", elapsed.Round(time.Millisecond), via, o.merchants, o.concurrency, o.batch)
 	fmt.Fprintf(w, "%-6s %9s %10s %10s %10s %10s %12s\n", "op", "ok", "req/s", "p50", "p99", "max", "events/s")
 	fmt.Fprintf(w, "%-6s %9d %10.1f %10v %10v %10v %12.0f\n", "write", ws.count, ws.perSecond, ws.p50.Round(10*time.Microsecond), ws.p99.Round(10*time.Microsecond), ws.maxLat.Round(10*time.Microsecond), float64(wr.events)/elapsed.Seconds())
 	fmt.Fprintf(w, "%-6s %9d %10.1f %10v %10v %10v\n", "read", rs.count, rs.perSecond, rs.p50.Round(10*time.Microsecond), rs.p99.Round(10*time.Microsecond), rs.maxLat.Round(10*time.Microsecond))
@@ -253,4 +206,13 @@ func report(w io.Writer, elapsed time.Duration, o options, wr, rd *latencies) {
 			fmt.Fprintf(w, "%s errors: %d × %s\n", x.op, x.l.errors[k], k)
 		}
 	}
+}
+
+// redactURL drops the password of a URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
 }

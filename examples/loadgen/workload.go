@@ -38,6 +38,16 @@ type event struct {
 
 // writeBody returns a JSON batch of n events.
 func writeBody(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	_ = json.NewEncoder(&b).Encode(writeEvents(r, n))
+	return b.Bytes()
+}
+
+// merchantID names simulated merchant m.
+func merchantID(m int) string { return fmt.Sprintf("load-%05d", m) }
+
+// writeEvents returns n events of the mix.
+func writeEvents(r *rand.Rand, n int) []event {
 	evs := make([]event, n)
 	for i := range evs {
 		x := r.Float64()
@@ -54,9 +64,7 @@ func writeBody(r *rand.Rand, n int) []byte {
 			}
 		}
 	}
-	var b bytes.Buffer
-	_ = json.NewEncoder(&b).Encode(evs)
-	return b.Bytes()
+	return evs
 }
 
 // readPath returns a dashboard query: one metric of the last hour by minute,
