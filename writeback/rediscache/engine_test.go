@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,9 +92,15 @@ func engineOptions() *writeback.Options {
 // query, between writes, flushes and a reopen of the cache, equals the
 // oracle built from the acknowledged raw points.
 func TestEngine(t *testing.T) {
-	ctx := context.Background()
 	cl := sharedClient(t)
-	opts := &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 4}
+	testEngine(t, cl, uniquePrefix(t, cl))
+}
+
+// testEngine is TestEngine over any client (a single server, Sentinel,
+// Cluster).
+func testEngine(t *testing.T, cl redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	opts := &rediscache.Options{Prefix: prefix, Shards: 4}
 	store := memstore.New(nil)
 	defer store.Close()
 	open := func() (*rediscache.Cache, *writeback.Engine) {
@@ -165,13 +172,29 @@ func TestEngine(t *testing.T) {
 	}
 }
 
+// keysOf counts the keys of prefix, on every primary of a Cluster.
 func keysOf(t *testing.T, cl redis.UniversalClient, prefix string) int {
 	t.Helper()
 	ctx := context.Background()
-	iter := cl.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
-	n := 0
-	for iter.Next(ctx) {
-		n++
+	var n atomic.Int64
+	count := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, "{"+prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			n.Add(1)
+		}
+		return iter.Err()
 	}
-	return n
+	var err error
+	switch c := cl.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, count)
+	case *redis.Client:
+		err = count(ctx, c)
+	default:
+		t.Fatalf("keysOf: unknown client %T", cl)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n.Load())
 }
