@@ -18,8 +18,10 @@
 //
 // A flush seals the open generation (new writes go to the next one), gives
 // the sealed generation's cells their Seq (the generation number modulo
-// the cell width in ms; seals are spaced so that no cell can get points in
-// two generations with the same Seq), writes them to the store oldest
+// the cell width in ms; seals are paced so that no cell can get points in
+// two generations with the same Seq: about one per 8.7 s on average with
+// the defaults, in bursts of up to 100, see Options.SealSpacing), writes
+// them to the store oldest
 // first, appends the generation's raw log to every archive in segments of
 // at most SegmentPoints, and only after all of that succeeded commits the
 // generation: the cache drops it. Every step is idempotent, so a crash or

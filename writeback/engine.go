@@ -73,13 +73,17 @@ type Options struct {
 	// MaxLate and MaxFuture bound a point's timestamp around the time of
 	// the write; points outside are rejected with tsstore.ErrInvalid.
 	MaxLate, MaxFuture time.Duration
-	// SealSpacing is the least time between two seals. Zero derives it from
-	// MaxLate, MaxFuture and the cell width (about 8.7 s with the
-	// defaults) so that no cell can receive points in two generations
-	// whose numbers are equal modulo the cell width in ms (their Seq would
-	// collide). A negative value disables the spacing: only for a writer
-	// that sends points in time order, such as reprocess, where a cell can
-	// only span consecutive generations.
+	// SealSpacing paces seals so that no cell can receive points in two
+	// generations whose numbers are equal modulo the cell width in ms
+	// (their Seq would collide). Zero derives the pace from MaxLate,
+	// MaxFuture and the cell width: one seal per about 8.7 s on average
+	// with the defaults, with a burst of up to 100 seals after a quiet
+	// time, so a Flush or Close right after a timed flush does not wait
+	// (the first seal after New does, once). A positive value is a fixed
+	// least time between two seals instead (no burst); the caller then
+	// answers for the Seq guarantee. A negative value disables the pacing:
+	// only for a writer that sends points in time order, such as
+	// reprocess, where a cell can only span consecutive generations.
 	SealSpacing time.Duration
 	// SegmentPoints is the most raw points per archive segment.
 	SegmentPoints int
@@ -133,13 +137,11 @@ type Engine struct {
 	identity bool
 	width    time.Duration
 	wms      int64
-	// sealSpacing is the least time between two seals: it keeps a cell
-	// from receiving points in two generations whose numbers are equal
-	// modulo the cell width in ms (their Seq would collide).
-	sealSpacing time.Duration
-
-	flushMu  sync.Mutex // serialises flushes; guards lastSeal and progress
-	lastSeal time.Time
+	flushMu  sync.Mutex // serialises flushes; guards seals and progress
+	// seals paces seals: it keeps a cell from receiving points in two
+	// generations whose numbers are equal modulo the cell width in ms
+	// (their Seq would collide). See seal.go.
+	seals    sealBucket
 	progress map[uint64]*genProgress
 
 	kick   chan struct{}
@@ -234,14 +236,11 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if e.wms < 2 {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
 	}
-	switch {
-	case o.SealSpacing > 0:
-		e.sealSpacing = o.SealSpacing
-	case o.SealSpacing == 0:
-		span := o.MaxLate + o.MaxFuture + e.width
-		e.sealSpacing = (span + time.Duration(e.wms-2)) / time.Duration(e.wms-1)
+	if o.SealSpacing == 0 {
+		e.seals = newSealBucket(o.MaxLate+o.MaxFuture+e.width, e.wms, o.Now())
+	} else {
+		e.seals = fixedSpacing(o.SealSpacing, o.Now())
 	}
-	e.lastSeal = o.Now()
 	e.wg.Add(1)
 	go e.loop()
 	return e, nil
@@ -485,9 +484,13 @@ func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	return rep, nil
 }
 
-// seal seals the open generation, waiting out the seal spacing.
+// seal seals the open generation, first waiting for the seal pacing.
 func (e *Engine) seal(ctx context.Context) error {
-	if wait := e.lastSeal.Add(e.sealSpacing).Sub(e.opts.Now()); wait > 0 {
+	for {
+		wait := e.seals.wait(e.opts.Now())
+		if wait <= 0 {
+			break
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -501,7 +504,7 @@ func (e *Engine) seal(ctx context.Context) error {
 		return fmt.Errorf("writeback: seal: %w", err)
 	}
 	if ok {
-		e.lastSeal = e.opts.Now()
+		e.seals.take(e.opts.Now())
 	}
 	return nil
 }
