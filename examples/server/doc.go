@@ -29,6 +29,23 @@
 // merchant reads and writes only its own series, whatever its label filters
 // or group-by.
 //
+// # Reprocessing
+//
+// The admin endpoints under /v1/admin/reprocess run package reprocess: a job
+// re-reads the archive of a time range through a chosen processor version
+// (processors, such as events/2) into a new store version, or, as a dry run,
+// into a version of a separate catalog that never serves reads; its progress
+// and its diff against what reads serve are kept; a switch makes the
+// reprocess.Switchable in front of the live store serve the version's range
+// from it. Jobs run in the background and stop, resumable, at shutdown.
+//
+// # Replicas
+//
+// With -replicas N (and -standby-influx-urls) the store is a replicate.Store
+// over the primary and the standbys, each behind a replicate.Fenced, at the
+// ack level -ack. A local replica without its fence file (new, or lost) is
+// rebuilt as a copy of the primary before anything opens it.
+//
 // # Shutdown
 //
 // SIGTERM or SIGINT stops accepting connections, lets the requests in flight
