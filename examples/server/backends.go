@@ -53,7 +53,7 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 	primaryName := "primary"
 	switch c.store {
 	case "influx":
-		s, err := influx.Open(c.influxURL, &influx.Options{Database: c.influxDB, Token: c.influxToken})
+		s, err := influx.Open(c.influxURL, c.influxOptions())
 		if err != nil {
 			return b, fmt.Errorf("store: %w", err)
 		}
@@ -73,7 +73,7 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		b.describe = append(b.describe, "store: promtsdb in "+dir)
 	}
 	if c.standbys() > 0 {
-		set, describe, err := openReplicated(c, b.store, primaryName, log)
+		set, describe, err := openReplicated(ctx, c, b.store, primaryName, log)
 		if err != nil {
 			return b, fmt.Errorf("store: replicas: %w", err)
 		}

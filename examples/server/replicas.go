@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func (c *config) localReplicas() []localReplica {
 // standbys, each behind an epoch fence, at ack level c.ackLevel. Local
 // replicas that are new or were lost are first seeded (see seedReplicas).
 // On error primary is not closed.
-func openReplicated(c *config, primary tsstore.Store, primaryName string, log *slog.Logger) (_ *replicaSet, describe []string, err error) {
+func openReplicated(ctx context.Context, c *config, primary tsstore.Store, primaryName string, log *slog.Logger) (_ *replicaSet, describe []string, err error) {
 	stateDir := filepath.Join(c.dataDir, "replicate")
 	set := &replicaSet{}
 	defer func() {
@@ -112,11 +113,15 @@ func openReplicated(c *config, primary tsstore.Store, primaryName string, log *s
 		describe = append(describe, "standby "+r.name+": promtsdb in "+r.dir)
 	}
 	for i, u := range splitList(c.standbyInflux) {
-		s, err := influx.Open(u, &influx.Options{Database: c.influxDB, Token: c.influxToken})
+		s, err := influx.Open(u, c.influxOptions())
 		if err != nil {
 			return nil, nil, fmt.Errorf("standby %s: %w", u, err)
 		}
 		name := "influx-" + strconv.Itoa(i+1)
+		if err := s.EnsureDatabase(ctx); err != nil {
+			_ = s.Close()
+			return nil, nil, fmt.Errorf("standby %s: %w", u, err)
+		}
 		f, err := replicate.NewFenced(s, filepath.Join(fenceDir, name+".epoch"))
 		if err != nil {
 			_ = s.Close()

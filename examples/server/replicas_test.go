@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/influx"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 )
 
@@ -86,6 +90,51 @@ func TestReplicas(t *testing.T) {
 	}
 }
 
+// TestReplicasInflux: a promtsdb primary with an InfluxDB standby at ack
+// level all: a flush returns once InfluxDB has the cells too.
+func TestReplicasInflux(t *testing.T) {
+	url := servertest.InfluxURL(t)
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	db := "hgtest_replicas_" + hex.EncodeToString(rb[:])
+	dir := t.TempDir()
+	// The test server is Debian's InfluxDB 1.6: /write, not /api/v2/write.
+	p := startServer(t, dir, "-standby-influx-urls", url, "-influx-db", db, "-influx-write-api", "v1", "-ack", "all")
+	if banner := strings.Join(p.lines, "\n"); !strings.Contains(banner, "standby influx-1: InfluxDB "+url+" database "+db) {
+		t.Errorf("banner lacks the InfluxDB standby:\n%s", banner)
+	}
+	admin := adminToken(t, dir)
+	tok := p.merchantToken(admin, "shop1")
+	p.mustDo(http.StatusOK, "POST", "/v1/events", tok, "application/json", `[{"type":"order","amount":7,"currency":"EUR"},{"type":"refund","amount":2,"currency":"EUR"}]`)
+	p.mustDo(http.StatusOK, "POST", "/v1/admin/flush", admin, "", "")
+	if got := p.query(tok, "revenue", "from=now-1h&step=1h", "currency"); !equalFigures(got, map[string]float64{"EUR": 5}) {
+		t.Errorf("revenue %v, want EUR 5", got)
+	}
+	p.stop()
+
+	st, err := influx.Open(url, &influx.Options{Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	res, err := st.Query(context.Background(), tsstore.Query{
+		Metric: "revenue", From: tsstore.CellStart(tsstore.Millis(now.Add(-2*time.Hour)), time.Hour), To: tsstore.CellStart(tsstore.Millis(now), time.Hour) + time.Hour.Milliseconds(), Step: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, sr := range res.Series {
+		for _, b := range sr.Buckets {
+			sum += b.Sum
+		}
+	}
+	if sum != 5 {
+		t.Errorf("revenue in the InfluxDB standby: %v, want 5", sum)
+	}
+}
+
 // TestReplicaFlags: -ack needs enough standbys, -replicas is not negative.
 func TestReplicaFlags(t *testing.T) {
 	for _, c := range []struct {
@@ -96,6 +145,7 @@ func TestReplicaFlags(t *testing.T) {
 		{[]string{"-replicas", "1", "-ack", "all", "-standby-influx-urls", "http://127.0.0.1:1,http://127.0.0.1:2"}, ""},
 		{[]string{"-replicas", "2", "-ack", "most"}, `-ack "most": want primary, primary+K (K standbys), quorum or all`},
 		{[]string{"-replicas", "-1"}, "-replicas -1"},
+		{[]string{"-influx-write-api", "v3"}, `-influx-write-api "v3": want v1 or v2`},
 		{[]string{"-processor", "events/0"}, `-processor "events/0": want one of [events/1 events/2]`},
 	} {
 		_, err := parseConfig(c.args, io.Discard)
