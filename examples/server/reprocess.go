@@ -542,6 +542,13 @@ func (a *api) getReprocessDiff(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d, err := a.jobs.readDiff(st.ID, st.DryRun)
+	if errors.Is(err, fs.ErrNotExist) && !refresh && !st.Current && !a.jobs.lockedOut(st.ID) {
+		// Completed, but stopped before its diff was kept: compare now.
+		if d, err = a.jobs.catalog(st.DryRun).Compare(r.Context(), st.ID, a.jobs.sw, &reprocess.DiffOptions{Metrics: processorMetrics}); err == nil {
+			writeJSON(w, http.StatusOK, d)
+			return
+		}
+	}
 	if err != nil {
 		a.writeEngineError(w, "reprocess", err)
 		return

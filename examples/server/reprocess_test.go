@@ -140,6 +140,59 @@ func TestReprocessAdmin(t *testing.T) {
 	p.stop()
 }
 
+// TestReprocessResume: a job stopped by a shutdown (slowed down by its rate
+// limit so that it is still running) shows "interrupted" after the restart
+// and completes, with every point, when posted again.
+func TestReprocessResume(t *testing.T) {
+	dir := t.TempDir()
+	p := startServer(t, dir)
+	admin := adminToken(t, dir)
+	tok := p.merchantToken(admin, "shop1")
+	now := time.Now()
+	at := now.Add(-10 * time.Minute).UnixMilli()
+	p.mustDo(http.StatusOK, "POST", "/v1/events", tok, "application/json", fmt.Sprintf(
+		`[{"type":"page_view","path":"/a","time":%d},{"type":"page_view","path":"/b","time":%d},{"type":"page_view","path":"/c","time":%d}]`, at, at, at))
+	from := now.Add(-time.Hour).Truncate(time.Minute).UTC().Format(time.RFC3339)
+	to := now.Truncate(time.Minute).UTC().Format(time.RFC3339)
+	job := fmt.Sprintf(`{"id":"slow","processor":"events/2","from":%q,"to":%q`, from, to)
+	startJob(p, admin, job+`,"rate":0.5}`) // 3 points at 0.5/s: about 6 s
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var st jobStatus
+		if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "GET", "/v1/admin/reprocess/slow", admin, "", "")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.State == jobRunning {
+			break
+		}
+		if st.State != jobFlushing || time.Now().After(deadline) {
+			t.Fatalf("job before the shutdown: %+v, want running", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.stop()
+
+	p = startServer(t, dir)
+	var st jobStatus
+	if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "GET", "/v1/admin/reprocess/slow", admin, "", "")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != jobInterrupted || !strings.Contains(st.Error, "POST the same job again") {
+		t.Fatalf("job after the restart: %+v, want interrupted", st)
+	}
+	if code, _, body := p.do("POST", "/v1/admin/reprocess/slow/switch", admin, "", ""); code != http.StatusConflict {
+		t.Errorf("switch to an interrupted job: %d %s, want 409", code, body)
+	}
+	startJob(p, admin, job+"}")
+	if st = waitJob(p, admin, "slow"); st.Points != 3 || st.PointsTotal != 3 {
+		t.Errorf("resumed job: %+v, want 3 points", st)
+	}
+	if d := jobDiff(p, admin, "slow"); d.SeriesChanged != 0 || d.SeriesAdded != 0 || d.SeriesRemoved != 0 {
+		t.Errorf("diff of a version equal to the live data: %s", d)
+	}
+	p.stop()
+}
+
 // startJob posts a job and returns its first status.
 func startJob(p *serverProc, admin, body string) jobStatus {
 	p.t.Helper()
