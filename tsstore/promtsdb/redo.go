@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -141,7 +141,7 @@ func (r *redoLog) append(cells []tsstore.Cell, which func(i int) bool) error {
 	n := 0
 	for i := range cells {
 		if which(i) {
-			p = appendCell(p, &cells[i])
+			p = wire.AppendCell(p, &cells[i])
 			n++
 		}
 	}
@@ -276,96 +276,14 @@ func replaySegment(path string, write func([]tsstore.Cell) error) error {
 	}
 }
 
-func appendString(p []byte, s string) []byte {
-	p = binary.AppendUvarint(p, uint64(len(s)))
-	return append(p, s...)
-}
-
-func appendCell(p []byte, c *tsstore.Cell) []byte {
-	p = appendString(p, c.Metric)
-	p = binary.AppendUvarint(p, uint64(len(c.Labels)))
-	for _, l := range c.Labels {
-		p = appendString(p, l.Name)
-		p = appendString(p, l.Value)
-	}
-	p = binary.AppendVarint(p, c.Start)
-	p = binary.AppendUvarint(p, uint64(c.Seq))
-	p = binary.AppendUvarint(p, c.Count)
-	p = binary.LittleEndian.AppendUint64(p, math.Float64bits(c.Sum))
-	p = binary.LittleEndian.AppendUint64(p, math.Float64bits(c.Min))
-	return binary.LittleEndian.AppendUint64(p, math.Float64bits(c.Max))
-}
-
-var errRedoCorrupt = errors.New("corrupt record")
-
-type redoReader struct {
-	p   []byte
-	err error
-}
-
-func (r *redoReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.p)
-	if n <= 0 {
-		r.err, r.p = errRedoCorrupt, nil
-		return 0
-	}
-	r.p = r.p[n:]
-	return v
-}
-
-func (r *redoReader) varint() int64 {
-	v, n := binary.Varint(r.p)
-	if n <= 0 {
-		r.err, r.p = errRedoCorrupt, nil
-		return 0
-	}
-	r.p = r.p[n:]
-	return v
-}
-
-func (r *redoReader) string() string {
-	n := r.uvarint()
-	if uint64(len(r.p)) < n {
-		r.err, r.p = errRedoCorrupt, nil
-		return ""
-	}
-	s := string(r.p[:n])
-	r.p = r.p[n:]
-	return s
-}
-
-func (r *redoReader) float() float64 {
-	if len(r.p) < 8 {
-		r.err, r.p = errRedoCorrupt, nil
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(r.p))
-	r.p = r.p[8:]
-	return v
-}
-
+// decodeCells decodes a record's payload: cells written by wire.AppendCell.
 func decodeCells(p []byte) ([]tsstore.Cell, error) {
-	r := &redoReader{p: p}
+	r := &wire.Reader{B: p, Intern: map[string]string{}}
 	var cells []tsstore.Cell
-	for len(r.p) > 0 && r.err == nil {
-		var c tsstore.Cell
-		c.Metric = r.string()
-		n := r.uvarint()
-		if n > uint64(len(r.p)) {
-			return nil, errRedoCorrupt
-		}
-		c.Labels = make(tsstore.Labels, n)
-		for i := range c.Labels {
-			c.Labels[i].Name = r.string()
-			c.Labels[i].Value = r.string()
-		}
-		c.Start = r.varint()
-		c.Seq = uint32(r.uvarint())
-		c.Count = r.uvarint()
-		c.Sum, c.Min, c.Max = r.float(), r.float(), r.float()
-		cells = append(cells, c)
+	for len(r.B) > 0 && r.Err == nil {
+		cells = append(cells, r.Cell())
 	}
-	return cells, r.err
+	return cells, r.Err
 }
 
 // replayRedo is called by Open: it rewrites the logged cells (without
