@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -118,11 +119,11 @@ func openReplicated(ctx context.Context, c *config, primary tsstore.Store, prima
 			return nil, nil, fmt.Errorf("standby %s: %w", u, err)
 		}
 		name := "influx-" + strconv.Itoa(i+1)
-		if err := s.EnsureDatabase(ctx); err != nil {
-			_ = s.Close()
-			return nil, nil, fmt.Errorf("standby %s: %w", u, err)
+		st := &influxStandby{Store: s}
+		if err := st.ensure(ctx); err != nil {
+			log.Warn("standby is down at start: its writes are hinted until it answers", "replica", name, "url", u, "err", err)
 		}
-		f, err := replicate.NewFenced(s, filepath.Join(fenceDir, name+".epoch"))
+		f, err := replicate.NewFenced(st, filepath.Join(fenceDir, name+".epoch"))
 		if err != nil {
 			_ = s.Close()
 			return nil, nil, err
@@ -238,4 +239,51 @@ func copyDir(src, dst string) error {
 		}
 		return out.Close()
 	})
+}
+
+// influxStandby is an InfluxDB standby whose database is created on first
+// use: a standby that is down when the server starts does not stop it (the
+// replicate.Store hints its writes and replays them once it answers, and
+// reads it only then). Safe for concurrent use.
+type influxStandby struct {
+	*influx.Store
+	mu    sync.Mutex // guards ready
+	ready bool
+}
+
+func (s *influxStandby) ensure(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil
+	}
+	if err := s.EnsureDatabase(ctx); err != nil {
+		return err
+	}
+	s.ready = true
+	return nil
+}
+
+// Write creates the database if needed, then writes.
+func (s *influxStandby) Write(ctx context.Context, cells []tsstore.Cell) error {
+	if err := s.ensure(ctx); err != nil {
+		return tsstore.Errorf(tsstore.ErrUnavailable, "creating the database: %w", err)
+	}
+	return s.Store.Write(ctx, cells)
+}
+
+// Query creates the database if needed, then queries.
+func (s *influxStandby) Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "creating the database: %w", err)
+	}
+	return s.Store.Query(ctx, q)
+}
+
+// Cells creates the database if needed, then reads.
+func (s *influxStandby) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+	if err := s.ensure(ctx); err != nil {
+		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "creating the database: %w", err)
+	}
+	return s.Store.Cells(ctx, sel)
 }

@@ -135,6 +135,59 @@ func TestReplicasInflux(t *testing.T) {
 	}
 }
 
+// TestReplicasStandbyDown: an InfluxDB standby that is down from the start
+// (nothing listens on its port) does not stop the server: at ack level
+// primary+1 the local standby acknowledges, the dead one's writes are
+// hinted, reads give every figure, and /metrics shows it unhealthy with
+// pending hints.
+func TestReplicasStandbyDown(t *testing.T) {
+	dead := fmt.Sprintf("http://127.0.0.1:%d", servertest.FreePort(t))
+	dir := t.TempDir()
+	p := startServer(t, dir, "-replicas", "1", "-standby-influx-urls", dead, "-influx-write-api", "v1", "-ack", "primary+1")
+	if !strings.Contains(p.stderr.String(), "standby is down at start") {
+		t.Errorf("no warning about the dead standby:\n%s", p.stderr.String())
+	}
+	admin := adminToken(t, dir)
+	tok := p.merchantToken(admin, "shop1")
+	for i := range 3 {
+		p.mustDo(http.StatusOK, "POST", "/v1/events", tok, "application/json", `[{"type":"order","amount":10,"currency":"EUR"}]`)
+		p.mustDo(http.StatusOK, "POST", "/v1/admin/flush", admin, "", "")
+		for range 6 {
+			if got := p.query(tok, "revenue", "from=now-1h&step=1h", "currency"); !equalFigures(got, map[string]float64{"EUR": float64(10 * (i + 1))}) {
+				t.Fatalf("revenue after %d flushes with a standby down: %v", i+1, got)
+			}
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		m := p.mustDo(http.StatusOK, "GET", "/metrics", "", "", "")
+		if strings.Contains(m, `hourglass_replicate_healthy{replica="influx-1"} 0`) &&
+			strings.Contains(m, `hourglass_replicate_healthy{replica="standby-1"} 1`) &&
+			!strings.Contains(m, `hourglass_replicate_hint_records{replica="influx-1"} 0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not show influx-1 down with hints and standby-1 healthy:\n%s", grepLines(m, "hourglass_replicate_"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.stop()
+	if got := storedRevenue(t, filepath.Join(dir, "tsdb-standby-1")); got != 30 {
+		t.Errorf("revenue in standby-1: %v, want 30", got)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // TestReplicaFlags: -ack needs enough standbys, -replicas is not negative.
 func TestReplicaFlags(t *testing.T) {
 	for _, c := range []struct {
