@@ -200,6 +200,9 @@ func TestPrimaryKilledFailoverFencing(t *testing.T) {
 	// standby to meet primary+1 with.
 	p, sb, s2 := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s"), newReplica(t, promBackend, "s2")
 	ao, bo := testOptions(t, replicate.AckPrimaryPlus(1)), testOptions(t, replicate.AckPrimaryPlus(1))
+	// a's applier retries the old primary only when a check finds it back
+	// (not on a timer): b's write must reach it before a fences it.
+	ao.RetryBackoff = time.Hour
 	a := openStore(t, p, []tsstore.Store{sb, s2}, ao)
 	// b is another writer with the same view; it will miss the failover.
 	b := openStore(t, p, []tsstore.Store{sb, s2}, bo)
