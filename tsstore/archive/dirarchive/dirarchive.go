@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/gate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/internal/manifest"
@@ -62,13 +63,12 @@ type Archive struct {
 	// open files, not goroutines sharing one.
 	commitMu sync.Mutex
 
+	calls gate.Gate // calls in progress; closed by Close
+
 	mu     sync.Mutex // guards the fields below
-	cond   *sync.Cond // signalled when active drops to 0
 	index  *manifest.Index
 	offset int64 // bytes of the manifest parsed into index
 	line   int   // number of the next manifest line
-	closed bool
-	active int // calls in progress
 }
 
 var _ archive.Archive = (*Archive)(nil)
@@ -83,7 +83,6 @@ func Open(dir string, opts *Options) (*Archive, error) {
 	if a.opts.Now == nil {
 		a.opts.Now = time.Now
 	}
-	a.cond = sync.NewCond(&a.mu)
 	if err := a.open(); err != nil {
 		a.release()
 		return nil, err
@@ -215,26 +214,17 @@ func (a *Archive) refreshLocked(cut bool) error {
 
 // enter starts a call; leave ends it.
 func (a *Archive) enter(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
+	if !a.calls.Enter() {
 		return tsstore.Errorf(tsstore.ErrClosed, "dirarchive %s is closed", a.dir)
 	}
 	if err := ctx.Err(); err != nil {
+		a.calls.Leave()
 		return err
 	}
-	a.active++
 	return nil
 }
 
-func (a *Archive) leave() {
-	a.mu.Lock()
-	a.active--
-	if a.active == 0 {
-		a.cond.Broadcast()
-	}
-	a.mu.Unlock()
-}
+func (a *Archive) leave() { a.calls.Leave() }
 
 func (a *Archive) lookup(name string) (manifest.Record, bool, error) {
 	a.mu.Lock()
@@ -407,21 +397,9 @@ func fileContent(path string) (sum string, size int64, content string, err error
 	if size, err = io.Copy(h, f); err != nil {
 		return "", 0, "", err
 	}
-	r, err := segment.NewReader(f, size)
+	ps, err := segment.ReadAll(f, size)
 	if err != nil {
 		return "", 0, "", err
-	}
-	defer r.Close()
-	var ps []tsstore.Point
-	for {
-		p, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", 0, "", err
-		}
-		ps = append(ps, p)
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, segment.Digest(segment.Sorted(ps)), nil
 }
@@ -615,16 +593,9 @@ func (a *Archive) Dir() string { return a.dir }
 // Close waits for the calls in progress and releases the archive's files.
 // Later calls fail with tsstore.ErrClosed; Close itself returns nil again.
 func (a *Archive) Close() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+	if !a.calls.Close() {
 		return nil
 	}
-	a.closed = true
-	for a.active > 0 {
-		a.cond.Wait()
-	}
-	a.mu.Unlock()
 	return a.release()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/hourglass-io/hourglass/internal/gate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/internal/manifest"
@@ -123,12 +124,11 @@ type Archive struct {
 	// manifest once rather than each.
 	refreshMu sync.Mutex
 
+	calls gate.Gate // calls in progress; closed by Close
+
 	mu        sync.Mutex // guards the fields below
-	cond      *sync.Cond // signalled when active drops to 0
 	index     *manifest.Index
 	refreshed time.Time // end of the last complete refresh
-	closed    bool
-	active    int // calls in progress
 }
 
 var _ archive.Archive = (*Archive)(nil)
@@ -147,7 +147,6 @@ func Open(ctx context.Context, endpoint, bucket, prefix string, opts *Options) (
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "s3archive: Options.PartSize %d outside [5 MiB, 5 GiB]", a.opts.PartSize)
 	}
 	a.setDefaults()
-	a.cond = sync.NewCond(&a.mu)
 	if err := a.setPrefix(prefix); err != nil {
 		return nil, err
 	}
@@ -286,26 +285,17 @@ func (a *Archive) checkBucket(ctx context.Context) error {
 
 // enter starts a call; leave ends it.
 func (a *Archive) enter(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
+	if !a.calls.Enter() {
 		return tsstore.Errorf(tsstore.ErrClosed, "s3archive %s is closed", a.where)
 	}
 	if err := ctx.Err(); err != nil {
+		a.calls.Leave()
 		return err
 	}
-	a.active++
 	return nil
 }
 
-func (a *Archive) leave() {
-	a.mu.Lock()
-	a.active--
-	if a.active == 0 {
-		a.cond.Broadcast()
-	}
-	a.mu.Unlock()
-}
+func (a *Archive) leave() { a.calls.Leave() }
 
 func (a *Archive) segmentKey(name string) string { return a.prefix + name }
 func (a *Archive) entryKey(name string) string   { return a.prefix + ManifestDir + name + ".json" }
@@ -320,16 +310,9 @@ func (a *Archive) Prefix() string { return a.prefix }
 // Archive's own transport. Later calls fail with tsstore.ErrClosed; Close
 // itself returns nil again.
 func (a *Archive) Close() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
+	if !a.calls.Close() {
 		return nil
 	}
-	a.closed = true
-	for a.active > 0 {
-		a.cond.Wait()
-	}
-	a.mu.Unlock()
 	a.release()
 	return nil
 }
