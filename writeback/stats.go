@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hourglass-io/hourglass/internal/promstats"
 )
 
 func float64bits(f float64) uint64     { return math.Float64bits(f) }
@@ -56,17 +58,11 @@ func (e *Engine) Stats() Stats {
 
 // Collector returns a Prometheus collector of the engine's Stats, with
 // metric names prefixed hourglass_writeback_. Register it yourself.
-func (e *Engine) Collector() prometheus.Collector { return &collector{e: e} }
-
-type collector struct{ e *Engine }
-
-type metricDesc struct {
-	desc  *prometheus.Desc
-	kind  prometheus.ValueType
-	value func(*Stats) float64
+func (e *Engine) Collector() prometheus.Collector {
+	return &promstats.Collector[Stats]{Snapshot: e.Stats, Metrics: metrics}
 }
 
-var metricDescs = []metricDesc{
+var metrics = []promstats.Metric[Stats]{
 	gauge("cache_points", "Raw points held by the cache.", func(s *Stats) float64 { return float64(s.CachePoints) }),
 	gauge("cache_cells", "Cells held by the cache.", func(s *Stats) float64 { return float64(s.CacheCells) }),
 	gauge("cache_bytes", "Estimated bytes held by the cache.", func(s *Stats) float64 { return float64(s.CacheBytes) }),
@@ -85,23 +81,10 @@ var metricDescs = []metricDesc{
 	counter("cells_flushed_total", "Cells written to the store.", func(s *Stats) float64 { return float64(s.CellsFlushed) }),
 }
 
-func gauge(name, help string, v func(*Stats) float64) metricDesc {
-	return metricDesc{prometheus.NewDesc("hourglass_writeback_"+name, help, nil, nil), prometheus.GaugeValue, v}
+func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {
+	return promstats.Gauge("hourglass_writeback_"+name, help, v)
 }
 
-func counter(name, help string, v func(*Stats) float64) metricDesc {
-	return metricDesc{prometheus.NewDesc("hourglass_writeback_"+name, help, nil, nil), prometheus.CounterValue, v}
-}
-
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, m := range metricDescs {
-		ch <- m.desc
-	}
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.e.Stats()
-	for _, m := range metricDescs {
-		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
-	}
+func counter(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {
+	return promstats.Counter("hourglass_writeback_"+name, help, v)
 }

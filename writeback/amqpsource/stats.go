@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hourglass-io/hourglass/internal/promstats"
 )
 
 // Stats are a consumer's counters since Open and its latest view of the
@@ -59,17 +61,11 @@ func (c *Consumer) Stats() Stats {
 
 // Collector returns a Prometheus collector of the consumer's Stats, with
 // metric names prefixed hourglass_amqpsource_. Register it yourself.
-func (c *Consumer) Collector() prometheus.Collector { return &collector{c: c} }
-
-type collector struct{ c *Consumer }
-
-type metricDesc struct {
-	desc  *prometheus.Desc
-	kind  prometheus.ValueType
-	value func(*Stats) float64
+func (c *Consumer) Collector() prometheus.Collector {
+	return &promstats.Collector[Stats]{Snapshot: c.Stats, Metrics: metrics}
 }
 
-var metricDescs = []metricDesc{
+var metrics = []promstats.Metric[Stats]{
 	counter("consumed_total", "Write deliveries consumed.", func(s *Stats) float64 { return float64(s.Consumed) }),
 	counter("reads_total", "Read requests consumed.", func(s *Stats) float64 { return float64(s.Reads) }),
 	counter("acked_total", "Deliveries acknowledged.", func(s *Stats) float64 { return float64(s.Acked) }),
@@ -83,32 +79,14 @@ var metricDescs = []metricDesc{
 	gauge("read_queue_depth", "Ready messages in the read queue.", func(s *Stats) float64 { return float64(s.ReadQueueDepth) }),
 	gauge("dead_letter_depth", "Messages in the dead-letter queue.", func(s *Stats) float64 { return float64(s.DeadLetterDepth) }),
 	gauge("message_age_seconds", "Age of the last write delivery's timestamp (lag).", func(s *Stats) float64 { return s.MessageAge.Seconds() }),
-	gauge("connected", "1 while consuming.", func(s *Stats) float64 {
-		if s.Connected {
-			return 1
-		}
-		return 0
-	}),
+	gauge("connected", "1 while consuming.", func(s *Stats) float64 { return promstats.Bool(s.Connected) }),
 	gauge("remembered_ids", "Message ids in the dedupe journal.", func(s *Stats) float64 { return float64(s.RememberedIDs) }),
 }
 
-func gauge(name, help string, v func(*Stats) float64) metricDesc {
-	return metricDesc{prometheus.NewDesc("hourglass_amqpsource_"+name, help, nil, nil), prometheus.GaugeValue, v}
+func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {
+	return promstats.Gauge("hourglass_amqpsource_"+name, help, v)
 }
 
-func counter(name, help string, v func(*Stats) float64) metricDesc {
-	return metricDesc{prometheus.NewDesc("hourglass_amqpsource_"+name, help, nil, nil), prometheus.CounterValue, v}
-}
-
-func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range metricDescs {
-		ch <- d.desc
-	}
-}
-
-func (m *collector) Collect(ch chan<- prometheus.Metric) {
-	s := m.c.Stats()
-	for _, d := range metricDescs {
-		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(&s))
-	}
+func counter(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {
+	return promstats.Counter("hourglass_amqpsource_"+name, help, v)
 }
