@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -193,6 +194,10 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(float64(usedMemory(b, cl)-before)/points, "bytes/point")
 			b.ReportMetric(points/float64(st.Cells), "points/cell")
 			b.ReportMetric(commandMicros(b, cl)/float64(b.N), "server-cmd-us/batch")
+			if os.Getenv("HG_COMMANDSTATS") != "" {
+				info, _ := cl.Info(ctx, "commandstats").Result()
+				_ = os.WriteFile(os.Getenv("HG_COMMANDSTATS")+"."+b.Name()[len(b.Name())-8:], []byte(fmt.Sprintf("N=%d\n%s", b.N, info)), 0o644)
+			}
 			// CPU per batch of this process (engine, cache, go-redis)
 			// and of redis-server, and the rate two cores would give
 			// if they did nothing else.

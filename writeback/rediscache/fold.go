@@ -109,7 +109,7 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 	}
 	if g.active.points.Load() > 0 || force {
 		g.frozen = append(g.frozen, g.active)
-		g.active = newMemtable(c.opts.Shards)
+		g.active = newMemtable(c.opts.Shards, g.active.points.Load())
 	}
 	mems := slices.Clone(g.frozen)
 	c.mu.Unlock()
@@ -134,9 +134,16 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 }
 
 // foldShard folds one shard's part of memtable m into the shard's cells
-// hash: it reads the fold count and the pending hash, takes over pending
-// batches that no memtable holds (a crash, a failed append), reads the old
-// values of the cells, merges, and writes them with foldScript.
+// hash, as one optimistic transaction on the shard's keys (one Cluster
+// slot): WATCH the fold count, read it and the pending hash, take over
+// pending batches that no memtable holds (a crash, a failed append), read
+// the old values of the cells, merge here, and in MULTI/EXEC write the new
+// values, index the new cells, drop the folded batches from the pending
+// hash and raise the fold count. Only folds write the cells, the index and
+// the fold count, so the WATCH makes the read-merge-write exact; the
+// server's work is plain hash commands, no Lua. A fold count already at
+// the one this fold sets means that an earlier attempt whose reply was
+// lost applied.
 func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int) error {
 	ms := &m.shards[s]
 	ms.mu.Lock()
@@ -146,101 +153,129 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		return nil
 	}
 	k := &c.keys
-	pipe := c.client.TxPipeline()
-	foldsCmd := pipe.HGet(ctx, k.stat(s, g.num), "folds")
-	pendCmd := pipe.HGetAll(ctx, k.pend(s, g.num))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return classify("fold: read the fold state", err)
-	}
-	var srv uint64
-	if v, err := foldsCmd.Result(); err == nil {
-		srv, _ = strconv.ParseUint(v, 10, 64)
-	}
-	ms.mu.Lock()
-	foldTo := ms.foldTo
-	ms.mu.Unlock()
-	if foldTo != 0 && srv == foldTo {
-		// The previous attempt applied; its reply was lost.
-		c.foldDone(g, ms, s, foldTo, 0, 0)
-		return nil
-	}
-	if srv != g.folds[s] {
-		c.log.Warn("rediscache: the fold count on the server differs from this process's (a failover lost writes?); refolding what is pending there", "prefix", c.opts.Prefix, "generation", g.num, "shard", s, "server", srv, "here", g.folds[s])
-		g.folds[s] = srv
-	}
-	if err := c.adoptPending(ctx, g, m, s, pendCmd.Val()); err != nil {
-		return err
-	}
-
-	ms.mu.Lock()
-	if len(ms.ids) == 0 {
-		ms.done = true
-		ms.mu.Unlock()
-		return nil
-	}
-	if ms.foldTo <= g.folds[s] {
-		ms.foldTo = g.folds[s] + 1
-	}
-	foldTo = ms.foldTo
-	ids := slices.Clone(ms.ids)
-	fields := make([]string, len(ms.cells))
-	aggs := make([]tsstore.Agg, len(ms.cells))
-	for i := range ms.cells {
-		fields[i], aggs[i] = ms.cells[i].field, ms.cells[i].agg
-	}
-	ms.mu.Unlock()
-
-	// The old values: only folds write the cells hash, and foldScript
-	// checks that no fold ran since the fold count read above.
-	cells := k.cells(s, g.num)
-	rp := c.client.Pipeline()
-	const chunk = 8192
-	gets := make([]*redis.SliceCmd, 0, len(fields)/chunk+1)
-	for i := 0; i < len(fields); i += chunk {
-		gets = append(gets, rp.HMGet(ctx, cells, fields[i:min(i+chunk, len(fields))]...))
-	}
-	if _, err := rp.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return classify("fold: read the cells", err)
-	}
-	var newFields []string
-	var added int64
-	buf := make([]byte, 0, len(fields)*aggLen)
-	for ci, cmd := range gets {
-		for j, v := range cmd.Val() {
-			i := ci*chunk + j
-			a := aggs[i]
-			if old, ok := v.(string); ok {
-				o, err := decodeAgg(old)
-				if err != nil {
-					return err
-				}
-				a.Merge(o)
-			} else {
-				newFields = append(newFields, fields[i])
-				added += int64(2*len(fields[i]) + 160)
-			}
-			buf = appendAgg(buf, a)
+	foldsKey, pendKey, cellsKey := k.folds(s, g.num), k.pend(s, g.num), k.cells(s, g.num)
+	var newCells, bytes int64
+	var foldTo uint64
+	applied := false
+	err := c.client.Watch(ctx, func(tx *redis.Tx) error {
+		pipe := tx.Pipeline()
+		foldsCmd := pipe.Get(ctx, foldsKey)
+		pendCmd := pipe.HGetAll(ctx, pendKey)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return classify("fold: read the fold state", err)
 		}
-	}
-	args := make([]any, 0, 7+len(ids)+2*len(fields)+len(newFields))
-	args = append(args, g.folds[s], foldTo, len(newFields), added, len(ids), len(fields), len(newFields))
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	for _, f := range fields {
-		args = append(args, f)
-	}
-	for i := range fields {
-		args = append(args, buf[i*aggLen:(i+1)*aggLen])
-	}
-	for _, f := range newFields {
-		args = append(args, f)
-	}
-	keys := []string{k.stat(s, g.num), k.pend(s, g.num), cells, k.index(s, g.num)}
-	if err := c.runScript(ctx, foldScript, keys, args, fmt.Sprintf("fold %d batches", len(ids))); err != nil {
+		var srv uint64
+		if v, err := foldsCmd.Result(); err == nil {
+			srv, _ = strconv.ParseUint(v, 10, 64)
+		}
+		ms.mu.Lock()
+		foldTo = ms.foldTo
+		ms.mu.Unlock()
+		if foldTo != 0 && srv == foldTo {
+			// The batches the lost reply left pending are looked for
+			// in the next fold.
+			applied = true
+			g.suspect.Store(true)
+			return nil
+		}
+		if srv != g.folds[s] {
+			c.log.Warn("rediscache: the fold count on the server differs from this process's (a failover lost writes?); refolding what is pending there", "prefix", c.opts.Prefix, "generation", g.num, "shard", s, "server", srv, "here", g.folds[s])
+			g.folds[s] = srv
+		}
+		if err := c.adoptPending(ctx, g, m, s, pendCmd.Val()); err != nil {
+			return err
+		}
+
+		ms.mu.Lock()
+		if len(ms.ids) == 0 {
+			ms.done = true
+			ms.mu.Unlock()
+			return nil
+		}
+		if ms.foldTo <= g.folds[s] {
+			ms.foldTo = g.folds[s] + 1
+		}
+		foldTo = ms.foldTo
+		ids := slices.Clone(ms.ids)
+		fields := make([]string, len(ms.cells))
+		aggs := make([]tsstore.Agg, len(ms.cells))
+		for i := range ms.cells {
+			fields[i], aggs[i] = ms.cells[i].field, ms.cells[i].agg
+		}
+		ms.mu.Unlock()
+
+		const chunk = 8192
+		rp := tx.Pipeline()
+		gets := make([]*redis.SliceCmd, 0, len(fields)/chunk+1)
+		for i := 0; i < len(fields); i += chunk {
+			gets = append(gets, rp.HMGet(ctx, cellsKey, fields[i:min(i+chunk, len(fields))]...))
+		}
+		if _, err := rp.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return classify("fold: read the cells", err)
+		}
+		var newFields []any
+		buf := make([]byte, 0, len(fields)*aggLen)
+		pairs := make([]any, 0, 2*len(fields))
+		for ci, cmd := range gets {
+			for j, v := range cmd.Val() {
+				i := ci*chunk + j
+				a := aggs[i]
+				if old, ok := v.(string); ok {
+					o, err := decodeAgg(old)
+					if err != nil {
+						return err
+					}
+					a.Merge(o)
+				} else {
+					newFields = append(newFields, 0, fields[i])
+					bytes += int64(2*len(fields[i]) + 160)
+				}
+				off := len(buf)
+				buf = appendAgg(buf, a)
+				pairs = append(pairs, fields[i], buf[off:off+aggLen])
+			}
+		}
+		newCells = int64(len(newFields) / 2)
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for i := 0; i < len(ids); i += chunk {
+				p.HDel(ctx, pendKey, ids[i:min(i+chunk, len(ids))]...)
+			}
+			for i := 0; i < len(pairs); i += 2 * chunk {
+				p.HSet(ctx, cellsKey, pairs[i:min(i+2*chunk, len(pairs))]...)
+			}
+			for i := 0; i < len(newFields); i += 2 * chunk {
+				p.Do(ctx, append([]any{"zadd", k.index(s, g.num)}, newFields[i:min(i+2*chunk, len(newFields))]...)...)
+			}
+			p.HIncrBy(ctx, k.stat(s, g.num), "cells", newCells)
+			p.HIncrBy(ctx, k.stat(s, g.num), "bytes", bytes)
+			p.Set(ctx, foldsKey, foldTo, 0)
+			return nil
+		})
+		if errors.Is(err, redis.TxFailedErr) {
+			return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: fold: the fold count changed during the fold (two caches share the prefix?)")
+		}
+		if err != nil {
+			return classify(fmt.Sprintf("fold %d batches", len(ids)), err)
+		}
+		if c.opts.WaitReplicas > 0 {
+			n, err := tx.Do(ctx, "wait", c.opts.WaitReplicas, c.opts.WaitTimeout.Milliseconds()).Int()
+			if err != nil {
+				return classify("fold: WAIT", err)
+			}
+			if n < c.opts.WaitReplicas {
+				// Applied on the primary; the retry finds it applied.
+				return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: fold: only %d of %d replicas acknowledged it within %v", n, c.opts.WaitReplicas, c.opts.WaitTimeout)
+			}
+		}
+		applied = true
+		return nil
+	}, foldsKey)
+	if err != nil {
 		return err
 	}
-	c.foldDone(g, ms, s, foldTo, int64(len(newFields)), added)
+	if applied {
+		c.foldDone(g, ms, s, foldTo, newCells, bytes)
+	}
 	return nil
 }
 

@@ -15,9 +15,10 @@ import (
 //	{p:s}:g<g>:log     stream: one entry per batch, the encoded raw points
 //	{p:s}:g<g>:cells   hash: cell field -> packed Agg (see appendField)
 //	{p:s}:g<g>:index   sorted set of the cell fields, all with score 0
-//	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries, folds
+//	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries
 //	{p:s}:g<g>:ids     hash: batch id -> stream entry ID, to apply a retried batch once
 //	{p:s}:g<g>:pend    hash: batch id -> stream entry ID of the batches not yet folded
+//	{p:s}:g<g>:folds   the number of folds applied (only folds write it and the cells)
 //
 // and the meta keys:
 //
@@ -61,8 +62,9 @@ func (k *keyspace) index(s int, g uint64) string { return k.gen(s, g, "index") }
 func (k *keyspace) stat(s int, g uint64) string  { return k.gen(s, g, "stat") }
 func (k *keyspace) ids(s int, g uint64) string   { return k.gen(s, g, "ids") }
 func (k *keyspace) pend(s int, g uint64) string  { return k.gen(s, g, "pend") }
+func (k *keyspace) folds(s int, g uint64) string { return k.gen(s, g, "folds") }
 
 // genKeys lists every key of shard s and generation g.
 func (k *keyspace) genKeys(s int, g uint64) []string {
-	return []string{k.log(s, g), k.cells(s, g), k.index(s, g), k.stat(s, g), k.ids(s, g), k.pend(s, g)}
+	return []string{k.log(s, g), k.cells(s, g), k.index(s, g), k.stat(s, g), k.ids(s, g), k.pend(s, g), k.folds(s, g)}
 }

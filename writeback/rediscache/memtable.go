@@ -57,11 +57,16 @@ type memCell struct {
 	agg   tsstore.Agg
 }
 
-func newMemtable(shards int) *memtable {
+// newMemtable returns an empty memtable sized for about points processed
+// points (the previous memtable's), so that its maps rarely grow while
+// appends wait for its locks.
+func newMemtable(shards int, points int64) *memtable {
 	m := &memtable{shards: make([]memShard, shards)}
+	hint := int(points) / shards
 	for i := range m.shards {
-		m.shards[i].index = make(map[uint64]int32)
-		m.shards[i].byValue = make(map[string][]int32)
+		m.shards[i].index = make(map[uint64]int32, hint)
+		m.shards[i].byValue = make(map[string][]int32, hint/8)
+		m.shards[i].cells = make([]memCell, 0, hint)
 	}
 	return m
 }

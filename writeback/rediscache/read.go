@@ -75,7 +75,7 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	cmds := make([]*redis.Cmd, 0, len(gens)*c.opts.Shards)
 	for _, g := range gens {
 		for s := 0; s < c.opts.Shards; s++ {
-			cmds = append(cmds, cellsScript.EvalSha(ctx, pipe, []string{c.keys.index(s, g.num), c.keys.cells(s, g.num), c.keys.stat(s, g.num)}, lo, hi))
+			cmds = append(cmds, cellsScript.EvalSha(ctx, pipe, []string{c.keys.index(s, g.num), c.keys.cells(s, g.num), c.keys.folds(s, g.num)}, lo, hi))
 		}
 	}
 	if err := c.execScripts(ctx, pipe, "cells"); err != nil {

@@ -157,7 +157,7 @@ type generation struct {
 }
 
 func newGeneration(num uint64, shards int) *generation {
-	return &generation{num: num, active: newMemtable(shards), folds: make([]uint64, shards), live: map[string]struct{}{}}
+	return &generation{num: num, active: newMemtable(shards, 0), folds: make([]uint64, shards), live: map[string]struct{}{}}
 }
 
 func (g *generation) setLive(id string, on bool) {
@@ -436,7 +436,7 @@ func isNoScript(cmds []redis.Cmder) bool {
 }
 
 func (c *Cache) loadScripts(ctx context.Context, s redis.Scripter) error {
-	for _, sc := range []*redis.Script{appendScript, foldScript, cellsScript, sealScript, fenceScript, commitScript} {
+	for _, sc := range []*redis.Script{appendScript, cellsScript, sealScript, fenceScript, commitScript} {
 		if err := sc.Load(ctx, s).Err(); err != nil {
 			return err
 		}
@@ -448,19 +448,21 @@ func (c *Cache) loadScripts(ctx context.Context, s redis.Scripter) error {
 func (c *Cache) loadStats(ctx context.Context, gens []*generation) error {
 	pipe := c.client.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, 0, len(gens)*c.opts.Shards)
+	folds := make([]*redis.StringCmd, 0, len(gens)*c.opts.Shards)
 	for _, g := range gens {
 		for s := 0; s < c.opts.Shards; s++ {
 			cmds = append(cmds, pipe.HGetAll(ctx, c.keys.stat(s, g.num)))
+			folds = append(folds, pipe.Get(ctx, c.keys.folds(s, g.num)))
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return classify("open: read the counters", err)
 	}
 	for i, g := range gens {
 		for s := 0; s < c.opts.Shards; s++ {
 			m := cmds[i*c.opts.Shards+s].Val()
 			num := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
-			g.folds[s] = uint64(num("folds"))
+			g.folds[s], _ = strconv.ParseUint(folds[i*c.opts.Shards+s].Val(), 10, 64)
 			g.points.Add(num("points"))
 			g.cells.Add(num("cells"))
 			g.bytes.Add(num("bytes"))

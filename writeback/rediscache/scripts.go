@@ -44,71 +44,13 @@ redis.call('ZADD', KEYS[6], gen, ARGV[1])
 return id
 `)
 
-// foldScript merges a batch of pending cells into the cells hash of one
-// shard and generation: the client read the old values (HMGET) at fold
-// count ARGV[1], merged them, and sends the new values; the script checks
-// that the fold count is still ARGV[1] (no other fold ran in between, and
-// a failover did not lose one), sets the values, indexes the new cells,
-// drops the folded batches from the pending hash and sets the fold count
-// to ARGV[2]. A fold count already at ARGV[2] means a retry of a fold
-// whose reply was lost: it answers "done" again.
-//
-//	KEYS[1] stat  KEYS[2] pend  KEYS[3] cells  KEYS[4] index
-//	ARGV[1] expected fold count  ARGV[2] new fold count  ARGV[3] new cells
-//	ARGV[4] added bytes  ARGV[5] n ids  ARGV[6] m fields  ARGV[7] k new
-//	then n batch ids, m fields, m packed aggs, k new fields
-var foldScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'folds') or '0'
-if cur == ARGV[2] then
-  return 'done'
-end
-if cur ~= ARGV[1] then
-  return redis.error_reply('HGFOLD fold count is ' .. cur .. ', not ' .. ARGV[1])
-end
-local n, m, k = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 0
-while i < n do
-  local c = math.min(n - i, 4000)
-  redis.call('HDEL', KEYS[2], unpack(ARGV, 8 + i, 7 + i + c))
-  i = i + c
-end
-local f0, v0 = 7 + n, 7 + n + m
-i = 0
-while i < m do
-  local c = math.min(m - i, 2000)
-  local out = {}
-  for x = 1, c do
-    out[2 * x - 1] = ARGV[f0 + i + x]
-    out[2 * x] = ARGV[v0 + i + x]
-  end
-  redis.call('HSET', KEYS[3], unpack(out))
-  i = i + c
-end
-local z0 = 7 + n + 2 * m
-i = 0
-while i < k do
-  local c = math.min(k - i, 2000)
-  local out = {}
-  for x = 1, c do
-    out[2 * x - 1] = 0
-    out[2 * x] = ARGV[z0 + i + x]
-  end
-  redis.call('ZADD', KEYS[4], unpack(out))
-  i = i + c
-end
-redis.call('HINCRBY', KEYS[1], 'cells', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[4])
-redis.call('HSET', KEYS[1], 'folds', ARGV[2])
-return 'done'
-`)
-
 // cellsScript returns the fold count of one shard and generation, then
 // the cells whose fields are in the lexicographic range [ARGV[1], ARGV[2])
 // of the index, as a flat list of field, packed agg: one consistent
 // snapshot, so that the client can tell which pending cells it holds are
-// in it. KEYS[1] index, KEYS[2] cells, KEYS[3] stat.
+// in it. KEYS[1] index, KEYS[2] cells, KEYS[3] fold count.
 var cellsScript = redis.NewScript(`
-local out = {redis.call('HGET', KEYS[3], 'folds') or '0'}
+local out = {redis.call('GET', KEYS[3]) or '0'}
 local fs = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2], 'BYLEX')
 local i = 0
 while i < #fs do
