@@ -135,6 +135,25 @@
 // standbys keeps accepting writes only with k standbys left (three
 // replicas for primary+1); AckAll waits for the dead replica.
 //
+// # Throughput
+//
+// BenchmarkWrite writes the same 1,000-cell batches to a bare promtsdb
+// store and to a Store over a promtsdb primary and a promtsdb standby in
+// the same process, alternating blocks of 100 writes (the standby catches
+// up between blocks), and checks that the standby ends with every cell. On
+// the development machine (2 cores shared with other work) AckPrimary
+// reaches 0.53 to 0.64 of the bare store's acknowledged cells/s (0.47 to
+// 0.53 counting the standby's catch-up). The CPU profile says why it is
+// not more: per write, the primary's Write costs what a bare Write costs,
+// the standby's applier costs as much again for the same cells, the two
+// TSDBs compact twice the data in the background, and the garbage
+// collector scans two TSDB heads: the process needs about 2.2 times the
+// CPU of the bare store, which alone keeps more than one core busy. The
+// write path itself adds about 135 µs of CPU to a 670 µs primary Write
+// (validation 55, encoding the hint record 45, its append and the copy
+// kept for the applier 35; no lock is held against the applier), so with
+// the standby's CPU elsewhere, as in production, it allows about 0.83.
+//
 // # Reads
 //
 // Query and Cells go through a balancer.StoreRouter to a healthy replica
