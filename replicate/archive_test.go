@@ -2,6 +2,7 @@ package replicate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -256,4 +257,26 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 		t.Fatalf("standby after the restart: %+v, want one re-sync from the archive", st)
 	}
 	sameCells(t, "standby re-synced from the archive after a restart", sb.inner, pl.oracle, metrics...)
+}
+
+// New refuses options it cannot work with, with tsstore.ErrInvalid.
+func TestNewRejectsBadOptions(t *testing.T) {
+	arc := newArchivePipeline(t).arc
+	for name, o := range map[string]*replicate.Options{
+		"no options":                    nil,
+		"no dir":                        {},
+		"archive without processor":     {Dir: t.TempDir(), Archive: arc},
+		"processor without archive":     {Dir: t.TempDir(), Processor: orderProcessor},
+		"from the archive, without one": {Dir: t.TempDir(), ResyncFromArchive: true},
+		"ack needs 2 standbys of 1":     {Dir: t.TempDir(), Ack: replicate.AckPrimaryPlus(2)},
+		"a name twice":                  {Dir: t.TempDir(), Names: []string{"a", "a"}},
+	} {
+		p, sb := memBackend(t, "p"), memBackend(t, "s")
+		if s, err := replicate.New(p, []tsstore.Store{sb}, o); !errors.Is(err, tsstore.ErrInvalid) {
+			if s != nil {
+				_ = s.Close()
+			}
+			t.Errorf("%s: New returned %v, want ErrInvalid", name, err)
+		}
+	}
 }
