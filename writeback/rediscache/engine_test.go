@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -197,4 +198,106 @@ func keysOf(t *testing.T, cl redis.UniversalClient, prefix string) int {
 		t.Fatal(err)
 	}
 	return int(n.Load())
+}
+
+// TestReadsExactDuringFolds writes through the engine from several
+// writers while the cache folds every millisecond and the engine flushes
+// in a loop, and reads all along: every read counts every point that was
+// acknowledged before it began, and none twice (at most the points whose
+// writes had begun when it ended).
+func TestReadsExactDuringFolds(t *testing.T) {
+	ctx := context.Background()
+	cl := sharedClient(t)
+	cache, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 3, FoldInterval: time.Millisecond, FoldPoints: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	store := memstore.New(nil)
+	defer store.Close()
+	eng, err := writeback.New(cache, store, engineOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 3
+	var acked, begun [writers]atomic.Int64
+	now := time.Now()
+	stop := make(chan struct{})
+	errs := make(chan error, writers+2)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ls, _ := tsstore.NewLabels("merchant", fmt.Sprintf("w%d", w))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ps := make([]tsstore.Point, 1+i%7)
+				for j := range ps {
+					ps[j] = tsstore.Point{Metric: "views", Labels: ls, Timestamp: now.Add(-time.Duration(j) * time.Minute).UnixMilli(), Value: 1}
+				}
+				begun[w].Add(int64(len(ps)))
+				if err := eng.Write(ctx, ps); err != nil {
+					errs <- err
+					return
+				}
+				acked[w].Add(int64(len(ps)))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := eng.Flush(ctx); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	q := tsstore.Query{Metric: "views", From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli(), Step: 2 * time.Hour, GroupBy: []string{"merchant"}}
+	reads := 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); reads++ {
+		var low [writers]int64
+		for w := range low {
+			low[w] = acked[w].Load()
+		}
+		res, err := eng.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [writers]int64
+		for _, s := range res.Series {
+			var w int
+			fmt.Sscanf(s.Labels.Get("merchant"), "w%d", &w)
+			for _, b := range s.Buckets {
+				got[w] += int64(b.Count)
+			}
+		}
+		for w := range got {
+			if high := begun[w].Load(); got[w] < low[w] || got[w] > high {
+				t.Fatalf("read %d: writer %d has %d points, want between %d (acknowledged before the read) and %d (begun after it)", reads, w, got[w], low[w], high)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st := eng.Stats()
+	t.Logf("%d reads, %d flushes, %d points", reads, st.Flushes, st.PointsWritten)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
