@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
@@ -111,13 +112,28 @@ func (p *archivePipeline) flush(t *testing.T, from, to, late int) {
 }
 
 // A standby is down while the write-back engine flushes more than its
-// hint budget holds: it is marked stale. With ResyncFromArchive it is
+// hint budget holds: it is marked stale (on promtsdb, and on InfluxDB where
+// the test server is up). With ResyncFromArchive it is
 // re-synced from the archive when it returns, although the primary could
 // serve, and then holds exactly the cells the flushes wrote (memstore is
 // the oracle), late partials included.
 func TestResyncFromArchive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open backend
+	}{{"promtsdb", promBackend}, {"influx", influxBackend}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "influx" {
+				servertest.InfluxURL(t)
+			}
+			resyncFromArchive(t, tc.open)
+		})
+	}
+}
+
+func resyncFromArchive(t *testing.T, open backend) {
 	pl := newArchivePipeline(t)
-	p, sb := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s")
+	p, sb := newReplica(t, open, "p"), newReplica(t, open, "s")
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10 // more than one flush
 	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, orderProcessor, true, -1
