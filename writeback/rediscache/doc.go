@@ -1,44 +1,66 @@
 // Package rediscache is a writeback.Cache in Redis (github.com/redis/go-redis/v9):
-// the raw log in Redis Streams, the cells in hashes, both updated by one Lua
-// script call per batch. It works over a single server, a Sentinel-managed
-// primary (redis.NewFailoverClient) and Redis Cluster, on plain Redis 7.
+// the raw log in Redis Streams, the cells in hashes. It works over any
+// redis.UniversalClient: a single server, a Sentinel-managed primary
+// (redis.NewFailoverClient) and Redis Cluster, on plain Redis 7.
 //
 // # Layout
 //
 // The keys are spread over Options.Shards hash-tag shards: every key of
 // shard s carries the tag {prefix:s}, so that one shard's keys share a
-// Cluster slot and one script may touch all of them (see keyspace in
-// keys.go for the full list). Per shard and generation there are
+// Cluster slot and one script or transaction may touch all of them (see
+// keyspace in keys.go for the full list). Per shard and generation there
+// are
 //
-//   - a stream with one entry per batch: the batch's raw points, encoded
-//     compactly (a string table per entry, delta timestamps, integers as
-//     varints: about 8 to 12 bytes a point);
-//   - a hash of cells: field = metric, index label value (the merchant),
+//   - log: a stream with one entry per batch: the raw points ("b", encoded
+//     compactly: a string table per entry, delta timestamps, integers as
+//     varints, about 8 to 12 bytes a point), the cell width ("w") and,
+//     only when the processor changed them, the processed points ("p");
+//   - pend: the batches whose cells are not folded yet (id -> entry ID);
+//   - cells: a hash of field = metric, index label value (the merchant),
 //     cell start (8 bytes big-endian) and the other labels; value = the
 //     Agg as four float64s;
-//   - an index: a sorted set of the same fields with score 0, so that the
+//   - index: a sorted set of the same fields with score 0, so that the
 //     cells of one metric and merchant within [From, To) are one
 //     ZRANGE BYLEX range, and one metric's cells another;
-//   - counters (points, cells, bytes, first write) and the ids of the
-//     batches applied, for idempotent retries.
+//   - folds: how many folds have been applied to cells;
+//   - stat and ids: counters, and the ids of the batches applied, for
+//     idempotent retries.
 //
 // The meta keys ({prefix}:meta, :sealed, :dropping) hold the open
 // generation, the sealed ones and the committed ones being deleted; every
 // shard has a fence, the highest sealed generation.
 //
-// # Writes
+// # Writes: one cheap command per batch, cells folded in bulk
 //
 // A batch goes to ONE shard, chosen by the index label value of its first
-// point (so one merchant's batches, and its cells, stay together), and is
-// ONE call of a loaded script (EVALSHA; go-redis reloads it after NOSCRIPT):
-// XADD of the log entry, then for its cells, which the client has already
-// merged within the batch, one HMGET, one HSET and one ZADD of the new
-// fields per 2,000 cells, merging count, sum, min and max in Lua. A script
-// runs alone on the server and is replicated as a unit, so log and cells
-// change together, and a batch is atomic also across a crash of the
-// client: that is why a batch is not split across shards (cells of one
-// series may then be in several shards; reads merge them by identity).
-// Sharding spreads batches, not points; a Cluster spreads the shards.
+// point (so that one merchant's batches stay together), and is ONE call of
+// a loaded Lua script (EVALSHA; go-redis reloads it after NOSCRIPT) that
+// checks the fence and the batch id, XADDs the log entry, lists the batch
+// in pend and bumps counters: its cost is proportional to the batch's
+// bytes, with no work per point or per cell on the server. A script runs
+// alone and is replicated as a unit, so a batch is in the log and in pend
+// together or not at all, also across a crash of the client.
+//
+// The client merges the batch's processed points into cells (within the
+// batch first) and, once the script returned, into the open generation's
+// memtable: per shard, the cells of the batches not folded yet, held in
+// this process. A background fold (every FoldInterval, default 1 s, or
+// once FoldPoints processed points are pending) freezes the memtable and
+// merges it into each shard's cells hash in one optimistic transaction:
+// WATCH the shard's fold count, read the old values (HMGET), merge here,
+// then MULTI: HSET the new values, ZADD the new fields to the index, HDEL
+// the folded batches from pend, and raise the fold count; EXEC. Only folds
+// write cells, index and fold count, so this read-merge-write is exact,
+// and the server runs plain hash commands once per cell and fold rather
+// than Lua once per cell and batch; a cell that many batches touch within
+// a fold is written once. Appends wait when more than four times
+// FoldPoints are pending (the fold lags), which bounds the memtables, and
+// fail with tsstore.ErrBackPressure after 10 s of that.
+//
+// Pending batches that no memtable holds are folded from the log: those a
+// crash left (Open folds them before it returns) and those of an append
+// that failed after its script may have run (a broken connection); a
+// fold takes them from pend unless an append on its way holds them.
 //
 // # Generations without blocking writers
 //
@@ -49,19 +71,19 @@
 // appends already on their way to the sealed generation, and (4) raises
 // every shard's fence, after which the script refuses that generation.
 // So every batch lands wholly in one generation, and nothing reaches a
-// generation after Seal returned it. Commit moves the generation to the
-// dropping set, forgets it, and UNLINKs its keys (a deletion cut short is
-// finished by the next Commit or Open). Cells reads a snapshot of the
-// generation list and drops a generation committed during the read (its
-// cells are in the store by then). Open rebuilds the state from the meta
-// keys, finishes interrupted seals (fences) and deletions, and reads the
-// counters.
+// generation after Seal returned it. SealedCells folds what is pending of
+// the generation, then pages through its cells hashes with HSCAN. Commit
+// moves the generation to the dropping set, forgets it, and UNLINKs its
+// keys (a deletion cut short is finished by the next Commit or Open).
+// Open rebuilds the state from the meta keys, finishes interrupted seals
+// (fences) and deletions, reads the counters and folds what is pending.
 //
-// One Cache per prefix at a time: the ordering above is within one
-// process. A second process writing the same prefix would have its appends
-// refused by the fences (tsstore.ErrConflict) once the first sealed, but
-// the two could still interleave seals; like localcache's directory lock,
-// the prefix belongs to one owner.
+// One Cache per prefix at a time: the ordering above, and the memtables
+// that reads merge, are within one process. A second process writing the
+// same prefix would have its appends refused by the fences
+// (tsstore.ErrConflict) once the first sealed, and its folds by the fold
+// count; like localcache's directory lock, the prefix belongs to one
+// owner, and reads go through it.
 //
 // # Durability
 //
@@ -85,7 +107,14 @@
 //     it. A retry of that Engine.Write is a new batch and would count its
 //     points twice if the first one survives: the caller must choose
 //     between possible loss (no retry) and possible duplication (retry).
-//     When WaitReplicas > 0, Seal and Commit wait for the replicas too.
+//     When WaitReplicas > 0, Seal, Commit and every fold wait for the
+//     replicas too.
+//
+// What an acknowledged batch needs to survive is its log entry and its
+// pend entry, which the script writes together: the cells hash is derived
+// from them. A fold lost in a failover leaves its batches in pend, and
+// the next fold finds the fold count lower than it expects and folds them
+// again from the log.
 //
 // A batch carries a client-generated id; the script applies an id once
 // per shard and generation and answers a repeated one with the first
@@ -96,22 +125,52 @@
 // # Failures
 //
 // go-redis reconnects, and the failover client follows Sentinel to the
-// new primary; an Append that failed is not acknowledged; a flush
-// interrupted by a failover fails and the engine retries it (every step
-// is idempotent). Run the servers with appendonly yes so that a restart
-// keeps the data; without persistence a restarted server starts empty.
+// new primary (TestSentinelFailover kills the primary with SIGKILL while
+// writing with WAIT 1: writes continue once Sentinel promoted the
+// replica, and no acknowledged point is lost or counted twice); an Append
+// that failed is not acknowledged; a fold or a flush interrupted by a
+// failover fails and is retried (every step is idempotent). Run the
+// servers with appendonly yes so that a restart keeps the data; without
+// persistence a restarted server starts empty.
 //
 // # Reads and Stats
 //
-// Cells runs one read script per shard and generation, all in one
-// pipeline: the ZRANGE BYLEX of the selected range and the HMGET of those
-// fields; with an equality matcher on the index label the range is that
-// merchant's cells in [From, To), otherwise the whole metric (filtered
-// here). There is no KEYS or SCAN anywhere but in SealedCells, which pages
-// through a sealed generation's cells with HSCAN. Stats reads counters in
-// memory: they are loaded at Open from the counters the script keeps per
-// shard and generation (HINCRBY) and follow each script reply. Bytes is an
-// estimate of the server memory the cache's data takes.
+// Cells takes the generations' memtables, then runs one read script per
+// shard and generation, all in one pipeline: the fold count, the ZRANGE
+// BYLEX of the selected range and the HMGET of those fields, as one
+// snapshot. It adds the memtables' cells that the snapshot does not hold
+// (a memtable's part of a shard is in a snapshot iff its fold count is at
+// least the one that part's fold sets, which is recorded before the fold
+// is sent), so a read sees every acknowledged write at once, and none
+// twice. With an equality matcher on the index label the range is that
+// merchant's cells in [From, To) and the memtables are looked up by
+// merchant; otherwise it is the metric's cells (filtered here). There is
+// no KEYS or SCAN anywhere but in SealedCells (HSCAN of a sealed
+// generation). Stats reads counters in memory: they are loaded at Open
+// from the counters kept per shard and generation and follow each append
+// and fold. Cells counts a pending cell once per memtable until it is
+// folded (an upper bound meanwhile). Bytes estimates the server memory
+// the cache's data takes.
+//
+// # Throughput and memory
+//
+// BenchmarkThroughput runs, on one private redis-server, the writeback
+// engine over this cache with 4 writers per core and batches of 1,000
+// points (10,000 merchants, 4 metrics, 8 pages, the current minute; Zipf
+// or uniform merchants), redis-benchmark -P 64 -t set, and a naive client
+// (one HINCRBYFLOAT per point, pipelines of 1,000); it reports points/s,
+// the CPU per batch of the client process and of redis-server, and the
+// growth of used_memory per point. On the shared 2-core machine it was
+// written on, one run gave: engine 3.46 M points/s (Zipf) and 1.45 M
+// (uniform), redis-benchmark 1.2 to 2.3 M requests/s, naive 0.5 to 0.7 M
+// points/s, with about 0.4 to 0.5 ms of client CPU and 0.1 to 0.16 ms of
+// server CPU per batch, and 14 (Zipf) to 21 (uniform) bytes of Redis
+// memory per cached point (the log about 10, the cells the rest). The
+// client's CPU (encoding the log entry, merging cells, the engine's
+// validation) is now the larger part, and the figures move with what else
+// runs on the two cores. Before the fold (one Lua merge per cell and
+// batch) the engine made 0.7 to 0.85 M points/s with about 1.1 ms of
+// server time per batch.
 //
 // # RedisTimeSeries
 //
@@ -125,14 +184,17 @@
 //
 // # Concurrency
 //
-// A Cache is safe for concurrent use. Appends run in parallel; Seal and
-// Commit are serialised with each other and never hold a lock that an
-// Append waits for during I/O.
+// A Cache is safe for concurrent use. Appends run in parallel (they
+// share a memtable shard's mutex only to insert their cells); Seal and
+// Commit are serialised with each other, folds with each other and with
+// Commit, and none of them holds a lock that an Append waits for during
+// I/O. The fold runs in a goroutine that Close stops.
 //
 // # Errors
 //
 // Server and connection failures are tsstore.ErrUnavailable (also too few
-// replicas at DurabilityReplicated); an append refused by a fence is
+// replicas at DurabilityReplicated); an append that waited too long for a
+// lagging fold is tsstore.ErrBackPressure; an append refused by a fence is
 // tsstore.ErrConflict; a durability level the cache cannot give and bad
 // options are tsstore.ErrInvalid; use after Close is tsstore.ErrClosed.
 package rediscache

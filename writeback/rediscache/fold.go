@@ -53,10 +53,20 @@ func (c *Cache) kickFold() {
 	}
 }
 
+// maxFoldWait bounds how long an append waits for a lagging fold.
+const maxFoldWait = 10 * time.Second
+
 // waitForFold makes an append wait while the fold lags more than four
-// times FoldPoints behind: the memtables are memory of this process.
+// times FoldPoints behind (the memtables are memory of this process), at
+// most maxFoldWait: then the append fails with tsstore.ErrBackPressure.
 func (c *Cache) waitForFold(ctx context.Context) error {
+	var deadline time.Time
 	for c.unfolded.Load() > 4*int64(c.opts.FoldPoints) {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(maxFoldWait)
+		} else if time.Now().After(deadline) {
+			return tsstore.Errorf(tsstore.ErrBackPressure, "rediscache: append: %d points wait to be folded (the fold is failing or too slow)", c.unfolded.Load())
+		}
 		ch := *c.folded.Load()
 		c.kickFold()
 		select {

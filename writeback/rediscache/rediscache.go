@@ -75,7 +75,8 @@ type Options struct {
 	FoldInterval time.Duration
 	// FoldPoints starts a fold when that many processed points are
 	// pending; 0 means DefaultFoldPoints. Appends wait while four times as
-	// many are pending (the fold lags behind the writes).
+	// many are pending (the fold lags behind the writes), at most 10 s,
+	// then fail with tsstore.ErrBackPressure.
 	FoldPoints int
 	// Logger receives reports of recovered state; nil means slog.Default().
 	Logger *slog.Logger
