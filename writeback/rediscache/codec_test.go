@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -57,8 +58,11 @@ func TestLogRoundTrip(t *testing.T) {
 		have := map[string]tsstore.Agg{}
 		for _, c := range pc.cells {
 			f := string(pc.buf[c.off:c.end])
+			if c.hash != xxhash.Sum64String(f) {
+				t.Fatalf("round %d: cell %q has a wrong hash", round, f)
+			}
 			a := have[f]
-			a.Merge(c.agg) // a hash collision makes two cells
+			a.Add(c.v)
 			have[f] = a
 		}
 		if d := cmp.Diff(want, have); d != "" {
@@ -88,4 +92,35 @@ func BenchmarkEncode(b *testing.B) {
 		pc.prepare(ps, 60_000, "merchant")
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/point")
+}
+
+// TestMemtableHashCollision inserts different fields with the same hash:
+// each keeps its own cell, and repeated fields merge.
+func TestMemtableHashCollision(t *testing.T) {
+	m := newMemtable(1, 0)
+	var pc preparedCells
+	fields := []string{"views\xffm1\xff", "views\xffm2\xff", "views\xffm1\xff", "views\xffm3\xff", "views\xffm2\xff"}
+	for i, f := range fields {
+		off := len(pc.buf)
+		pc.buf = append(pc.buf, f...)
+		pc.cells = append(pc.cells, preparedCell{value: f[6:8], off: off, end: len(pc.buf), hash: 42, v: float64(i)})
+	}
+	if n := m.insert(0, "b1", &pc); n != 3 {
+		t.Fatalf("insert made %d cells, want 3", n)
+	}
+	if n := m.insert(0, "b2", &pc); n != 0 {
+		t.Fatalf("the same batch again made %d cells, want 0", n)
+	}
+	ms := &m.shards[0]
+	got := map[string]uint64{}
+	for _, c := range ms.collect(nil, "views", "", false) {
+		got[c.field] = c.agg.Count
+	}
+	want := map[string]uint64{fields[0]: 4, fields[1]: 4, fields[3]: 2}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("cells (-want +got):\n%s", d)
+	}
+	if c := ms.collect(nil, "views", "m2", true); len(c) != 1 || c[0].agg.Sum != 2*(1+4) {
+		t.Errorf("cells of m2: %+v", c)
+	}
 }

@@ -206,19 +206,21 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 			ms.foldTo = g.folds[s] + 1
 		}
 		foldTo = ms.foldTo
+		// The memtable is frozen: only this fold inserts into it, so
+		// the fields may be read from its arena without the lock.
 		ids := slices.Clone(ms.ids)
-		fields := make([]string, len(ms.cells))
+		fields := make([]any, len(ms.cells))
 		aggs := make([]tsstore.Agg, len(ms.cells))
 		for i := range ms.cells {
-			fields[i], aggs[i] = ms.cells[i].field, ms.cells[i].agg
+			fields[i], aggs[i] = ms.field(i), ms.cells[i].agg
 		}
 		ms.mu.Unlock()
 
 		const chunk = 8192
 		rp := tx.Pipeline()
-		gets := make([]*redis.SliceCmd, 0, len(fields)/chunk+1)
+		gets := make([]*redis.Cmd, 0, len(fields)/chunk+1)
 		for i := 0; i < len(fields); i += chunk {
-			gets = append(gets, rp.HMGet(ctx, cellsKey, fields[i:min(i+chunk, len(fields))]...))
+			gets = append(gets, rp.Do(ctx, append([]any{"hmget", cellsKey}, fields[i:min(i+chunk, len(fields))]...)...))
 		}
 		if _, err := rp.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return classify("fold: read the cells", err)
@@ -227,9 +229,14 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		buf := make([]byte, 0, len(fields)*aggLen)
 		pairs := make([]any, 0, 2*len(fields))
 		for ci, cmd := range gets {
-			for j, v := range cmd.Val() {
+			vals, err := cmd.Slice()
+			if err != nil {
+				return classify("fold: read the cells", err)
+			}
+			for j, v := range vals {
 				i := ci*chunk + j
 				a := aggs[i]
+				f := fields[i].([]byte)
 				if old, ok := v.(string); ok {
 					o, err := decodeAgg(old)
 					if err != nil {
@@ -237,12 +244,12 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 					}
 					a.Merge(o)
 				} else {
-					newFields = append(newFields, 0, fields[i])
-					bytes += int64(2*len(fields[i]) + 160)
+					newFields = append(newFields, 0, f)
+					bytes += int64(2*len(f) + 160)
 				}
 				off := len(buf)
 				buf = appendAgg(buf, a)
-				pairs = append(pairs, fields[i], buf[off:off+aggLen])
+				pairs = append(pairs, f, buf[off:off+aggLen])
 			}
 		}
 		newCells = int64(len(newFields) / 2)

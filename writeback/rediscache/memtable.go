@@ -1,7 +1,6 @@
 package rediscache
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -33,11 +32,14 @@ type memtable struct {
 type memShard struct {
 	// mu guards every field below.
 	mu sync.Mutex
+	// arena holds the cells' fields back to back (no allocation per
+	// cell); cells refer to them by offset.
+	arena []byte
+	cells []memCell
 	// index finds a cell by the hash of its field; spill by the field,
 	// for a field whose hash another field has already.
 	index map[uint64]int32
 	spill map[string]int32
-	cells []memCell
 	// byValue lists the cells of each index label value.
 	byValue map[string][]int32
 	// ids are the batches inserted (their ids, as in the pending hash).
@@ -45,16 +47,23 @@ type memShard struct {
 	// foldTo is the fold count of the shard once this part is folded; 0
 	// before its fold started. A snapshot of the cells hash read at fold
 	// count f holds this part iff f >= foldTo > 0. It is set before the
-	// fold script is sent, so that a reader who read the count after the
-	// fold ran sees it.
+	// fold is sent, so that a reader who read the count after the fold ran
+	// sees it.
 	foldTo uint64
 	// done is set when the fold succeeded.
 	done bool
 }
 
 type memCell struct {
-	field string
-	agg   tsstore.Agg
+	off, end int32 // the field in arena
+	agg      tsstore.Agg
+}
+
+// field returns cell i's field; valid while the shard's lock is held or
+// the memtable is frozen (no more inserts but the fold's own).
+func (ms *memShard) field(i int) []byte {
+	c := &ms.cells[i]
+	return ms.arena[c.off:c.end:c.end]
 }
 
 // newMemtable returns an empty memtable sized for about points processed
@@ -67,6 +76,7 @@ func newMemtable(shards int, points int64) *memtable {
 		m.shards[i].index = make(map[uint64]int32, hint)
 		m.shards[i].byValue = make(map[string][]int32, hint/8)
 		m.shards[i].cells = make([]memCell, 0, hint)
+		m.shards[i].arena = make([]byte, 0, 32*hint)
 	}
 	return m
 }
@@ -83,55 +93,51 @@ func (m *memtable) insert(s int, id string, pc *preparedCells) int64 {
 		field := pc.buf[p.off:p.end]
 		j, ok := ms.index[p.hash]
 		if ok {
-			if c := &ms.cells[j]; c.field == string(field) {
-				c.agg.Merge(p.agg)
+			if c := &ms.cells[j]; string(ms.arena[c.off:c.end]) == string(field) {
+				c.agg.Add(p.v)
 				continue
 			}
 			if j, ok := ms.spill[string(field)]; ok {
-				ms.cells[j].agg.Merge(p.agg)
+				ms.cells[j].agg.Add(p.v)
 				continue
 			}
 		}
 		j = int32(len(ms.cells))
-		f := string(field)
 		if ok {
 			if ms.spill == nil {
 				ms.spill = make(map[string]int32)
 			}
-			ms.spill[f] = j
+			ms.spill[string(field)] = j
 		} else {
 			ms.index[p.hash] = j
 		}
-		ms.cells = append(ms.cells, memCell{field: f, agg: p.agg})
+		off := int32(len(ms.arena))
+		ms.arena = append(ms.arena, field...)
+		ms.cells = append(ms.cells, memCell{off: off, end: int32(len(ms.arena)), agg: tsstore.AggOf(p.v)})
 		ms.byValue[p.value] = append(ms.byValue[p.value], j)
 	}
 	ms.ids = append(ms.ids, id)
 	return int64(len(ms.cells) - n0)
 }
 
-// preparedCells are a batch's processed points merged into cells, built
-// before the batch is sent so that the insert holds the lock briefly.
+// preparedCells are a batch's processed points with their cell fields,
+// built before the batch is sent so that the insert holds the lock
+// briefly. They are not merged here: the insert's lookup in the memtable
+// does that, and a repeated cell finds its entry warm in the CPU cache.
 type preparedCells struct {
 	buf   []byte
 	cells []preparedCell
-	// index finds a cell by the hash of its field (checked against the
-	// field: a collision makes a second cell, merged again on insert).
-	index map[uint64]int32
 }
 
 type preparedCell struct {
 	value    string // index label value
 	off, end int    // the field in buf
 	hash     uint64 // of the field
-	agg      tsstore.Agg
+	v        float64
 }
 
-// prepare merges ps into cells of width wms (ms).
+// prepare computes the cell fields of ps for cells of width wms (ms).
 func (pc *preparedCells) prepare(ps []tsstore.Point, wms int64, indexLabel string) {
-	if pc.index == nil {
-		pc.index = make(map[uint64]int32)
-	}
-	clear(pc.index)
 	pc.cells = pc.cells[:0]
 	pc.buf = pc.buf[:0]
 	for i := range ps {
@@ -140,38 +146,33 @@ func (pc *preparedCells) prepare(ps []tsstore.Point, wms int64, indexLabel strin
 		value := p.Labels.Get(indexLabel)
 		off := len(pc.buf)
 		pc.buf = appendField(pc.buf, p.Metric, value, start, p.Labels, indexLabel)
-		field := pc.buf[off:]
-		h := xxhash.Sum64(field)
-		if j, ok := pc.index[h]; ok {
-			if c := &pc.cells[j]; string(pc.buf[c.off:c.end]) == string(field) {
-				c.agg.Add(p.Value)
-				pc.buf = pc.buf[:off]
-				continue
-			}
-		} else {
-			pc.index[h] = int32(len(pc.cells))
-		}
-		pc.cells = append(pc.cells, preparedCell{value: value, off: off, end: len(pc.buf), hash: h, agg: tsstore.AggOf(p.Value)})
+		pc.cells = append(pc.cells, preparedCell{value: value, off: off, end: len(pc.buf), hash: xxhash.Sum64(pc.buf[off:]), v: p.Value})
 	}
+}
+
+// pendingCell is a memtable cell as a read returns it.
+type pendingCell struct {
+	field string
+	agg   tsstore.Agg
 }
 
 // collect appends to out the cells of shard s that hold metric and, when
 // byValue, the index label value; the caller filters the rest.
-func (ms *memShard) collect(out []memCell, metric, value string, byValue bool) []memCell {
-	keep := func(f string) bool {
-		return len(f) > len(metric) && f[len(metric)] == 0xff && strings.HasPrefix(f, metric)
+func (ms *memShard) collect(out []pendingCell, metric, value string, byValue bool) []pendingCell {
+	keep := func(f []byte) bool {
+		return len(f) > len(metric) && f[len(metric)] == 0xff && string(f[:len(metric)]) == metric
 	}
 	if byValue {
 		for _, j := range ms.byValue[value] {
-			if keep(ms.cells[j].field) {
-				out = append(out, ms.cells[j])
+			if f := ms.field(int(j)); keep(f) {
+				out = append(out, pendingCell{string(f), ms.cells[j].agg})
 			}
 		}
 		return out
 	}
 	for i := range ms.cells {
-		if keep(ms.cells[i].field) {
-			out = append(out, ms.cells[i])
+		if f := ms.field(i); keep(f) {
+			out = append(out, pendingCell{string(f), ms.cells[i].agg})
 		}
 	}
 	return out

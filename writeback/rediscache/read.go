@@ -105,7 +105,7 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 		order = append(order, k)
 		return nil
 	}
-	var pending []memCell
+	var pending []pendingCell
 	for i, cmd := range cmds {
 		gi, s := i/c.opts.Shards, i%c.opts.Shards
 		vals, err := cmd.StringSlice()
