@@ -41,7 +41,7 @@ const (
 	DefaultFoldInterval = time.Second
 	// DefaultFoldPoints starts a fold early when that many processed
 	// points are pending.
-	DefaultFoldPoints = 250_000
+	DefaultFoldPoints = 500_000
 )
 
 // Options configures a Cache. A nil *Options means the defaults; every
