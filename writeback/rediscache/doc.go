@@ -160,17 +160,27 @@
 // or uniform merchants), redis-benchmark -P 64 -t set, and a naive client
 // (one HINCRBYFLOAT per point, pipelines of 1,000); it reports points/s,
 // the CPU per batch of the client process and of redis-server, and the
-// growth of used_memory per point. On the shared 2-core machine it was
-// written on, one run gave: engine 3.46 M points/s (Zipf) and 1.45 M
-// (uniform), redis-benchmark 1.2 to 2.3 M requests/s, naive 0.5 to 0.7 M
-// points/s, with about 0.4 to 0.5 ms of client CPU and 0.1 to 0.16 ms of
-// server CPU per batch, and 14 (Zipf) to 21 (uniform) bytes of Redis
-// memory per cached point (the log about 10, the cells the rest). The
-// client's CPU (encoding the log entry, merging cells, the engine's
-// validation) is now the larger part, and the figures move with what else
-// runs on the two cores. Before the fold (one Lua merge per cell and
-// batch) the engine made 0.7 to 0.85 M points/s with about 1.1 ms of
-// server time per batch.
+// growth of used_memory per point. One run on the shared 2-core machine
+// it was written on (go test -run '^$' -bench Throughput -benchtime 2s):
+//
+//	                          points/s   client CPU   server CPU   Redis memory
+//	                                     per batch    per batch    per point
+//	engine, Zipf merchants    3.57 M     0.40 ms      0.10 ms      13.8 B
+//	engine, uniform           2.90 M     0.46 ms      0.14 ms      19.4 B
+//	redis-benchmark -P 64     2.34 M requests/s
+//	naive client              0.73 M
+//
+// The engine beats redis-benchmark's one-command-per-item rate by 1.2 to
+// 1.5 times and the naive client by 4 to 5 times. The client's CPU
+// (encoding the log entry, merging cells into the memtable, the engine's
+// validation) is three quarters of the total, and the figures move with
+// what else runs on the two cores. Redis memory is the log (about 10
+// bytes a point) and the cells (shared by the points of a cell). This
+// process holds the pending cells: a memtable takes about 100 bytes per
+// cell, and at most four times FoldPoints points wait. Before the fold
+// (one Lua merge per cell and batch) the same benchmark gave 0.84 M (Zipf)
+// and 0.72 M (uniform) points/s, with 1.1 to 1.3 ms of server time per
+// batch.
 //
 // # RedisTimeSeries
 //
