@@ -196,7 +196,13 @@ func (r *redoLog) closeSegment() error {
 	old := r.f.Name()
 	r.f, r.w = nil, nil
 	r.seq++
-	return os.Rename(old, strings.TrimSuffix(old, ".log")+fmt.Sprintf("-%08d.log", max(r.wblOpen, 0)))
+	return markClosed(old, r.wblOpen)
+}
+
+// markClosed renames the open segment at path to its closed name, after
+// the WBL segment wbl.
+func markClosed(path string, wbl int) error {
+	return os.Rename(path, strings.TrimSuffix(path, ".log")+fmt.Sprintf("-%08d.log", max(wbl, 0)))
 }
 
 // truncate deletes the closed segments whose cells are all in blocks.
@@ -313,7 +319,7 @@ func (r *redoLog) recover() error {
 	}
 	for _, s := range segs {
 		if s.wbl < 0 {
-			if err := os.Rename(s.path, strings.TrimSuffix(s.path, ".log")+fmt.Sprintf("-%08d.log", max(last, 0))); err != nil {
+			if err := markClosed(s.path, last); err != nil {
 				return err
 			}
 		}
