@@ -117,6 +117,8 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 		c.mu.Unlock()
 		return nil
 	}
+	// A forced fold takes over pending batches into a fresh memtable (a
+	// frozen one may have folded some shards already).
 	if g.active.points.Load() > 0 || force {
 		g.frozen = append(g.frozen, g.active)
 		g.active = newMemtable(c.opts.Shards, g.active.points.Load())
