@@ -7,12 +7,12 @@ import (
 
 // keyspace names the cache's keys. The meta keys carry the hash tag
 // {prefix}; every key of shard s carries {prefix:s}, so that one shard's
-// keys live in one Redis Cluster slot and one Lua script may touch them
-// all. The keys of shard s and generation g:
+// keys live in one Redis Cluster slot and one Lua script or MULTI may
+// touch them all. The keys of shard s and generation g:
 //
 //	{p:s}:fence        highest sealed generation (appends to it or older are refused)
 //	{p:s}:gens         sorted set of generations with data in the shard
-//	{p:s}:g<g>:log     stream: one entry per batch, the encoded raw points
+//	{p:s}:g<g>:log     stream: one entry per batch: raw points, cell width, processed points
 //	{p:s}:g<g>:cells   hash: cell field -> packed Agg (see appendField)
 //	{p:s}:g<g>:index   sorted set of the cell fields, all with score 0
 //	{p:s}:g<g>:stat    hash: points, cells, bytes, first (ms), retries

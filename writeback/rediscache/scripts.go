@@ -5,8 +5,8 @@ import "github.com/redis/go-redis/v9"
 // appendScript logs one batch, atomically (a Lua script runs alone on the
 // server and is replicated as one unit). It does no per-point or per-cell
 // work: the cells of the batch are folded into the cells hash later, in
-// bulk (see foldScript), and until then the batch is listed in the pending
-// hash.
+// bulk (see Cache.foldShard), and until then the batch is listed in the
+// pending hash.
 //
 //	KEYS[1] fence  KEYS[2] ids  KEYS[3] stat  KEYS[4] log  KEYS[5] pend
 //	KEYS[6] gens
