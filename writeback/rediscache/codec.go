@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -125,77 +126,46 @@ func entryPoints(entry string) (int64, error) {
 	return int64(n), nil
 }
 
+// logDecoder reads an entry: wire's primitives, plus the string table and
+// the tagged values of the log's encoding.
 type logDecoder struct {
-	b    []byte
+	wire.Reader
 	strs []string
-	err  error
-}
-
-func (d *logDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *logDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
 }
 
 func (d *logDecoder) str() string {
-	k := d.uvarint()
-	if d.err != nil {
+	k := d.Uvarint()
+	if d.Err != nil {
 		return ""
 	}
 	if k > 0 {
 		if k > uint64(len(d.strs)) {
-			d.err = errCorrupt
+			d.Err = errCorrupt
 			return ""
 		}
 		return d.strs[k-1]
 	}
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.err = errCorrupt
-		return ""
+	s := d.String()
+	if d.Err == nil {
+		d.strs = append(d.strs, s)
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	d.strs = append(d.strs, s)
 	return s
 }
 
 func (d *logDecoder) value() float64 {
-	tag := d.uvarint()
-	if d.err != nil {
+	tag := d.Uvarint()
+	if d.Err != nil {
 		return 0
 	}
 	if tag&1 == 0 {
 		zz := tag >> 1
 		return float64(int64(zz>>1) ^ -int64(zz&1))
 	}
-	if tag != 1 || len(d.b) < 8 {
-		d.err = errCorrupt
+	if tag != 1 {
+		d.Err = errCorrupt
 		return 0
 	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	return v
+	return d.Float64()
 }
 
 // decodeLog appends the points of an entry to ps.
@@ -203,18 +173,15 @@ func decodeLog(ps []tsstore.Point, entry []byte) ([]tsstore.Point, error) {
 	if len(entry) == 0 || entry[0] != logVersion {
 		return ps, fmt.Errorf("%w: unknown version", errCorrupt)
 	}
-	d := logDecoder{b: entry[1:]}
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		return ps, errCorrupt
-	}
-	base := d.varint()
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	d := logDecoder{Reader: wire.Reader{B: entry[1:]}}
+	n := d.Count()
+	base := d.Varint()
+	for i := 0; i < n && d.Err == nil; i++ {
 		var p tsstore.Point
 		p.Metric = d.str()
-		nl := d.uvarint()
+		nl := d.Uvarint()
 		if nl > tsstore.MaxLabels {
-			d.err = errCorrupt
+			d.Err = errCorrupt
 			break
 		}
 		if nl > 0 {
@@ -224,15 +191,12 @@ func decodeLog(ps []tsstore.Point, entry []byte) ([]tsstore.Point, error) {
 				p.Labels[j].Value = d.str()
 			}
 		}
-		p.Timestamp = base + d.varint()
+		p.Timestamp = base + d.Varint()
 		p.Value = d.value()
 		ps = append(ps, p)
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errCorrupt
-	}
-	if d.err != nil {
-		return ps, d.err
+	if err := d.End(); err != nil {
+		return ps, errCorrupt
 	}
 	return ps, nil
 }
