@@ -62,6 +62,16 @@ type Store struct {
 	stripes  [numStripes]stripe
 	batchSeq atomic.Uint64 // numbers Write calls for the per-batch fields of seriesState
 
+	// appendMu serializes the appends and commits of Writes. tsdb v0.316.0
+	// sorts a label's postings list in place when two appenders create
+	// series concurrently and their ids arrive out of order, while a query
+	// may be reading that list: a data race that can make the query miss
+	// series (prometheus/prometheus#15317, open; the race detector caught
+	// it in storetest's concurrency test). With one appender at a time ids
+	// are added in order, appended past what readers hold. A flush writes
+	// from one goroutine anyway; only concurrent Writes wait.
+	appendMu sync.Mutex
+
 	scratchPool sync.Pool // of *writeScratch
 	redo        *redoLog
 

@@ -177,7 +177,10 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		return err
 	}
 
-	// Second pass: append, and commit or roll back.
+	// Second pass: append, and commit or roll back, one Write at a time
+	// (see appendMu).
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
 	app := s.db.AppenderV2(ctx)
 	for i := range cells {
 		if todo[i] == 0 {
