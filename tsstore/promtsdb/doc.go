@@ -65,7 +65,10 @@
 // # Concurrency
 //
 // A Store is safe for concurrent use. Writes that touch the same series
-// are serialized (64 lock stripes by series hash); queries do not lock.
+// are serialized (64 lock stripes by series hash), and the append and
+// commit phase of every Write runs one at a time, because tsdb v0.316.0
+// races when appenders create series concurrently while a query reads
+// (prometheus/prometheus#15317); queries do not lock.
 //
 // # Errors
 //
