@@ -46,7 +46,9 @@
 // acknowledged out-of-order samples that are in its write-behind log (seen
 // in TestCrashRecovery in a few runs of ten on a loaded machine; in-order
 // samples were never lost). The Store therefore also logs the late cells
-// of each Write (those the TSDB takes out of order) in its own redo log,
+// of each Write (those the TSDB takes out of order: below their series'
+// newest sample, or more than an hour behind the newest sample of the
+// whole database) in its own redo log,
 // dir/redo, after the Commit and before it returns, and Open rewrites them
 // (a cell still stored is an identical rewrite, a no-op). A redo segment is
 // deleted once an out-of-order compaction has put its cells in a block.

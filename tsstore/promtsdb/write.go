@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -151,6 +152,7 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 	// with tsdb v0.316.0.)
 	batch := s.batchSeq.Add(1)
 	slow := false
+	minTs := int64(math.MaxInt64)
 	for i := range cells {
 		c := &cells[i]
 		ss, err := s.lookup(&s.stripes[hashes[i]%numStripes], hashes[i], c)
@@ -167,6 +169,7 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 			ss.slow, slow = true, true
 		}
 		ss.batchMax = max(ss.batchMax, ts)
+		minTs = min(minTs, ts)
 	}
 	if slow {
 		if err := s.check(ctx, cells, states, todo); err != nil {
@@ -198,20 +201,30 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		}
 		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: commit: %w", err)
 	}
-	if slow && redo {
-		if err := s.redo.append(cells, lateCells(cells, states, todo)); err != nil {
-			// Committed but not logged: a retry is an identical rewrite
-			// and logs them.
+	if !redo {
+		return nil
+	}
+	// The TSDB also takes out of order every sample more than half its
+	// head chunk range (1 h) behind its newest sample, whatever the
+	// series. The newest sample now is at least what the appender saw, so
+	// this bound is at least the TSDB's: the cells below it are a superset.
+	oooBelow := s.db.Head().MaxTime() - tsdb.DefaultBlockDuration/2
+	if slow || minTs < oooBelow {
+		if err := s.redo.append(cells, lateCells(cells, states, oooBelow)); err != nil {
+			// Committed but not logged: a retry finds them stored and
+			// logs them (lateCells counts found cells too).
 			return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: redo log: %w", err)
 		}
 	}
 	return nil
 }
 
-// lateCells reports which appended cells the TSDB took out of order: at or
-// below the series' newest stored sample or an earlier cell of the batch.
-// Only the series checked by check can have such cells.
-func lateCells(cells []tsstore.Cell, states []*seriesState, todo []uint8) func(i int) bool {
+// lateCells reports which cells of the batch the TSDB holds out of order:
+// those below oooBelow, and those at or below the series' newest stored
+// sample or an earlier cell of the batch (only the series checked by check
+// can have such cells). Cells found already stored count too: a retry of a
+// Write whose redo append failed must log them.
+func lateCells(cells []tsstore.Cell, states []*seriesState, oooBelow int64) func(i int) bool {
 	for _, ss := range states {
 		if ss.slow {
 			ss.runMax = ss.prevMax
@@ -219,15 +232,16 @@ func lateCells(cells []tsstore.Cell, states []*seriesState, todo []uint8) func(i
 	}
 	late := make(map[int]bool)
 	for i := range cells {
-		ss := states[i]
-		if !ss.slow || todo[i] == 0 {
-			continue
-		}
 		ts := cells[i].Start + int64(cells[i].Seq)
-		if ts <= ss.runMax {
+		if ts < oooBelow {
 			late[i] = true
 		}
-		ss.runMax = max(ss.runMax, ts)
+		if ss := states[i]; ss.slow {
+			if ts <= ss.runMax {
+				late[i] = true
+			}
+			ss.runMax = max(ss.runMax, ts)
+		}
 	}
 	return func(i int) bool { return late[i] }
 }
