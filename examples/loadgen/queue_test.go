@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/hourglass-io/hourglass/internal/servertest"
 )
@@ -92,27 +88,7 @@ func TestQueueMode(t *testing.T) {
 // testQueues returns unique write and read queue names and deletes them
 // (and the dead-letter queue) when the test ends.
 func testQueues(t *testing.T, url string) (string, string) {
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	base := "hgtest.loadgen." + hex.EncodeToString(rb[:])
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		for _, q := range []string{base + ".w", base + ".r", base + ".w.dead"} {
-			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-				t.Errorf("cleanup: delete %s: %v", q, err)
-			}
-		}
-	})
+	base := servertest.AMQPQueues(t, url, "loadgen", ".w", ".r", ".w.dead")
 	return base + ".w", base + ".r"
 }
 

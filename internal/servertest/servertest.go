@@ -10,6 +10,8 @@ package servertest
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Environment variables read by this package.
@@ -113,6 +117,35 @@ func AMQP(t testing.TB) string {
 		Missing(t, "RabbitMQ at "+hostport, "set "+EnvAMQP+" or start rabbitmq-server")
 	}
 	return u
+}
+
+// AMQPQueues returns a name prefix unique to this test, "hgtest.<kind>.<random>",
+// and deletes the queues named prefix+suffix for each suffix on the RabbitMQ
+// server at url when the test ends (the shared broker keeps no leftovers).
+func AMQPQueues(t testing.TB, url, kind string, suffixes ...string) string {
+	t.Helper()
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	prefix := "hgtest." + kind + "." + hex.EncodeToString(rb[:])
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(url)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		for _, s := range suffixes {
+			if _, err := ch.QueueDelete(prefix+s, false, false, false); err != nil {
+				t.Errorf("cleanup: delete queue %s: %v", prefix+s, err)
+			}
+		}
+	})
+	return prefix
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -2,8 +2,6 @@ package amqpsource_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
+	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/writeback"
@@ -37,9 +35,9 @@ var quiet = slog.New(slog.DiscardHandler)
 // letter) and deletes them when it ends.
 func queues(t testing.TB, url string) amqpsource.Options {
 	t.Helper()
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	base := "hgtest." + regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-") + "." + hex.EncodeToString(rb[:])
+	// ".w.dead" is the dead-letter queue of TestCrashMidStream's child
+	// (its write queue plus ".dead").
+	base := servertest.AMQPQueues(t, url, regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-"), ".w", ".r", ".dead", ".w.dead")
 	o := amqpsource.Options{
 		Name:            strings.ReplaceAll(base, ".", "_"),
 		WriteQueue:      base + ".w",
@@ -47,24 +45,6 @@ func queues(t testing.TB, url string) amqpsource.Options {
 		DeadLetterQueue: base + ".dead",
 		Logger:          quiet,
 	}
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		for _, q := range []string{o.WriteQueue, o.ReadQueue, o.DeadLetterQueue} {
-			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-				t.Errorf("delete queue %s: %v", q, err)
-			}
-		}
-	})
 	return o
 }
 
