@@ -131,16 +131,16 @@ func (r *redoLog) wblRange() (first, last int, err error) {
 	return first, last, nil
 }
 
-// append logs cells (committed to the TSDB) and writes them to the file
+// append logs the cells marked late (committed to the TSDB) and writes them to the file
 // before it returns (no fsync: the same promise as the TSDB's own log).
-func (r *redoLog) append(cells []tsstore.Cell, which func(i int) bool) error {
+func (r *redoLog) append(cells []tsstore.Cell, late []bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.buf[:0]
 	p = append(p, 0, 0, 0, 0, 0, 0, 0, 0) // length and CRC, set below
 	n := 0
 	for i := range cells {
-		if which(i) {
+		if late[i] {
 			p = wire.AppendCell(p, &cells[i])
 			n++
 		}

@@ -224,13 +224,13 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 // sample or an earlier cell of the batch (only the series checked by check
 // can have such cells). Cells found already stored count too: a retry of a
 // Write whose redo append failed must log them.
-func lateCells(cells []tsstore.Cell, states []*seriesState, oooBelow int64) func(i int) bool {
+func lateCells(cells []tsstore.Cell, states []*seriesState, oooBelow int64) []bool {
 	for _, ss := range states {
 		if ss.slow {
 			ss.runMax = ss.prevMax
 		}
 	}
-	late := make(map[int]bool)
+	late := make([]bool, len(cells))
 	for i := range cells {
 		ts := cells[i].Start + int64(cells[i].Seq)
 		if ts < oooBelow {
@@ -243,7 +243,7 @@ func lateCells(cells []tsstore.Cell, states []*seriesState, oooBelow int64) func
 			ss.runMax = max(ss.runMax, ts)
 		}
 	}
-	return func(i int) bool { return late[i] }
+	return late
 }
 
 // writeScratch is the per-cell working memory of a Write, pooled: a flush
