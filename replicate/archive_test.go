@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
@@ -118,17 +117,7 @@ func (p *archivePipeline) flush(t *testing.T, from, to, late int) {
 // serve, and then holds exactly the cells the flushes wrote (memstore is
 // the oracle), late partials included.
 func TestResyncFromArchive(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open backend
-	}{{"promtsdb", promBackend}, {"influx", influxBackend}} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "influx" {
-				servertest.InfluxURL(t)
-			}
-			resyncFromArchive(t, tc.open)
-		})
-	}
+	eachBackend(t, resyncFromArchive)
 }
 
 func resyncFromArchive(t *testing.T, open backend) {

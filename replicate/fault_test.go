@@ -84,44 +84,36 @@ func influxBackend(t testing.TB, name string) tsstore.Store {
 // A standby that is down while writes are acknowledged gets hints, and
 // once back is caught up exactly (compared with the oracle).
 func TestStandbyDownThenBack(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		open backend
-	}{{"promtsdb", promBackend}, {"influx", influxBackend}} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "influx" {
-				servertest.InfluxURL(t)
-			}
-			p, sb := newReplica(t, tc.open, "p"), newReplica(t, tc.open, "s")
-			s := openStore(t, p, []tsstore.Store{sb}, testOptions(t, replicate.AckPrimary))
-			oracle := memstore.New(nil)
-			writeBoth(t, s, oracle, batch(t, 0, 3, metrics...))
-			eventually(t, "standby applies the first write", func() bool { return caughtUp(s, "r1") })
+	eachBackend(t, func(t *testing.T, open backend) {
+		p, sb := newReplica(t, open, "p"), newReplica(t, open, "s")
+		s := openStore(t, p, []tsstore.Store{sb}, testOptions(t, replicate.AckPrimary))
+		oracle := memstore.New(nil)
+		writeBoth(t, s, oracle, batch(t, 0, 3, metrics...))
+		eventually(t, "standby applies the first write", func() bool { return caughtUp(s, "r1") })
 
-			sb.down.Store(true)
-			check(t, s)
-			for i := 1; i <= 20; i++ {
-				writeBoth(t, s, oracle, batch(t, i, 3, metrics...))
-			}
-			st := replicaStats(s, "r1")
-			if st.Healthy || st.HintRecords == 0 || st.HintBytes == 0 || st.OldestHint <= 0 || st.HintFileBytes == 0 {
-				t.Fatalf("down standby after 20 writes: %+v, want unhealthy with hints", st)
-			}
-			// Reads are served meanwhile by the primary.
-			if _, err := s.Cells(context.Background(), tsstore.Selector{Metric: "orders", From: 0, To: tsstore.MaxTimestamp}); err != nil {
-				t.Fatalf("read while the standby is down: %v", err)
-			}
+		sb.down.Store(true)
+		check(t, s)
+		for i := 1; i <= 20; i++ {
+			writeBoth(t, s, oracle, batch(t, i, 3, metrics...))
+		}
+		st := replicaStats(s, "r1")
+		if st.Healthy || st.HintRecords == 0 || st.HintBytes == 0 || st.OldestHint <= 0 || st.HintFileBytes == 0 {
+			t.Fatalf("down standby after 20 writes: %+v, want unhealthy with hints", st)
+		}
+		// Reads are served meanwhile by the primary.
+		if _, err := s.Cells(context.Background(), tsstore.Selector{Metric: "orders", From: 0, To: tsstore.MaxTimestamp}); err != nil {
+			t.Fatalf("read while the standby is down: %v", err)
+		}
 
-			sb.down.Store(false)
-			check(t, s)
-			eventually(t, "standby catches up", func() bool { return caughtUp(s, "r1") })
-			sameCells(t, "standby", sb.inner, oracle, metrics...)
-			sameCells(t, "primary", p.inner, oracle, metrics...)
-			if st := replicaStats(s, "r1"); st.HintFileBytes != 0 && st.HintRecords == 0 && st.HintFileBytes > replicate.DefaultHintSegmentBytes {
-				t.Errorf("hint files not released after catch-up: %+v", st)
-			}
-		})
-	}
+		sb.down.Store(false)
+		check(t, s)
+		eventually(t, "standby catches up", func() bool { return caughtUp(s, "r1") })
+		sameCells(t, "standby", sb.inner, oracle, metrics...)
+		sameCells(t, "primary", p.inner, oracle, metrics...)
+		if st := replicaStats(s, "r1"); st.HintFileBytes != 0 && st.HintRecords == 0 && st.HintFileBytes > replicate.DefaultHintSegmentBytes {
+			t.Errorf("hint files not released after catch-up: %+v", st)
+		}
+	})
 }
 
 // Hints are on disk: a Store closed while a standby is down, reopened on

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
@@ -95,6 +96,22 @@ func (f *faulty) Close() error             { return nil } // the test closes inn
 
 // backend opens the raw stores of the fault tests.
 type backend func(t testing.TB, name string) tsstore.Store
+
+// eachBackend runs f as a subtest on promtsdb, and on InfluxDB (skipped
+// without the test server, failed under CI=true).
+func eachBackend(t *testing.T, f func(t *testing.T, open backend)) {
+	for _, tc := range []struct {
+		name string
+		open backend
+	}{{"promtsdb", promBackend}, {"influx", influxBackend}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "influx" {
+				servertest.InfluxURL(t)
+			}
+			f(t, tc.open)
+		})
+	}
+}
 
 func promBackend(t testing.TB, name string) tsstore.Store {
 	s, err := promtsdb.Open(filepath.Join(t.TempDir(), name), nil)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -22,7 +23,8 @@ import (
 //
 //	uint32 payload length, uint32 CRC-32C, uint64 write seq, int64 time (unix ns), payload
 //
-// (little endian) where the CRC covers the payload, then seq and time. A
+// (little endian) where the CRC covers the payload, then seq and time, and
+// the payload is the batch's cells as wire.AppendCells writes them. A
 // torn record at the end of the last segment (a crash during an append) is
 // cut off when the log is opened; a bad record anywhere else fails the open.
 // Records are appended and never rewritten; a segment is deleted once every
@@ -39,14 +41,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // pool (give it back with putRecordBuf once it is appended everywhere),
 // sized in advance so that the encoding never grows it.
 func newRecordBuf(cells []tsstore.Cell) []byte {
-	n := recordHeader + encodedSize(cells)
+	n := recordHeader + wire.CellsSize(cells)
 	var b []byte
 	if p, _ := recordBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
 		b = (*p)[:recordHeader]
 	} else {
 		b = make([]byte, recordHeader, n)
 	}
-	return encodeCells(b, cells)
+	return wire.AppendCells(b, cells)
 }
 
 // recordBufs pools the buffers of hint records: the writer encodes a
@@ -245,8 +247,9 @@ func parseRecord(b []byte) (*record, []tsstore.Cell, error) {
 	if crc != binary.LittleEndian.Uint32(b[4:]) {
 		return nil, nil, errors.New("record checksum mismatch")
 	}
-	cells, err := decodeCells(payload)
-	if err != nil {
+	r := &wire.Reader{B: payload}
+	cells := r.Cells()
+	if err := r.End(); err != nil {
 		return nil, nil, err
 	}
 	return &record{
