@@ -14,20 +14,9 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/cachetest"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
-
-// orderProcessor turns an "order" event into the points "orders" (1) and
-// "revenue" (the order's value), as the example server does.
-var orderProcessor = tsstore.ProcessorFunc{V: "orders/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
-	if p.Metric != "order" {
-		return append(dst, p), nil
-	}
-	o, r := p, p
-	o.Metric, o.Value = "orders", 1
-	r.Metric = "revenue"
-	return append(dst, o, r), nil
-}}
 
 // tee is the store of the write-back engine in the archive tests: every
 // write acknowledged by the replicated store goes to the oracle too.
@@ -43,8 +32,8 @@ func (t tee) Write(ctx context.Context, cells []tsstore.Cell) error {
 	return t.oracle.Write(ctx, cells)
 }
 
-// archivePipeline is a write-back engine (with orderProcessor) archiving
-// to a dirarchive and flushing through a replicated store.
+// archivePipeline is a write-back engine (with cachetest.OrderProcessor)
+// archiving to a dirarchive and flushing through a replicated store.
 type archivePipeline struct {
 	eng    *writeback.Engine
 	arc    archive.Archive
@@ -68,7 +57,7 @@ func (p *archivePipeline) start(t *testing.T, s *replicate.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cache.Close() })
-	p.eng, err = writeback.New(cache, tee{s, p.oracle}, &writeback.Options{Processor: orderProcessor, Archives: []archive.Archive{p.arc},
+	p.eng, err = writeback.New(cache, tee{s, p.oracle}, &writeback.Options{Processor: cachetest.OrderProcessor, Archives: []archive.Archive{p.arc},
 		FlushInterval: -1, SealSpacing: -1, Source: "live", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +114,7 @@ func resyncFromArchive(t *testing.T, open backend) {
 	p, sb := newReplica(t, open, "p"), newReplica(t, open, "s")
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10 // more than one flush
-	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, orderProcessor, true, -1
+	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, -1
 	s := openStore(t, p, []tsstore.Store{sb}, o)
 	pl.start(t, s)
 
@@ -161,7 +150,7 @@ func TestResyncFromArchiveAllStale(t *testing.T) {
 	p, s1, s2 := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s1"), newReplica(t, promBackend, "s2")
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10 // more than one flush
-	o.Archive, o.Processor, o.ArchiveDelay = pl.arc, orderProcessor, -1
+	o.Archive, o.Processor, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, -1
 	s := openStore(t, p, []tsstore.Store{s1, s2}, o)
 	pl.start(t, s)
 
@@ -223,7 +212,7 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	p, sb := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s")
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10
-	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, orderProcessor, true, time.Hour
+	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, time.Hour
 	s, err := replicate.New(p, []tsstore.Store{sb}, o)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +260,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"no options":                    nil,
 		"no dir":                        {},
 		"archive without processor":     {Dir: t.TempDir(), Archive: arc},
-		"processor without archive":     {Dir: t.TempDir(), Processor: orderProcessor},
+		"processor without archive":     {Dir: t.TempDir(), Processor: cachetest.OrderProcessor},
 		"from the archive, without one": {Dir: t.TempDir(), ResyncFromArchive: true},
 		"ack needs 2 standbys of 1":     {Dir: t.TempDir(), Ack: replicate.AckPrimaryPlus(2)},
 		"a name twice":                  {Dir: t.TempDir(), Names: []string{"a", "a"}},

@@ -22,6 +22,7 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/cachetest"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
 
@@ -447,19 +448,6 @@ func TestCloseFlushes(t *testing.T) {
 	}
 }
 
-// orderProcessor turns an "order" into "orders" (1) and "revenue" (its
-// value), like the example server.
-var orderProcessor = tsstore.ProcessorFunc{V: "orders/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
-	if p.Metric != "order" {
-		return append(dst, p), nil
-	}
-	o := p
-	o.Metric, o.Value = "orders", 1
-	r := p
-	r.Metric = "revenue"
-	return append(dst, o, r), nil
-}}
-
 // TestInvariant is the write-back invariant as a property: under random
 // writes, flushes with injected store and archive failures (including
 // half-written batches), crashes and restarts, a query never misses an
@@ -467,7 +455,7 @@ var orderProcessor = tsstore.ProcessorFunc{V: "orders/1", F: func(dst []tsstore.
 // equals the oracle and every archive holds every raw point exactly once.
 func TestInvariant(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		e := newEnv(t, &writeback.Options{Processor: orderProcessor, FlushChunk: 3, SegmentPoints: 7})
+		e := newEnv(t, &writeback.Options{Processor: cachetest.OrderProcessor, FlushChunk: 3, SegmentPoints: 7})
 		defer e.close()
 		o := newOracle()
 		merchants := []string{"m1", "m2", "m3"}
@@ -499,7 +487,7 @@ func TestInvariant(t *testing.T) {
 				}
 				var processed []tsstore.Point
 				for _, p := range b {
-					processed, _ = orderProcessor.Process(processed, p)
+					processed, _ = cachetest.OrderProcessor.Process(processed, p)
 				}
 				o.add(b, processed)
 			case 4: // advance the clock

@@ -41,6 +41,20 @@ const Width = time.Minute
 // Base is the time around which the suite writes (ms).
 var Base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
+// OrderProcessor turns an "order" point into "orders" (1) and "revenue"
+// (the order's value), as the example server does, and keeps every other
+// point: a processor whose points differ from the raw ones, for tests of
+// a cache or engine that must keep both.
+var OrderProcessor = tsstore.ProcessorFunc{V: "orders/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+	if p.Metric != "order" {
+		return append(dst, p), nil
+	}
+	o, r := p, p
+	o.Metric, o.Value = "orders", 1
+	r.Metric = "revenue"
+	return append(dst, o, r), nil
+}}
+
 // Run runs the suite.
 func Run(t *testing.T, newStorage NewStorage) {
 	tests := []struct {

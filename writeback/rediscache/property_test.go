@@ -12,21 +12,9 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/cachetest"
 	"github.com/hourglass-io/hourglass/writeback/rediscache"
 )
-
-// splitOrders turns an "order" point into "orders" (1) and "revenue" (its
-// value), so that the processed points differ from the raw ones.
-var splitOrders = tsstore.ProcessorFunc{V: "split-orders", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
-	if p.Metric != "order" {
-		return append(dst, p), nil
-	}
-	o := p
-	o.Metric, o.Value = "orders", 1
-	r := p
-	r.Metric = "revenue"
-	return append(dst, o, r), nil
-}}
 
 // TestInvariant is the write-back invariant as a property, on Redis:
 // under random writes, folds, seals, flushes and restarts of the cache
@@ -41,7 +29,7 @@ func TestInvariant(t *testing.T) {
 		store := memstore.New(nil)
 		defer store.Close()
 		engOpts := engineOptions()
-		engOpts.Processor = splitOrders
+		engOpts.Processor = cachetest.OrderProcessor
 		engOpts.SealSpacing = -1 // few generations: no Seq can collide
 		open := func() (*rediscache.Cache, *writeback.Engine) {
 			c, err := rediscache.Open(ctx, cl, opts)
@@ -75,7 +63,7 @@ func TestInvariant(t *testing.T) {
 					rt.Fatalf("Write: %v", err)
 				}
 				for _, p := range b {
-					ps, _ := splitOrders.Process(nil, p)
+					ps, _ := cachetest.OrderProcessor.Process(nil, p)
 					o.add(ps...)
 				}
 			case 4: // fold now
