@@ -89,6 +89,30 @@ func engineOptions() *writeback.Options {
 	return &writeback.Options{FlushInterval: -1, MaxLate: time.Hour, MaxFuture: time.Hour}
 }
 
+// fataler is what openEngine needs of a *testing.T or a *rapid.T.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// openEngine opens a cache with opts on cl and an engine over it and store
+// with eo (engineOptions when nil). The caller closes both.
+func openEngine(t fataler, cl redis.UniversalClient, opts *rediscache.Options, store tsstore.Store, eo *writeback.Options) (*rediscache.Cache, *writeback.Engine) {
+	t.Helper()
+	c, err := rediscache.Open(context.Background(), cl, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eo == nil {
+		eo = engineOptions()
+	}
+	e, err := writeback.New(c, store, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, e
+}
+
 // TestEngine runs the writeback engine over rediscache and memstore: every
 // query, between writes, flushes and a reopen of the cache, equals the
 // oracle built from the acknowledged raw points.
@@ -104,17 +128,7 @@ func testEngine(t *testing.T, cl redis.UniversalClient, prefix string) {
 	opts := &rediscache.Options{Prefix: prefix, Shards: 4}
 	store := memstore.New(nil)
 	defer store.Close()
-	open := func() (*rediscache.Cache, *writeback.Engine) {
-		c, err := rediscache.Open(ctx, cl, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := writeback.New(c, store, engineOptions())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, e
-	}
+	open := func() (*rediscache.Cache, *writeback.Engine) { return openEngine(t, cl, opts, store, nil) }
 	cache, eng := open()
 	r := rand.New(rand.NewPCG(7, 7))
 	now := time.Now()
@@ -208,17 +222,10 @@ func keysOf(t *testing.T, cl redis.UniversalClient, prefix string) int {
 func TestReadsExactDuringFolds(t *testing.T) {
 	ctx := context.Background()
 	cl := sharedClient(t)
-	cache, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 3, FoldInterval: time.Millisecond, FoldPoints: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
 	store := memstore.New(nil)
 	defer store.Close()
-	eng, err := writeback.New(cache, store, engineOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache, eng := openEngine(t, cl, &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 3, FoldInterval: time.Millisecond, FoldPoints: 50}, store, nil)
+	defer cache.Close()
 	const writers = 3
 	var acked, begun [writers]atomic.Int64
 	now := time.Now()

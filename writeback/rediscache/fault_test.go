@@ -17,7 +17,6 @@ import (
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
-	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/rediscache"
 )
 
@@ -53,16 +52,9 @@ func TestFailoverLosesNoAcknowledgedPoint(t *testing.T) {
 	waitReplication(t, rc)
 
 	opts := &rediscache.Options{Prefix: "failover", Shards: 4, WaitReplicas: 1, WaitTimeout: 2 * time.Second}
-	cache, err := rediscache.Open(ctx, pc, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memstore.New(nil)
 	defer store.Close()
-	eng, err := writeback.New(cache, store, engineOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache, eng := openEngine(t, pc, opts, store, nil)
 	now := time.Now()
 	r := rand.New(rand.NewPCG(1, 2))
 	var o oracle
@@ -130,15 +122,8 @@ func TestFailoverLosesNoAcknowledgedPoint(t *testing.T) {
 	sc := redis.NewClient(&redis.Options{Addr: second.Addr})
 	defer sc.Close()
 	waitReplication(t, sc)
-	cache, err = rediscache.Open(ctx, rc, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache, eng = openEngine(t, rc, opts, store, nil)
 	defer cache.Close()
-	eng, err = writeback.New(cache, store, engineOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("%d batches acknowledged while the primary was killed", acked)
 	// The failed batch is either wholly there or not at all.
 	withFailed := oracle{points: append(append([]tsstore.Point(nil), o.points...), failed...)}

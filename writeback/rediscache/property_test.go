@@ -31,17 +31,7 @@ func TestInvariant(t *testing.T) {
 		engOpts := engineOptions()
 		engOpts.Processor = cachetest.OrderProcessor
 		engOpts.SealSpacing = -1 // few generations: no Seq can collide
-		open := func() (*rediscache.Cache, *writeback.Engine) {
-			c, err := rediscache.Open(ctx, cl, opts)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			e, err := writeback.New(c, store, engOpts)
-			if err != nil {
-				rt.Fatal(err)
-			}
-			return c, e
-		}
+		open := func() (*rediscache.Cache, *writeback.Engine) { return openEngine(rt, cl, opts, store, engOpts) }
 		cache, eng := open()
 		now := time.Now()
 		var o oracle

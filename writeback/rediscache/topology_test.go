@@ -186,17 +186,10 @@ func TestSentinelFailover(t *testing.T) {
 	})
 
 	opts := &rediscache.Options{Prefix: "sentinel", Shards: 4, WaitReplicas: 1, WaitTimeout: 2 * time.Second, FoldInterval: 50 * time.Millisecond}
-	cache, err := rediscache.Open(ctx, cl, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
 	store := memstore.New(nil)
 	defer store.Close()
-	eng, err := writeback.New(cache, store, engineOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache, eng := openEngine(t, cl, opts, store, nil)
+	defer cache.Close()
 	now := time.Now().Truncate(time.Minute)
 	batchOf := func(i int) []tsstore.Point {
 		ls, _ := tsstore.NewLabels("merchant", "b"+strconv.Itoa(i))
