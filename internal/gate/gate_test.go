@@ -1,9 +1,9 @@
 package gate_test
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hourglass-io/hourglass/internal/gate"
 )
@@ -20,20 +20,14 @@ func TestCloseWaitsForCalls(t *testing.T) {
 		closed.Store(true)
 		done <- ok
 	}()
-	// Close must not return while the call is in progress; give it time
-	// to run into the wait (a late start only makes the check weaker).
-	time.Sleep(20 * time.Millisecond)
+	// Wait until Close has begun (Enter fails from then on); it must not
+	// return while the call is in progress.
+	for g.Enter() {
+		g.Leave()
+		runtime.Gosched()
+	}
 	if closed.Load() {
 		t.Fatal("Close returned with a call in progress")
-	}
-	for !func() bool { // Enter fails once Close has begun
-		if g.Enter() {
-			g.Leave()
-			return false
-		}
-		return true
-	}() {
-		time.Sleep(time.Millisecond)
 	}
 	g.Leave()
 	if ok := <-done; !ok {
