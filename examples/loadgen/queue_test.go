@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -108,41 +107,9 @@ func startServer(t *testing.T, bin string, args ...string) *serverProc {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &serverProc{t: t, cmd: cmd, stderr: &bytes.Buffer{}}
 	cmd.Stderr = p.stderr // read only after the process exits
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "hourglass example server listening on "); ok {
-				urls <- u
-			}
-		}
-		close(urls)
-	}()
-	select {
-	case u, ok := <-urls:
-		if !ok {
-			_ = cmd.Wait()
-			t.Fatalf("server exited before listening:\n%s", p.stderr.String())
-		}
-		p.url = u
-	case <-time.After(time.Minute):
-		t.Fatal("server did not start within a minute")
-	}
+	p.url = servertest.StartListening(t, cmd, "hourglass example server listening on ", p.stderr)
 	return p
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -70,39 +68,9 @@ func startBalancer(t *testing.T, args ...string) *serverProc {
 	t.Helper()
 	cmd := exec.Command(serverBin, append([]string{"lb", "-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = cleanEnv()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &serverProc{t: t, cmd: cmd, stderr: &lockedBuffer{}, client: &http.Client{Timeout: time.Minute}}
 	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "hourglass balancer listening on "); ok {
-				u, _, _ := strings.Cut(rest, ",")
-				urls <- u
-			}
-		}
-		close(urls)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case u, ok := <-urls:
-		if !ok {
-			t.Fatalf("balancer exited:\n%s", p.stderr.String())
-		}
-		p.url = u
-	case <-time.After(time.Minute):
-		t.Fatal("balancer did not start within a minute")
-	}
+	rest := servertest.StartListening(t, cmd, "hourglass balancer listening on ", p.stderr)
+	p.url, _, _ = strings.Cut(rest, ",")
 	return p
 }

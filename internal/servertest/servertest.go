@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -146,6 +147,52 @@ func AMQPQueues(t testing.TB, url, kind string, suffixes ...string) string {
 		}
 	})
 	return prefix
+}
+
+// StartListening starts cmd (its Stderr, if any, set by the caller),
+// kills it when the test ends unless it was waited for, and returns the
+// rest of its first stdout line that starts with prefix (where it
+// listens). It fails the test, with stderr's content, when the process
+// exits first or prints no such line within a minute. Later stdout is
+// discarded.
+func StartListening(t testing.TB, cmd *exec.Cmd, prefix string, stderr fmt.Stringer) string {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				lines <- rest
+				break
+			}
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case rest, ok := <-lines:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("%s exited before printing %q:\n%s", cmd.Path, prefix, stderr)
+		}
+		return rest
+	case <-time.After(time.Minute):
+		t.Fatalf("%s printed no %q within a minute", cmd.Path, prefix)
+	}
+	return ""
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
