@@ -3,6 +3,7 @@ package promtsdb_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,27 @@ func TestOpenInvalid(t *testing.T) {
 			}
 			t.Errorf("Open(%+v): got %v, want ErrInvalid", o, err)
 		}
+	}
+}
+
+// TestCloseDirectoryGone deletes a Store's directory under it (a lost
+// disk): Close must fail with ErrUnavailable rather than crash the
+// process, although tsdb panics when it cannot write the head's full
+// chunks (more than 120 samples of a series make one).
+func TestCloseDirectoryGone(t *testing.T) {
+	dir := t.TempDir()
+	s, err := promtsdb.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := mkLabels(t, "merchant", "m1")
+	for m := range int64(150) { // 2.5 h: two head chunks, no compaction yet
+		write(t, s, mkCell("orders", ls, base+m*minute, 0, float64(m)))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, tsstore.ErrUnavailable) {
+		t.Fatalf("Close with the directory gone = %v, want ErrUnavailable", err)
 	}
 }

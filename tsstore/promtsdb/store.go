@@ -3,7 +3,10 @@ package promtsdb
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +59,7 @@ type Options struct {
 // Open. It is safe for concurrent use.
 type Store struct {
 	db      *tsdb.DB
+	dir     string
 	width   time.Duration
 	widthMs int64
 
@@ -114,7 +118,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds()}
+	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds()}
 	for i := range s.stripes {
 		s.stripes[i].series = make(map[uint64]*seriesState)
 	}
@@ -152,7 +156,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.db.Close()
+	err := s.closeDB()
 	if rerr := s.redo.close(); err == nil {
 		err = rerr
 	}
@@ -160,6 +164,30 @@ func (s *Store) Close() error {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: close: %w", err)
 	}
 	return nil
+}
+
+// closeDB closes the TSDB. tsdb panics when it cannot write a head chunk
+// to its directory (handleChunkWriteError), and its Close writes the
+// head's full chunks: with the directory deleted under a running Store (a
+// lost disk), Close would crash the process. closeDB recreates the chunk
+// directory first, so that Close completes (and stops tsdb's goroutines),
+// and reports the loss; a panic all the same becomes an error. (tsdb's
+// background loop writes such chunks too, about once a minute, and nothing
+// outside tsdb can catch a panic there.)
+func (s *Store) closeDB() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tsdb panicked (is its directory gone?): %v", r)
+		}
+	}()
+	var lost error
+	if _, serr := os.Stat(s.dir); errors.Is(serr, fs.ErrNotExist) {
+		lost = fmt.Errorf("its directory %s was removed while it was open", s.dir)
+		if merr := os.MkdirAll(filepath.Join(s.dir, "chunks_head"), 0o777); merr != nil {
+			lost = errors.Join(lost, merr)
+		}
+	}
+	return errors.Join(lost, s.db.Close())
 }
 
 // enter takes the read side of closeMu, failing with ErrClosed after Close;
