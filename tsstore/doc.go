@@ -5,9 +5,12 @@
 // clients write and what the archive keeps forever. An [Agg] is a mergeable
 // partial aggregate {Count, Sum, Min, Max}. A [Cell] is the Agg of the points
 // of one series within one cell of time [Start, Start+width), produced by one
-// flush of the write-back cache; its identity is (metric, labels, Start, Seq),
-// where Seq numbers the partials of the same cell (a late point after its
-// cell was flushed becomes partial Seq+1, never a rewrite).
+// flush of one writer (a write-back engine); its identity is (metric,
+// labels, Start, Writer, Seq), where Seq numbers the writer's partials of
+// the same cell (a late point after its cell was flushed becomes a new
+// partial, never a rewrite). Partials of different writers never collide:
+// stores keep them apart and queries sum them, so several servers may write
+// the same merchant's series into one store.
 //
 // A [Store] keeps cells and answers bucketed aggregate queries ([Query],
 // [Result]) and raw-cell reads ([Selector]) for the write-back cache's exact

@@ -111,24 +111,33 @@ func (a Agg) Validate() error {
 }
 
 // Cell is the aggregate of one series' points within [Start, Start+width),
-// produced by one flush. Its identity is (Metric, Labels, Start, Seq).
+// produced by one flush of one writer. Its identity is (Metric, Labels,
+// Start, Writer, Seq): partials of different writers never collide, stores
+// keep them apart and queries sum them.
 type Cell struct {
 	Metric string
 	Labels Labels
 	// Start is the cell's first millisecond, a multiple of the cell width.
 	Start int64
-	// Seq numbers the partials of the same cell, from 0. It must be smaller
-	// than the cell width in milliseconds (stores place a partial at
-	// Start+Seq ms).
+	// Writer names the engine that produced the partial (see
+	// [ValidateWriter]). "" is the legacy writer: cells stored before
+	// writers were part of the identity read back with Writer "". Stores
+	// keep it out of query results.
+	Writer string
+	// Seq numbers the writer's partials of the same cell, from 0. It must
+	// be smaller than the cell width in milliseconds (stores place a
+	// partial at Start+Seq ms).
 	Seq uint32
 	Agg
 }
 
 // CellID is the identity of a cell in comparable form (usable as a map
-// key): the series key (see [Labels.Key]) with the metric, Start and Seq.
+// key): the series key (see [Labels.Key]) with the metric, Start, Writer
+// and Seq.
 type CellID struct {
 	Series string
 	Start  int64
+	Writer string
 	Seq    uint32
 }
 
@@ -140,7 +149,7 @@ func SeriesKey(metric string, ls Labels) string {
 
 // ID returns the identity of c.
 func (c *Cell) ID() CellID {
-	return CellID{Series: SeriesKey(c.Metric, c.Labels), Start: c.Start, Seq: c.Seq}
+	return CellID{Series: SeriesKey(c.Metric, c.Labels), Start: c.Start, Writer: c.Writer, Seq: c.Seq}
 }
 
 // CellStart returns the start of the cell of the given width that holds
@@ -159,7 +168,8 @@ func mod(a, b int64) int64 {
 }
 
 // Validate checks c for a store whose cells are width wide: metric, labels,
-// Start aligned to width and in range, Seq < width in ms, a valid Agg.
+// Start aligned to width and in range, the writer, Seq < width in ms, a
+// valid Agg.
 func (c *Cell) Validate(width time.Duration) error {
 	if err := ValidateMetric(c.Metric); err != nil {
 		return err
@@ -169,6 +179,9 @@ func (c *Cell) Validate(width time.Duration) error {
 	}
 	if err := validateTimestamp("cell start", c.Start); err != nil {
 		return fmt.Errorf("cell %s%s: %w", c.Metric, c.Labels, err)
+	}
+	if err := ValidateWriter(c.Writer); err != nil {
+		return fmt.Errorf("cell %s%s@%d: %w", c.Metric, c.Labels, c.Start, err)
 	}
 	w := width.Milliseconds()
 	if c.Start%w != 0 {

@@ -23,7 +23,25 @@ const (
 	// ReservedLabel is the label name stores use for the metric name; it is
 	// not accepted as a label of a point.
 	ReservedLabel = "__name__"
+	// MaxWriterLen is the longest writer name of a cell, in bytes.
+	MaxWriterLen = 128
 )
+
+// ValidateWriter checks the writer name of a cell: "" (the legacy writer)
+// or 1 to MaxWriterLen bytes of [a-zA-Z0-9_.:/-]. Stores map it to a
+// label or tag value, so it needs no escaping anywhere.
+func ValidateWriter(w string) error {
+	if len(w) > MaxWriterLen {
+		return Errorf(ErrInvalid, "writer %.40q... is %d bytes, longer than %d", w, len(w), MaxWriterLen)
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !(isLetter(c) || isDigit(c) || c == '_' || c == '.' || c == ':' || c == '/' || c == '-') {
+			return Errorf(ErrInvalid, "writer %q: character %q at %d is not allowed (want [a-zA-Z0-9_.:/-])", w, c, i)
+		}
+	}
+	return nil
+}
 
 // ValidateMetric checks a metric name: 1 to MaxNameLen bytes of
 // [a-zA-Z_:][a-zA-Z0-9_:]* (Prometheus' metric name syntax).

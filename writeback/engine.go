@@ -352,6 +352,49 @@ func (e *Engine) signalFlush() {
 // seq returns the Seq of the cells of generation gen.
 func (e *Engine) seq(gen uint64) uint32 { return uint32(gen % uint64(e.wms)) }
 
+// identify sets the store identity (Writer, Seq) of a cached cell, which
+// follows from its generation.
+func (e *Engine) identify(c *GenCell) { c.Seq = e.seq(c.Gen) }
+
+// Cells returns every cell selected by sel, exactly once, from the cache
+// and the store merged by identity (as Query merges them): each cell is a
+// partial with its store identity (Writer, Seq), cached or stored, so
+// summing the partials of a (series, Start) gives the exact cell. It is
+// the engine's view for callers that aggregate on their own, such as a
+// PromQL engine.
+func (e *Engine) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+	if e.closed.Load() {
+		return nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: cells")
+	}
+	if err := sel.Validate(); err != nil {
+		return nil, fmt.Errorf("writeback: cells: %w", err)
+	}
+	// The cache first: a cell committed after this read is in the store
+	// when the store is read below.
+	cached, err := e.cache.Cells(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: cells from the cache: %w", err)
+	}
+	stored, err := e.store.Cells(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("writeback: cells from the store: %w", err)
+	}
+	out := make([]tsstore.Cell, 0, len(cached)+len(stored))
+	seen := make(map[tsstore.CellID]struct{}, len(cached))
+	for i := range cached {
+		c := &cached[i]
+		e.identify(c)
+		seen[c.ID()] = struct{}{}
+		out = append(out, c.Cell)
+	}
+	for i := range stored {
+		if _, dup := seen[stored[i].ID()]; !dup {
+			out = append(out, stored[i])
+		}
+	}
+	return out, nil
+}
+
 // Query answers q exactly from the cache and the store: the store alone
 // for buckets older than the oldest selected cell in the cache, and for
 // the rest the cache's cells merged with the store's cells by identity, so
@@ -404,7 +447,7 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		c.Seq = e.seq(c.Gen)
+		e.identify(c)
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}

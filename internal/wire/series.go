@@ -11,8 +11,13 @@ import (
 //
 //	labels: uvarint n, then n times (string name, string value)
 //	point:  string metric, labels, varint timestamp, float64 value
-//	cell:   string metric, labels, varint start, uvarint seq,
-//	        uvarint count, float64 sum, float64 min, float64 max
+//	cell:   [string "\x00"+writer], string metric, labels, varint start,
+//	        uvarint seq, uvarint count, float64 sum, float64 min,
+//	        float64 max
+//
+// A cell's writer is written only when it is not "" (the legacy writer),
+// as a string starting with a zero byte, which no metric name does: logs
+// written before cells had writers read back unchanged, as writer "".
 //	cells:  uvarint n, then n cells (points: the same with points)
 
 // AppendLabels appends ls.
@@ -84,6 +89,11 @@ func (r *Reader) Points() []tsstore.Point {
 
 // AppendCell appends c.
 func AppendCell(b []byte, c *tsstore.Cell) []byte {
+	if c.Writer != "" {
+		b = binary.AppendUvarint(b, uint64(1+len(c.Writer)))
+		b = append(b, 0)
+		b = append(b, c.Writer...)
+	}
 	b = AppendString(b, c.Metric)
 	b = AppendLabels(b, c.Labels)
 	b = binary.AppendVarint(b, c.Start)
@@ -98,6 +108,10 @@ func AppendCell(b []byte, c *tsstore.Cell) []byte {
 func (r *Reader) Cell() tsstore.Cell {
 	var c tsstore.Cell
 	c.Metric = r.String()
+	if len(c.Metric) > 0 && c.Metric[0] == 0 {
+		c.Writer = c.Metric[1:]
+		c.Metric = r.String()
+	}
 	c.Labels = r.Labels()
 	c.Start = r.Varint()
 	seq := r.Uvarint()
@@ -138,7 +152,7 @@ func CellsSize(cells []tsstore.Cell) int {
 	n := binary.MaxVarintLen64
 	for i := range cells {
 		c := &cells[i]
-		n += binary.MaxVarintLen64 + len(c.Metric) + binary.MaxVarintLen64
+		n += 2*binary.MaxVarintLen64 + 1 + len(c.Writer) + len(c.Metric) + binary.MaxVarintLen64
 		for _, l := range c.Labels {
 			n += 2*binary.MaxVarintLen64 + len(l.Name) + len(l.Value)
 		}

@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
@@ -32,9 +33,11 @@ func genCells(t *rapid.T) []tsstore.Cell {
 	cells := make([]tsstore.Cell, rapid.IntRange(0, 5).Draw(t, "cells"))
 	for i := range cells {
 		cells[i] = tsstore.Cell{
-			Metric: rapid.String().Draw(t, "metric"),
+			// A metric never starts with a zero byte (that marks a writer).
+			Metric: rapid.StringMatching(`[a-z_:][a-z0-9_:]{0,8}`).Draw(t, "metric"),
 			Labels: genLabels(t),
 			Start:  rapid.Int64().Draw(t, "start"),
+			Writer: rapid.StringMatching(`([a-zA-Z0-9_.:/-]{1,12})?`).Draw(t, "writer"),
 			Seq:    rapid.Uint32().Draw(t, "seq"),
 			Agg: tsstore.Agg{Count: rapid.Uint64().Draw(t, "count"), Sum: genFloat(t, "sum"),
 				Min: genFloat(t, "min"), Max: genFloat(t, "max")},
@@ -118,5 +121,30 @@ func TestTrailingBytes(t *testing.T) {
 	}
 	if err := r.End(); !errors.Is(err, wire.ErrCorrupt) {
 		t.Fatalf("End with a byte left = %v, want ErrCorrupt", err)
+	}
+}
+
+// A cell encoded before cells had writers (no writer string) reads back as
+// the legacy writer "": hint and redo logs written by older versions stay
+// readable.
+func TestCellWithoutWriterIsLegacy(t *testing.T) {
+	old := wire.AppendString(nil, "revenue")
+	old = wire.AppendLabels(old, tsstore.Labels{{Name: "merchant", Value: "m1"}})
+	old = binary.AppendVarint(old, 60_000)
+	old = binary.AppendUvarint(old, 7)
+	old = binary.AppendUvarint(old, 2)
+	old = wire.AppendFloat64(old, 3)
+	old = wire.AppendFloat64(old, 1)
+	old = wire.AppendFloat64(old, 2)
+	r := &wire.Reader{B: old}
+	got := r.Cell()
+	want := tsstore.Cell{Metric: "revenue", Labels: tsstore.Labels{{Name: "merchant", Value: "m1"}}, Start: 60_000, Seq: 7, Agg: tsstore.Agg{Count: 2, Sum: 3, Min: 1, Max: 2}}
+	if r.Err != nil || !cmp.Equal(got, want) {
+		t.Fatalf("got %+v (err %v), want %+v", got, r.Err, want)
+	}
+	withWriter := want
+	withWriter.Writer = "a1b2/3"
+	if got := (&wire.Reader{B: wire.AppendCell(nil, &withWriter)}).Cell(); !cmp.Equal(got, withWriter) {
+		t.Fatalf("round trip with a writer: got %+v", got)
 	}
 }

@@ -45,8 +45,9 @@ type series struct {
 }
 
 type cellKey struct {
-	start int64
-	seq   uint32
+	start  int64
+	writer string
+	seq    uint32
 }
 
 var _ tsstore.Store = (*Store)(nil)
@@ -84,12 +85,12 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		c := &cells[i]
 		id := c.ID()
 		if prev, ok := batch[id]; ok && prev != c.Agg {
-			return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d seq %d appears twice in the batch with different aggregates", i, c.Metric, c.Labels, c.Start, c.Seq)
+			return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d writer %q seq %d appears twice in the batch with different aggregates", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq)
 		}
 		batch[id] = c.Agg
 		if se := s.series[id.Series]; se != nil {
-			if prev, ok := se.cells[cellKey{c.Start, c.Seq}]; ok && prev != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d seq %d is stored as %+v, not %+v", i, c.Metric, c.Labels, c.Start, c.Seq, prev, c.Agg)
+			if prev, ok := se.cells[cellKey{c.Start, c.Writer, c.Seq}]; ok && prev != c.Agg {
+				return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d writer %q seq %d is stored as %+v, not %+v", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, prev, c.Agg)
 			}
 		}
 	}
@@ -101,7 +102,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			se = &series{metric: c.Metric, labels: c.Labels.Copy(), cells: make(map[cellKey]tsstore.Agg)}
 			s.series[key] = se
 		}
-		se.cells[cellKey{c.Start, c.Seq}] = c.Agg
+		se.cells[cellKey{c.Start, c.Writer, c.Seq}] = c.Agg
 	}
 	return nil
 }
@@ -134,7 +135,7 @@ func (s *Store) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell
 	}
 	var out []tsstore.Cell
 	err := s.each(sel, func(se *series, k cellKey, a tsstore.Agg) {
-		out = append(out, tsstore.Cell{Metric: se.metric, Labels: se.labels.Copy(), Start: k.start, Seq: k.seq, Agg: a})
+		out = append(out, tsstore.Cell{Metric: se.metric, Labels: se.labels.Copy(), Start: k.start, Writer: k.writer, Seq: k.seq, Agg: a})
 	})
 	return out, err
 }

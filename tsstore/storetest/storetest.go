@@ -6,7 +6,7 @@
 //	}
 //
 // The suite checks exact aggregates over partials, idempotent and conflicting
-// rewrites, matchers and group-by, bucket alignment and edges, empty and huge
+// rewrites, partials of two writers kept apart (and the legacy writer ""), matchers and group-by, bucket alignment and edges, empty and huge
 // ranges, invalid input rejected with nothing stored, concurrent writers and
 // readers (run it under -race), context cancellation, use after Close, and a
 // property test (pgregory.net/rapid) comparing the store with memstore on
@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ExactPartials", testExactPartials},
 		{"IdempotentRewrite", testIdempotentRewrite},
 		{"ConflictingRewrite", testConflictingRewrite},
+		{"TwoWriters", testTwoWriters},
 		{"Matchers", testMatchers},
 		{"GroupBy", testGroupBy},
 		{"BucketEdges", testBucketEdges},
@@ -219,6 +220,61 @@ func matcher(t fataler, mt tsstore.MatchType, n, v string) tsstore.Matcher {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// testTwoWriters: the same (series, start, seq) from two writers are two
+// partials, both kept and summed; a writer's retry is a no-op; a writer's
+// different Agg is a conflict that leaves the other writer's partial alone.
+func testTwoWriters(t *testing.T, newStore NewStore) {
+	s := open(t, newStore)
+	ls := labels(t, "currency", "EUR", "merchant", "demo")
+	w := s.CellWidth().Milliseconds()
+	a := cell(s, "revenue", ls, 0, 1, 10)
+	a.Writer = "a1b2c3d4"
+	b := cell(s, "revenue", ls, 0, 1, 7)
+	b.Writer = "e5f6a7b8/1"
+	legacy := cell(s, "revenue", ls, 0, 1, 100)
+	mustWrite(t, s, a)
+	mustWrite(t, s, b, legacy)
+	mustWrite(t, s, a, b) // retries: no-ops
+	got := mustQuery(t, s, tsstore.Query{Metric: "revenue", From: Base, To: Base + w, Step: s.CellWidth()})
+	want := &tsstore.Result{Series: []tsstore.Series{ser(ls, bucket(Base, agg(3, 117, 7, 100)))}}
+	if d := Diff(want, got); d != "" {
+		t.Errorf("partials of two writers and the legacy writer not summed (-want +got):\n%s", d)
+	}
+	grouped := mustQuery(t, s, tsstore.Query{Metric: "revenue", From: Base, To: Base + w, Step: s.CellWidth(), GroupBy: []string{"currency"}})
+	want = &tsstore.Result{Series: []tsstore.Series{ser(labels(t, "currency", "EUR"), bucket(Base, agg(3, 117, 7, 100)))}}
+	if d := Diff(want, grouped); d != "" {
+		t.Errorf("grouped by currency, the writer must not show (-want +got):\n%s", d)
+	}
+	conflicting := b
+	conflicting.Add(1)
+	if err := s.Write(context.Background(), []tsstore.Cell{conflicting}); !errors.Is(err, tsstore.ErrConflict) {
+		t.Fatalf("writer %q rewriting its cell with another Agg: got %v, want ErrConflict", b.Writer, err)
+	}
+	cells, err := s.Cells(context.Background(), tsstore.Selector{Metric: "revenue", From: Base, To: Base + w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byWriter := map[string]tsstore.Agg{}
+	for _, c := range cells {
+		if c.Seq != 1 || c.Start != Base || !c.Labels.Equal(ls) {
+			t.Errorf("Cells returned %+v, not a cell written", c)
+		}
+		if _, dup := byWriter[c.Writer]; dup {
+			t.Errorf("Cells returned writer %q twice", c.Writer)
+		}
+		byWriter[c.Writer] = c.Agg
+	}
+	wantCells := map[string]tsstore.Agg{"a1b2c3d4": agg(1, 10, 10, 10), "e5f6a7b8/1": agg(1, 7, 7, 7), "": agg(1, 100, 100, 100)}
+	if d := cmp.Diff(wantCells, byWriter); d != "" {
+		t.Errorf("Cells by writer (-want +got):\n%s", d)
+	}
+	bad := a
+	bad.Writer = "has space"
+	if err := s.Write(context.Background(), []tsstore.Cell{bad}); !errors.Is(err, tsstore.ErrInvalid) {
+		t.Errorf("writer %q: got %v, want ErrInvalid", bad.Writer, err)
+	}
 }
 
 func testMatchers(t *testing.T, newStore NewStore) {
@@ -551,6 +607,7 @@ func testMatchesMemstore(t *testing.T, newStore NewStore) {
 				Labels: labels(rt, kv...),
 				Start:  Base + rapid.Int64Range(0, 30).Draw(rt, "cell")*w,
 				Seq:    uint32(rapid.IntRange(0, 2).Draw(rt, "seq")),
+				Writer: rapid.SampledFrom([]string{"", "w1", "w2/1"}).Draw(rt, "writer"),
 			}
 			for _, v := range rapid.SliceOfN(rapid.IntRange(-1000, 1000), 1, 4).Draw(rt, "values") {
 				c.Add(float64(v))
