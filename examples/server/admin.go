@@ -43,17 +43,16 @@ type merchantRequest struct {
 // twice returns the same token.
 func (a *api) postMerchant(w http.ResponseWriter, r *http.Request) {
 	var req merchantRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body: want {\"merchant\": \"<id>\"}: "+jsonMessage(err))
+	if err := decodeBody(w, r, 4096, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: want {\"merchant\": \"<id>\"}: "+err.Error())
 		return
 	}
-	if !merchantPattern.MatchString(req.Merchant) {
-		writeError(w, http.StatusBadRequest, "field \"merchant\": "+quote(req.Merchant)+" is not 1 to 64 of [a-zA-Z0-9.-], starting with a letter or digit")
+	tok, err := a.tokens.MerchantToken(req.Merchant)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "field \"merchant\": "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"merchant": req.Merchant, "token": a.tokens.merchantToken(req.Merchant)})
+	writeJSON(w, http.StatusOK, map[string]string{"merchant": req.Merchant, "token": tok})
 }
 
 func quote(s string) string {

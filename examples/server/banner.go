@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/hourglass-io/hourglass/httpapi"
 )
 
 // curlLines are the ready-to-paste examples the server prints and the README
@@ -18,7 +20,7 @@ var curlLines = []string{
 
 // printBanner prints where the server listens and what it runs on, and on
 // the first start (created) the tokens and the curl lines to try it.
-func printBanner(w io.Writer, url string, c *config, t *tokens, created bool, describe []string) {
+func printBanner(w io.Writer, url string, c *config, t *httpapi.TokenFile, created bool, describe []string) {
 	fmt.Fprintf(w, "hourglass example server listening on %s\n", url)
 	for _, d := range describe {
 		fmt.Fprintf(w, "  %s\n", d)
@@ -31,7 +33,13 @@ func printBanner(w io.Writer, url string, c *config, t *tokens, created bool, de
 	fmt.Fprintf(w, "\nFirst start: created %s (mode 0600) with a demo merchant token and an admin token.\n", c.tokens)
 	fmt.Fprintf(w, "Paste these lines into a shell:\n\n")
 	fmt.Fprintf(w, "export HG_URL=%s\n", url)
-	fmt.Fprintf(w, "export HG_TOKEN=%s\n", t.merchantToken(demoMerchant))
-	fmt.Fprintf(w, "export HG_ADMIN=%s\n", t.admin)
+	fmt.Fprintf(w, "export HG_TOKEN=%s\n", demoToken(t))
+	fmt.Fprintf(w, "export HG_ADMIN=%s\n", t.AdminToken())
 	fmt.Fprintf(w, "\n# write events (JSON batch) and a line-protocol point, read metrics, flush:\n%s\n\n", strings.Join(curlLines, "\n"))
+}
+
+// demoToken returns the token of httpapi.DemoMerchant.
+func demoToken(t *httpapi.TokenFile) string {
+	tok, _ := t.MerchantToken(httpapi.DemoMerchant) // a valid id: no error
+	return tok
 }

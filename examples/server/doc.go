@@ -13,6 +13,13 @@
 // ready-to-paste curl lines. The HTTP API is described in openapi.yaml and in
 // the repository's README.
 //
+// This package is flags and wiring: the ingest and query endpoints, token
+// authentication and rate limits are package httpapi, mounted next to the
+// server's own admin endpoints, health checks and /metrics. What is the
+// example's own is its shop: the event format of /v1/events (order, refund,
+// page_view: events.go) and the processors that turn events into metrics
+// (events/1, events/2: processor.go).
+//
 // # Tokens
 //
 // A merchant token is "hg_<merchant>_<signature>", the signature an HMAC-SHA256

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/tsstore"
-	"github.com/hourglass-io/hourglass/writeback"
 )
 
 // The event types the server accepts on /v1/events.
@@ -72,109 +67,18 @@ var (
 	devices         = map[string]bool{"desktop": true, "mobile": true, "tablet": true}
 )
 
-// checkTime checks that ts (ms) is within the engine's default window around
-// now (writeback.DefaultMaxLate, DefaultMaxFuture), so that the error names
-// the event or line rather than the engine's point index.
-func checkTime(ts int64, now time.Time) error {
-	t := tsstore.TimeOf(ts)
-	if t.Before(now.Add(-writeback.DefaultMaxLate)) || t.After(now.Add(writeback.DefaultMaxFuture)) {
-		return fmt.Errorf("timestamp %s is outside [now-%v, now+%v]", t.Format(time.RFC3339Nano), writeback.DefaultMaxLate, writeback.DefaultMaxFuture)
+// decodeEvent is the server's httpapi.EventDecoder: one JSON event, as
+// clients send it, into its raw point.
+func decodeEvent(dst []tsstore.Point, b []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
+	var e event
+	if err := httpapi.DecodeJSON(b, &e); err != nil {
+		return dst, err
 	}
-	return nil
-}
-
-// errNoEvents is the error of an empty batch.
-var errNoEvents = tsstore.Errorf(tsstore.ErrInvalid, "no events in the request body")
-
-// parseEventsJSON parses a JSON array of events for merchant into raw points
-// (one per event). Errors are of kind tsstore.ErrInvalid and name the event's
-// index (from 0) and the field.
-func parseEventsJSON(body []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	tok, err := dec.Token()
+	p, err := e.point(merchant, now)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errNoEvents
-		}
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %s", jsonMessage(err))
+		return dst, err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: want a JSON array of events (or NDJSON with Content-Type application/x-ndjson)")
-	}
-	var points []tsstore.Point
-	for i := 0; dec.More(); i++ {
-		var e event
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %s", i, jsonMessage(err))
-		}
-		p, err := e.point(merchant, now)
-		if err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", i, err)
-		}
-		points = append(points, p)
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: %s", len(points)-1, jsonMessage(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events")
-	}
-	if len(points) == 0 {
-		return nil, errNoEvents
-	}
-	return points, nil
-}
-
-// parseEventsNDJSON parses newline-delimited JSON events (one object per
-// line; blank lines are skipped). Errors name the line (from 1).
-func parseEventsNDJSON(body []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, len(body)+1)
-	var points []tsstore.Point
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		var e event
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %s", line, jsonMessage(err))
-		}
-		if dec.More() {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value", line)
-		}
-		p, err := e.point(merchant, now)
-		if err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
-		}
-		points = append(points, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %w", err)
-	}
-	if len(points) == 0 {
-		return nil, errNoEvents
-	}
-	return points, nil
-}
-
-// jsonMessage returns err's message without encoding/json's "json: " prefix.
-func jsonMessage(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q: want %s, got %s", te.Field, te.Type, te.Value)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return "truncated JSON"
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	return append(dst, p), nil
 }
 
 // point checks e and returns its raw point: metric = the event type, labels =
@@ -243,7 +147,7 @@ func (e *event) point(merchant string, now time.Time) (tsstore.Point, error) {
 	ts := now.UnixMilli()
 	if e.Time != nil {
 		ts = int64(*e.Time)
-		if err := checkTime(ts, now); err != nil {
+		if err := httpapi.CheckTime(ts, now); err != nil {
 			return tsstore.Point{}, fmt.Errorf("field \"time\": %w", err)
 		}
 	}

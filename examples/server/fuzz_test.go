@@ -5,81 +5,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-var fuzzNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// checkParsed is the property both parsers keep: either an ErrInvalid error,
-// or at least one point, every one valid, of merchant m, with a time in the
-// engine's window, that the processor accepts.
-func checkParsed(t *testing.T, points []tsstore.Point, err error) {
-	if err != nil {
-		if !errors.Is(err, tsstore.ErrInvalid) {
-			t.Fatalf("error not of kind ErrInvalid: %v", err)
-		}
-		return
-	}
-	if len(points) == 0 {
-		t.Fatal("no points and no error")
-	}
-	for i, p := range points {
-		if err := p.Validate(); err != nil {
-			t.Fatalf("point %d invalid: %v", i, err)
-		}
-		if p.Labels.Get("merchant") != "m1" {
-			t.Fatalf("point %d has merchant %q", i, p.Labels.Get("merchant"))
-		}
-		if err := checkTime(p.Timestamp, fuzzNow); err != nil {
-			t.Fatalf("point %d: %v", i, err)
-		}
-		if _, err := (eventsProcessor{}).Process(nil, p); err != nil && !errors.Is(err, tsstore.ErrInvalid) {
-			t.Fatalf("point %d: processor: %v", i, err)
-		}
-	}
-}
-
-func FuzzParseEvents(f *testing.F) {
+// FuzzDecodeEvent: an event either is refused, or becomes one valid point
+// of the request's merchant, of an event type, in the engine's window, that
+// the processor accepts.
+func FuzzDecodeEvent(f *testing.F) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, s := range []string{
-		`[{"type":"order","amount":12.5,"currency":"EUR","status":"paid"}]`,
-		`[{"type":"refund","amount":1,"currency":"USD","country":"DE","device":"mobile","time":"2026-01-02T03:00:00Z"}]`,
-		`[{"type":"page_view","path":"/a/b","time":1767322800000}]`,
-		"{\"type\":\"page_view\",\"path\":\"/\"}\n{\"type\":\"order\",\"amount\":0,\"currency\":\"GBP\"}",
-		`[]`, `[{}]`, `[{"type":"order","amount":-1}]`, `{"type":"x"}`, `[1,2]`, `[{"type":"order","amount":1e400}]`,
+		`{"type":"order","amount":12.5,"currency":"EUR","status":"paid"}`,
+		`{"type":"refund","amount":1,"currency":"USD","country":"DE","device":"mobile","time":"2026-01-02T03:00:00Z"}`,
+		`{"type":"page_view","path":"/a/b","time":1767322800000}`,
+		`{"type":"order","amount":0,"currency":"GBP"}`,
+		`{}`, `{"type":"order","amount":-1}`, `{"type":"x"}`, `1`, `{"type":"order","amount":1e400}`,
+		`{"type":"page_view","path":"/","merchant":"other"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ps, err := parseEventsJSON(b, "m1", fuzzNow)
-		checkParsed(t, ps, err)
-		if err == nil {
-			for _, p := range ps {
-				switch p.Metric {
-				case eventOrder, eventRefund, eventPageView:
-				default:
-					t.Fatalf("event point of metric %q", p.Metric)
-				}
-			}
+		ps, err := decodeEvent(nil, b, "m1", now)
+		if err != nil {
+			return
 		}
-		ps, err = parseEventsNDJSON(b, "m1", fuzzNow)
-		checkParsed(t, ps, err)
-	})
-}
-
-func FuzzParseLineProtocol(f *testing.F) {
-	for _, s := range []string{
-		"cpu,host=a usage_idle=93.5,up=true,n=3i,u=4u,s=\"str\" 1767322800000000000",
-		"order,currency=EUR,status=paid value=7",
-		"weather\\ station,loc\\,x=a\\ b temp=-3.5e1\n# comment\n\nmem free=1",
-		"cpu,merchant=m1 x=1", "cpu,merchant=m2 x=1", "9lives,1tag=v value=1", "m f=1 99999999999999999999",
-		"m,__name__=x f=1", "m f=\"only a string\"", "a,b=c d=1e309",
-	} {
-		f.Add([]byte(s), "")
-	}
-	f.Add([]byte("m f=1 1767322800"), "s")
-	f.Add([]byte("m f=1 29455380"), "m")
-	f.Fuzz(func(t *testing.T, b []byte, precision string) {
-		ps, err := parseLineProtocol(b, precision, "m1", fuzzNow)
-		checkParsed(t, ps, err)
+		if len(ps) != 1 {
+			t.Fatalf("%d points of one event", len(ps))
+		}
+		p := ps[0]
+		switch p.Metric {
+		case eventOrder, eventRefund, eventPageView:
+		default:
+			t.Fatalf("event point of metric %q", p.Metric)
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("invalid point: %v", err)
+		}
+		if p.Labels.Get("merchant") != "m1" {
+			t.Fatalf("point of merchant %q", p.Labels.Get("merchant"))
+		}
+		if err := httpapi.CheckTime(p.Timestamp, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (eventsProcessor{}).Process(nil, p); err != nil && !errors.Is(err, tsstore.ErrInvalid) {
+			t.Fatalf("processor: %v", err)
+		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/balancer"
 	"github.com/hourglass-io/hourglass/balancer/proxy"
+	"github.com/hourglass-io/hourglass/httpapi"
 )
 
 const lbUsage = `Usage: server lb -backends URL,URL,... [flags]
@@ -78,7 +79,7 @@ func runBalancer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("/", proxy.New(b, &proxy.Options{
-		Key:      func(r *http.Request) string { return tokenOf(r) },
+		Key:      func(r *http.Request) string { return httpapi.TokenOf(r) },
 		ErrorLog: log.New(stderr, "lb: ", log.LstdFlags),
 	}))
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/hourglass-io/hourglass/httpapi"
 )
 
 // serverBin is the server binary the tests run, built once by TestMain.
@@ -213,7 +215,12 @@ func (p *serverProc) mustDo(want int, method, path, token, contentType, body str
 func (p *serverProc) query(token, metric, params, by string) map[string]float64 {
 	p.t.Helper()
 	b := p.mustDo(http.StatusOK, "GET", "/v1/metrics/"+metric+"?"+params, token, "", "")
-	var r metricResponse
+	var r struct {
+		Series []struct {
+			Labels map[string]string
+			Total  float64
+		}
+	}
 	if err := json.Unmarshal([]byte(b), &r); err != nil {
 		p.t.Fatalf("%s: %v", b, err)
 	}
@@ -238,13 +245,9 @@ func (p *serverProc) merchantToken(admin, merchant string) string {
 // adminToken reads the admin token from the tokens file in dir.
 func adminToken(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "tokens.json"))
+	f, _, err := httpapi.OpenTokenFile(filepath.Join(dir, "tokens.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f tokenFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	return f.Admin
+	return f.AdminToken()
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/reprocess"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
@@ -176,11 +177,11 @@ func (j *reprocessJobs) parseJob(req *jobRequest, width time.Duration, now time.
 			}
 			s = def
 		}
-		t, err := parseTimeParam(s, now)
+		t, err := httpapi.ParseTime(s, now)
 		if err != nil {
 			return 0, fmt.Errorf("field %q: %w", field, err)
 		}
-		if isRelative(s) {
+		if httpapi.IsRelativeTime(s) {
 			return tsstore.CellStart(t, width), nil
 		}
 		if t%wms != 0 {
@@ -205,8 +206,8 @@ func (j *reprocessJobs) parseJob(req *jobRequest, width time.Duration, now time.
 		return job, fmt.Errorf("fields \"from\" and \"to\": %s is not before %s", tsstore.TimeOf(job.From).Format(time.RFC3339), tsstore.TimeOf(job.Cutover).Format(time.RFC3339))
 	}
 	if req.Merchant != "" {
-		if !merchantPattern.MatchString(req.Merchant) {
-			return job, fmt.Errorf("field \"merchant\": %s is not 1 to 64 of [a-zA-Z0-9.-], starting with a letter or digit", quote(req.Merchant))
+		if err := httpapi.ValidateMerchant(req.Merchant); err != nil {
+			return job, fmt.Errorf("field \"merchant\": %w", err)
 		}
 		job.Matchers = []tsstore.Matcher{{Type: tsstore.MatchEqual, Name: "merchant", Value: req.Merchant}}
 	}
@@ -413,10 +414,8 @@ func (a *api) postReprocess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req jobRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, `body: want {"id": "<version>", "processor": "<version>", "from": "<time>", "to": "<time>", "merchant": "<id>", "dry_run": false, "rate": 0}: `+jsonMessage(err))
+	if err := decodeBody(w, r, 64<<10, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `body: want {"id": "<version>", "processor": "<version>", "from": "<time>", "to": "<time>", "merchant": "<id>", "dry_run": false, "rate": 0}: `+err.Error())
 		return
 	}
 	job, err := a.jobs.parseJob(&req, a.eng.CellWidth(), a.now())

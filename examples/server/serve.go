@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/reprocess"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
@@ -30,7 +31,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return err
 	}
-	toks, created, err := loadTokens(c.tokens)
+	toks, created, err := httpapi.OpenTokenFile(c.tokens)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,9 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	if b.repl != nil {
 		reg.MustRegister(b.repl.Collector())
 	}
-	metrics := newServerMetrics(reg, c.flushBudget)
+	httpMetrics := httpapi.NewMetrics()
+	reg.MustRegister(httpMetrics)
+	metrics := newFlushMetrics(reg, c.flushBudget, httpMetrics)
 
 	// Reads go through a Switchable, which serves a reprocessed version's
 	// range from the version once switched to; writes go to the live store.
@@ -113,9 +116,19 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	jobs := newReprocessJobs(eng, arch, versions, dryRuns, sw, rm, log)
 	defer jobs.Close() // before the engine's Close
 
+	rate := c.rate
+	if rate == 0 { // -rate 0 means unlimited
+		rate = -1
+	}
+	h, err := httpapi.New(eng, toks, &httpapi.Options{
+		MaxBody: c.maxBody, Rate: rate, Burst: c.burst, DecodeEvent: decodeEvent,
+		Metrics: httpMetrics, Logger: log, Now: time.Now,
+	})
+	if err != nil {
+		return err
+	}
 	a := &api{
-		eng: eng, jobs: jobs, tokens: toks, limits: newRateLimits(c.rate, c.burst), maxBody: c.maxBody,
-		metrics: metrics, reg: reg, log: log, now: time.Now,
+		http: h, eng: eng, jobs: jobs, tokens: toks, metrics: httpMetrics, reg: reg, log: log, now: time.Now,
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -163,7 +163,7 @@ func (h *lineHandler) appendPoints(dst []tsstore.Point, unit int64, merchant str
 		}
 		ts = ns / int64(time.Millisecond)
 	}
-	if err := checkTime(ts, now); err != nil {
+	if err := CheckTime(ts, now); err != nil {
 		return dst, err
 	}
 	kv := make([]string, 0, 2*len(h.tags)+2)

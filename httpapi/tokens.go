@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"crypto/hmac"
@@ -15,10 +15,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-// demoMerchant is the merchant whose token a first start prints.
-const demoMerchant = "demo"
+// DemoMerchant is the merchant whose token a new tokens file lists.
+const DemoMerchant = "demo"
 
 // tokenPrefix starts every merchant token.
 const tokenPrefix = "hg_"
@@ -26,6 +28,15 @@ const tokenPrefix = "hg_"
 // merchantPattern is what a merchant id may be: it appears in tokens (between
 // '_' separators) and as a label value.
 var merchantPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9.-]{0,63}$`)
+
+// ValidateMerchant checks a merchant id: 1 to 64 of [a-zA-Z0-9.-], starting
+// with a letter or digit. The error is of kind tsstore.ErrInvalid.
+func ValidateMerchant(id string) error {
+	if !merchantPattern.MatchString(id) {
+		return tsstore.Errorf(tsstore.ErrInvalid, "%q is not 1 to 64 of [a-zA-Z0-9.-], starting with a letter or digit", id)
+	}
+	return nil
+}
 
 // tokenFile is the JSON content of the tokens file.
 type tokenFile struct {
@@ -38,28 +49,34 @@ type tokenFile struct {
 	Merchants map[string]string `json:"merchants,omitempty"`
 }
 
-// tokens verifies merchant and admin tokens. Safe for concurrent use (it is
-// immutable).
-type tokens struct {
+// TokenFile verifies merchant and admin tokens against a tokens file (JSON,
+// mode 0600): a merchant token is "hg_<merchant>_<signature>", the
+// signature an HMAC-SHA256 of the merchant id under the file's secret, so
+// a token is valid by its signature and every server sharing the file
+// accepts it; rotating the secret revokes every token. Safe for concurrent
+// use (it is immutable).
+type TokenFile struct {
 	secret []byte
 	admin  string
 	file   tokenFile
 }
 
-// loadTokens reads the tokens file at path, creating it (mode 0600, with a new
-// secret, admin token and a demo merchant token) when it does not exist.
-// created reports that it was created.
-func loadTokens(path string) (t *tokens, created bool, err error) {
+var _ Tokens = (*TokenFile)(nil)
+
+// OpenTokenFile reads the tokens file at path, creating it (mode 0600, with
+// a new secret, admin token and the token of DemoMerchant) when it does not
+// exist. created reports that it was created.
+func OpenTokenFile(path string) (t *TokenFile, created bool, err error) {
 	b, err := os.ReadFile(path)
 	var f tokenFile
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		f.Secret = randomHex(32)
 		f.Admin = "hga_" + randomHex(24)
-		t = &tokens{file: f}
+		t = &TokenFile{file: f}
 		t.secret, _ = hex.DecodeString(f.Secret)
 		t.admin = f.Admin
-		t.file.Merchants = map[string]string{demoMerchant: t.merchantToken(demoMerchant)}
+		t.file.Merchants = map[string]string{DemoMerchant: t.token(DemoMerchant)}
 		if err := writeTokenFile(path, &t.file); err != nil {
 			return nil, false, err
 		}
@@ -77,7 +94,7 @@ func loadTokens(path string) (t *tokens, created bool, err error) {
 	if len(f.Admin) < 16 {
 		return nil, false, fmt.Errorf("tokens file %s: admin_token must be at least 16 characters", path)
 	}
-	return &tokens{secret: secret, admin: f.Admin, file: f}, false, nil
+	return &TokenFile{secret: secret, admin: f.Admin, file: f}, false, nil
 }
 
 // writeTokenFile writes f to path atomically with mode 0600.
@@ -105,20 +122,32 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// merchantToken returns the token of merchant: hg_<merchant>_<signature>.
-func (t *tokens) merchantToken(merchant string) string {
+// MerchantToken returns the token of merchant: hg_<merchant>_<signature>.
+// Issuing it twice gives the same token. An invalid merchant id is an
+// error of ValidateMerchant.
+func (t *TokenFile) MerchantToken(merchant string) (string, error) {
+	if err := ValidateMerchant(merchant); err != nil {
+		return "", err
+	}
+	return t.token(merchant), nil
+}
+
+// AdminToken returns the admin token.
+func (t *TokenFile) AdminToken() string { return t.admin }
+
+func (t *TokenFile) token(merchant string) string {
 	return tokenPrefix + merchant + "_" + t.sign(merchant)
 }
 
-func (t *tokens) sign(merchant string) string {
+func (t *TokenFile) sign(merchant string) string {
 	m := hmac.New(sha256.New, t.secret)
 	m.Write([]byte(merchant))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
 }
 
-// merchant returns the merchant a token is bound to, or ok false when the
+// Merchant returns the merchant a token is bound to, or ok false when the
 // token is not valid. The signature is compared in constant time.
-func (t *tokens) merchant(token string) (merchant string, ok bool) {
+func (t *TokenFile) Merchant(token string) (merchant string, ok bool) {
 	rest, found := strings.CutPrefix(token, tokenPrefix)
 	if !found {
 		return "", false
@@ -137,7 +166,7 @@ func (t *tokens) merchant(token string) (merchant string, ok bool) {
 	return merchant, true
 }
 
-// isAdmin reports whether token is the admin token, in constant time.
-func (t *tokens) isAdmin(token string) bool {
+// IsAdmin reports whether token is the admin token, in constant time.
+func (t *TokenFile) IsAdmin(token string) bool {
 	return subtle.ConstantTimeCompare([]byte(token), []byte(t.admin)) == 1
 }

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"compress/gzip"
@@ -17,7 +17,7 @@ var errTooLarge = errors.New("request body too large")
 
 // readBody reads the request body, gzip-decoded when Content-Encoding says
 // so, refusing more than a.maxBody bytes (before and after decoding).
-func (a *api) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	var body io.Reader = http.MaxBytesReader(w, r.Body, a.maxBody)
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
@@ -50,35 +50,35 @@ func classifyRead(err error) error {
 }
 
 // bodyError answers a readBody error: 413 or 400.
-func (a *api) bodyError(w http.ResponseWriter, api string, err error) {
+func (a *API) bodyError(w http.ResponseWriter, api string, err error) {
 	if errors.Is(err, errTooLarge) {
 		a.reject(api, "too_large")
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes; send smaller batches", a.maxBody))
+		Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes; send smaller batches", a.maxBody))
 		return
 	}
 	a.reject(api, "invalid")
-	writeError(w, http.StatusBadRequest, err.Error())
+	Error(w, http.StatusBadRequest, err.Error())
 }
 
 // write hands the points of one request to the engine in ONE Write: all of
 // them are kept or none.
-func (a *api) write(w http.ResponseWriter, r *http.Request, api string, points []tsstore.Point) bool {
+func (a *API) write(w http.ResponseWriter, r *http.Request, api string, points []tsstore.Point) bool {
 	if err := a.eng.Write(r.Context(), points); err != nil {
 		reason := "invalid"
 		if !errors.Is(err, tsstore.ErrInvalid) {
 			reason = "unavailable"
 		}
 		a.reject(api, reason)
-		a.writeEngineError(w, "write", err)
+		a.WriteEngineError(w, "write", err)
 		return false
 	}
-	a.metrics.ingestPoints.WithLabelValues(api).Add(float64(len(points)))
+	a.metrics.ingested(api, len(points))
 	return true
 }
 
 // postEvents is POST /v1/events: a JSON array of events (Content-Type
 // application/json) or NDJSON (application/x-ndjson, application/jsonl).
-func (a *api) postEvents(w http.ResponseWriter, r *http.Request, merchant string) {
+func (a *API) postEvents(w http.ResponseWriter, r *http.Request, merchant string) {
 	const api = "events"
 	parse := parseEventsJSON
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -86,14 +86,14 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request, merchant string
 		switch {
 		case err != nil:
 			a.reject(api, "invalid")
-			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: %v", ct, err))
+			Error(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: %v", ct, err))
 			return
 		case mt == "application/json", mt == "application/x-www-form-urlencoded": // curl -d's default
 		case mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl" || mt == "application/x-jsonlines":
 			parse = parseEventsNDJSON
 		default:
 			a.reject(api, "invalid")
-			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: want application/json (an array of events) or application/x-ndjson (one event per line)", mt))
+			Error(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: want application/json (an array of events) or application/x-ndjson (one event per line)", mt))
 			return
 		}
 	}
@@ -102,21 +102,21 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request, merchant string
 		a.bodyError(w, api, err)
 		return
 	}
-	points, err := parse(body, merchant, a.now())
+	points, err := parse(body, a.decode, merchant, a.now())
 	if err != nil {
 		a.reject(api, "invalid")
-		writeError(w, http.StatusBadRequest, err.Error())
+		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if a.write(w, r, api, points) {
-		writeJSON(w, http.StatusOK, map[string]any{"accepted": len(points), "merchant": merchant})
+		WriteJSON(w, http.StatusOK, map[string]any{"accepted": len(points), "merchant": merchant})
 	}
 }
 
 // postLineProtocol is POST /write (InfluxDB 1.x: ?db= is ignored) and POST
 // /api/v2/write (2.x: ?org= and ?bucket= are ignored): line protocol with
 // ?precision=. It answers 204 like InfluxDB.
-func (a *api) postLineProtocol(api string) func(http.ResponseWriter, *http.Request, string) {
+func (a *API) postLineProtocol(api string) func(http.ResponseWriter, *http.Request, string) {
 	return func(w http.ResponseWriter, r *http.Request, merchant string) {
 		body, err := a.readBody(w, r)
 		if err != nil {
@@ -126,7 +126,7 @@ func (a *api) postLineProtocol(api string) func(http.ResponseWriter, *http.Reque
 		points, err := parseLineProtocol(body, r.URL.Query().Get("precision"), merchant, a.now())
 		if err != nil {
 			a.reject(api, "invalid")
-			writeError(w, http.StatusBadRequest, err.Error())
+			Error(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if a.write(w, r, api, points) {

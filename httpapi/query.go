@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"fmt"
@@ -50,16 +50,16 @@ var aggs = map[string]func(tsstore.Agg) float64{
 // getMetric is GET /v1/metrics/{metric}: the merchant's series of a metric,
 // with filters label.<name>=<value>, range from/to, step, agg and group_by.
 // The matcher merchant=<the token's merchant> is always added.
-func (a *api) getMetric(w http.ResponseWriter, r *http.Request, merchant string) {
+func (a *API) getMetric(w http.ResponseWriter, r *http.Request, merchant string) {
 	metric := r.PathValue("metric")
 	q, agg, err := parseMetricQuery(metric, r.URL.Query(), merchant, a.eng.CellWidth(), a.now())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res, err := a.eng.Query(r.Context(), q)
 	if err != nil {
-		a.writeEngineError(w, "query", err)
+		a.WriteEngineError(w, "query", err)
 		return
 	}
 	value := aggs[agg]
@@ -77,7 +77,7 @@ func (a *api) getMetric(w http.ResponseWriter, r *http.Request, merchant string)
 		so.Total = value(total)
 		out.Series = append(out.Series, so)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // parseMetricQuery builds the query of GET /v1/metrics/{metric}. Errors are
@@ -104,23 +104,23 @@ func parseMetricQuery(metric string, v url.Values, merchant string, width time.D
 	}
 	to := tsstore.CellStart(tsstore.Millis(now), q.Step) + q.Step.Milliseconds()
 	if s := v.Get("to"); s != "" {
-		t, err := parseTimeParam(s, now)
+		t, err := ParseTime(s, now)
 		if err != nil {
 			return q, "", tsstore.Errorf(tsstore.ErrInvalid, "to: %w", err)
 		}
 		to = t
-		if isRelative(s) { // round up to the step
+		if IsRelativeTime(s) { // round up to the step
 			to = tsstore.CellStart(t-1, q.Step) + q.Step.Milliseconds()
 		}
 	}
 	from := to - max(time.Hour, q.Step).Milliseconds()
 	if s := v.Get("from"); s != "" {
-		t, err := parseTimeParam(s, now)
+		t, err := ParseTime(s, now)
 		if err != nil {
 			return q, "", tsstore.Errorf(tsstore.ErrInvalid, "from: %w", err)
 		}
 		from = t
-		if isRelative(s) { // round down to the step
+		if IsRelativeTime(s) { // round down to the step
 			from = tsstore.CellStart(t, q.Step)
 		}
 	}
@@ -176,13 +176,15 @@ func parseMetricQuery(metric string, v url.Values, merchant string, width time.D
 	return q, agg, nil
 }
 
-// isRelative reports whether a time parameter is relative to now; such
-// times are rounded to the step so that buckets start on its multiples.
-func isRelative(s string) bool { return strings.HasPrefix(s, "now") || strings.HasPrefix(s, "-") }
+// IsRelativeTime reports whether a time that ParseTime reads is relative to
+// now ("now-1h", "-1h"); GET /v1/metrics rounds such times to the step so
+// that buckets start on its multiples.
+func IsRelativeTime(s string) bool { return strings.HasPrefix(s, "now") || strings.HasPrefix(s, "-") }
 
-// parseTimeParam reads a time as RFC 3339, integer milliseconds since the
-// epoch, "now", or now minus a duration ("-1h", "now-1h").
-func parseTimeParam(s string, now time.Time) (int64, error) {
+// ParseTime reads a time parameter, in milliseconds since the epoch: RFC
+// 3339, integer milliseconds, "now", or now minus a duration ("-1h",
+// "now-1h"). The error quotes s.
+func ParseTime(s string, now time.Time) (int64, error) {
 	if s == "now" {
 		return tsstore.Millis(now), nil
 	}
