@@ -32,6 +32,7 @@ func parseLineProtocol(body []byte, precision, merchant string, now time.Time) (
 	}
 	h := &lineHandler{}
 	m := protocol.NewMachine(h)
+	h.machine = m
 	m.SetData(body)
 	var points []tsstore.Point
 	for {
@@ -40,9 +41,14 @@ func parseLineProtocol(body []byte, precision, merchant string, now time.Time) (
 		if errors.Is(err, protocol.EOF) {
 			break
 		}
-		line := m.LineNumber()
+		// The machine's line number is past the line's newline once the
+		// line is parsed: the line is where its measurement began.
+		line := h.line
+		if line == 0 {
+			line = m.LineNumber()
+		}
 		if err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d, column %d: %v", line, m.Column(), err)
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d, column %d: %v in %q", line, m.Column(), err, lineText(body, m.LineOffset()))
 		}
 		points, err = h.appendPoints(points, unit, merchant, now)
 		if err != nil {
@@ -53,6 +59,20 @@ func parseLineProtocol(body []byte, precision, merchant string, now time.Time) (
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "no numeric fields in the request body")
 	}
 	return points, nil
+}
+
+// lineText returns the line of body starting at offset, without its
+// newline, cut to 100 bytes.
+func lineText(body []byte, offset int) []byte {
+	b := body[min(offset, len(body)):]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return b
 }
 
 // precisionUnit returns the nanoseconds per timestamp unit of an InfluxDB
@@ -77,6 +97,8 @@ func precisionUnit(p string) (int64, error) {
 
 // lineHandler receives one line from the parser's machine at a time.
 type lineHandler struct {
+	machine     interface{ LineNumber() int }
+	line        int // of the measurement: the line's number (from 1); 0 before it
 	measurement string
 	tags        []tsstore.Label
 	fields      []lineField
@@ -92,10 +114,11 @@ type lineField struct {
 var _ protocol.Handler = (*lineHandler)(nil)
 
 func (h *lineHandler) reset() {
-	h.measurement, h.tags, h.fields, h.hasTS = "", h.tags[:0], h.fields[:0], false
+	h.line, h.measurement, h.tags, h.fields, h.hasTS = 0, "", h.tags[:0], h.fields[:0], false
 }
 
 func (h *lineHandler) SetMeasurement(name []byte) error {
+	h.line = h.machine.LineNumber()
 	h.measurement = string(unescapeLP(name))
 	return nil
 }
