@@ -41,6 +41,10 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 			_ = b.close()
 		}
 	}()
+	// The backends are checked before the server reports ready, within
+	// startCheckTimeout together (see checks.go).
+	cctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
+	defer cancel()
 	if c.standbys() > 0 {
 		seeded, err := seedReplicas(c)
 		for _, s := range seeded {
@@ -53,15 +57,17 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 	primaryName := "primary"
 	switch c.store {
 	case "influx":
-		s, err := influx.Open(c.influxURL, c.influxOptions())
+		api, err := checkInflux(cctx, c, "-influx-url", c.influxURL, c.influxAPI)
+		if err != nil {
+			return b, err
+		}
+		c.influxAPI = api // the standbys' too
+		s, err := influx.Open(c.influxURL, c.influxOptions(api))
 		if err != nil {
 			return b, fmt.Errorf("store: %w", err)
 		}
 		b.store = s
-		if err := s.EnsureDatabase(ctx); err != nil {
-			return b, fmt.Errorf("store: %w", err)
-		}
-		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB)
+		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB+", write API "+api)
 		primaryName = "influx-primary"
 	default:
 		dir := filepath.Join(c.dataDir, "tsdb")
@@ -84,9 +90,13 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 	switch c.cache {
 	case "redis":
 		addrs := splitList(c.redisAddrs)
+		redis.SetLogger(redisLog{log})
 		b.redis = redis.NewUniversalClient(&redis.UniversalOptions{
 			Addrs: addrs, MasterName: c.redisMaster, IsClusterMode: c.redisCluster, Password: c.redisPassword,
 		})
+		if err := pingRedis(cctx, b.redis, c); err != nil {
+			return b, err
+		}
 		rc, err := rediscache.Open(ctx, b.redis, &rediscache.Options{Prefix: c.redisPrefix, Logger: log})
 		if err != nil {
 			return b, fmt.Errorf("cache: %w", err)
@@ -122,6 +132,9 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 	}
 
 	for _, dir := range c.archivePaths() {
+		if err := checkDir(dir); err != nil {
+			return b, err
+		}
 		a, err := dirarchive.Open(dir, nil)
 		if err != nil {
 			return b, fmt.Errorf("archive: %w", err)
@@ -130,14 +143,22 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		b.describe = append(b.describe, "archive: directory "+dir)
 	}
 	if c.s3Bucket != "" {
-		a, err := s3archive.Open(ctx, c.s3Endpoint, c.s3Bucket, c.s3Prefix, &s3archive.Options{
+		if err := dialS3(cctx, c.s3Endpoint); err != nil {
+			return b, err
+		}
+		a, err := s3archive.Open(cctx, c.s3Endpoint, c.s3Bucket, c.s3Prefix, &s3archive.Options{
 			AccessKey: c.s3AccessKey, SecretKey: c.s3SecretKey, Region: c.s3Region, CreateBucket: true,
 		})
 		if err != nil {
-			return b, fmt.Errorf("archive: %w", err)
+			return b, checkS3Error(c, err)
 		}
 		b.archives = append(b.archives, a)
 		b.describe = append(b.describe, "archive: S3 "+c.s3Endpoint+" bucket "+c.s3Bucket+" prefix "+c.s3Prefix)
+	}
+	if c.amqpURL != "" {
+		if err := dialAMQP(cctx, c.amqpURL); err != nil {
+			return b, err
+		}
 	}
 	return b, nil
 }

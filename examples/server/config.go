@@ -163,7 +163,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.str(&c.store, "store", "HOURGLASS_STORE", "promtsdb", "time-series store: promtsdb (embedded, in <data>/tsdb) or influx")
 	f.str(&c.influxURL, "influx-url", "HOURGLASS_INFLUX_URL", "http://127.0.0.1:8086", "InfluxDB URL (-store influx)")
 	f.str(&c.influxDB, "influx-db", "HOURGLASS_INFLUX_DB", "hourglass", "InfluxDB database, created when missing (-store influx)")
-	f.str(&c.influxAPI, "influx-write-api", "HOURGLASS_INFLUX_WRITE_API", "v2", "InfluxDB write endpoint: v2 (/api/v2/write: 2.x, 3.x, 1.8+) or v1 (/write: older 1.x) (-store influx, -standby-influx-urls)")
+	f.str(&c.influxAPI, "influx-write-api", "HOURGLASS_INFLUX_WRITE_API", "", "InfluxDB write endpoint: v2 (/api/v2/write: 2.x, 3.x, 1.8+) or v1 (/write: older 1.x); empty means v2 where the server has it, else v1 (-store influx, -standby-influx-urls)")
 	f.str(&c.influxToken, "influx-token", "HOURGLASS_INFLUX_TOKEN", "", "InfluxDB token or user:password (-store influx)")
 
 	f.str(&c.cache, "cache", "HOURGLASS_CACHE", "local", "write-back cache: local (memory + WAL in <data>/cache) or redis")
@@ -214,8 +214,8 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	default:
 		return nil, fmt.Errorf("-cache %q: want local or redis", c.cache)
 	}
-	if c.influxAPI != "v1" && c.influxAPI != "v2" {
-		return nil, fmt.Errorf("-influx-write-api %q: want v1 or v2", c.influxAPI)
+	if c.influxAPI != "" && c.influxAPI != "v1" && c.influxAPI != "v2" {
+		return nil, fmt.Errorf("-influx-write-api %q: want v1 or v2 (or empty to detect)", c.influxAPI)
 	}
 	if processors[c.processor] == nil {
 		return nil, fmt.Errorf("-processor %q: want one of %v", c.processor, processorVersions())
@@ -289,10 +289,11 @@ func ackStandbys(ack replicate.Ack, n int) int {
 	return k
 }
 
-// influxOptions returns the options of an InfluxDB store.
-func (c *config) influxOptions() *influx.Options {
+// influxOptions returns the options of an InfluxDB store writing through
+// api (v1 or v2).
+func (c *config) influxOptions(api string) *influx.Options {
 	o := &influx.Options{Database: c.influxDB, Token: c.influxToken}
-	if c.influxAPI == "v1" {
+	if api == "v1" {
 		o.WriteAPI = influx.WriteV1
 	}
 	return o

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -114,7 +115,16 @@ func openReplicated(ctx context.Context, c *config, primary tsstore.Store, prima
 		describe = append(describe, "standby "+r.name+": promtsdb in "+r.dir)
 	}
 	for i, u := range splitList(c.standbyInflux) {
-		s, err := influx.Open(u, c.influxOptions())
+		api := c.influxAPI
+		if api == "" { // detect; a standby that is down is written with v2 once up
+			api = "v2"
+			client := &http.Client{Timeout: startCheckTimeout}
+			if _, v2, err := influxServer(ctx, client, u); err == nil && !v2 {
+				api = "v1"
+			}
+			client.CloseIdleConnections()
+		}
+		s, err := influx.Open(u, c.influxOptions(api))
 		if err != nil {
 			return nil, nil, fmt.Errorf("standby %s: %w", u, err)
 		}
