@@ -34,9 +34,14 @@
 //   - replicate: a Store over a primary and standbys, with hints and failover.
 //   - balancer: load-balancing policies, health checks, HTTP reverse proxy.
 //   - reprocess: re-running processing logic over archived history.
+//   - httpapi: the HTTP layer of an analytics server (ingest endpoints,
+//     token auth, rate limits, the query API), to mount in a program's mux.
 //   - examples/server, examples/loadgen: an analytics server and its load
 //     generator.
 //
-// The design is described in DESIGN.md of the project's shared notes; the
+// The design (data model, write, flush and read paths, invariants and how
+// they are tested, departures from the original plan) is described in
+// docs/design.md in the repository:
+// https://github.com/hourglass-io/hourglass/blob/main/docs/design.md. The
 // README has a quick start.
 package hourglass
