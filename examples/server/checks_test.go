@@ -118,3 +118,75 @@ func TestStartChecksAMQP(t *testing.T) {
 		t.Errorf("the error shows the password: %s", line)
 	}
 }
+
+// startInfluxAuth starts a private influxd with authentication on and an
+// admin user "admin" with password "secret", and returns its URL. Without
+// influxd the test is skipped (failed in CI).
+func startInfluxAuth(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("influxd"); err != nil {
+		servertest.Missing(t, "influxd", "install Debian's influxdb package")
+	}
+	dir := t.TempDir()
+	port, rpc := servertest.FreePort(t), servertest.FreePort(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:%d"
+  auth-enabled = true
+  log-enabled = false
+[logging]
+  level = "warn"
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+`, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
+	if err := os.WriteFile(filepath.Join(dir, "influxdb.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("influxd", "run", "-config", filepath.Join(dir, "influxdb.conf"))
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	for i := 0; ; i++ {
+		// The first user may be created without credentials.
+		resp, err := client.PostForm(base+"/query", url.Values{"q": {"CREATE USER admin WITH PASSWORD 'secret' WITH ALL PRIVILEGES"}})
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if i == 300 {
+			t.Fatalf("influxd with auth did not accept the admin user within 30 s: %v; log:\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestStartChecksInfluxCredentials: against InfluxDB 1.6 with
+// authentication, a wrong or missing -influx-token stops the start naming
+// it; the right user:password starts the server (v1 detected, basic auth).
+func TestStartChecksInfluxCredentials(t *testing.T) {
+	u := startInfluxAuth(t)
+	failStart(t, "-influx-token", "-store", "influx", "-influx-url", u, "-influx-token", "admin:wrong")
+	failStart(t, "-influx-token", "-store", "influx", "-influx-url", u)
+	p := startServer(t, t.TempDir(), "-store", "influx", "-influx-url", u, "-influx-token", "admin:secret")
+	p.stop()
+}

@@ -290,9 +290,13 @@ func ackStandbys(ack replicate.Ack, n int) int {
 }
 
 // influxOptions returns the options of an InfluxDB store writing through
-// api (v1 or v2).
+// api (v1 or v2). With v1 (servers before 1.8, which know no "Token"
+// authorization) a token "user:password" is sent as HTTP basic auth.
 func (c *config) influxOptions(api string) *influx.Options {
 	o := &influx.Options{Database: c.influxDB, Token: c.influxToken}
+	if user, pass, ok := strings.Cut(c.influxToken, ":"); ok && api == "v1" {
+		o.Token, o.Username, o.Password = "", user, pass
+	}
 	if api == "v1" {
 		o.WriteAPI = influx.WriteV1
 	}
