@@ -236,17 +236,7 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl.start(t, s)
-	pl.flush(t, 0, 5, -1)
-	eventually(t, "standby applies the first flush", func() bool { return caughtUp(s, "r1") })
-	sb.down.Store(true)
-	check(t, s)
-	for i := range 3 {
-		pl.flush(t, 5+i*5, 10+i*5, 1+i*5)
-	}
-	sb.down.Store(false)
-	check(t, s)
-	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+	standbyMisses(t, pl, s, sb, o)
 	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 {
 		t.Fatalf("standby re-synced before the archive delay: %+v", st)
 	}
@@ -272,6 +262,25 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	sameCells(t, "standby re-synced from the archive after a restart", sb.inner, pl.oracle, metrics...)
 }
 
+// standbyMisses starts pl's engine over s, flushes once for the standby
+// sb to apply, three times more while sb is down (past an 8 KiB hint
+// budget: sb goes stale), brings sb back and lets s's applier try to
+// re-sync it for a while.
+func standbyMisses(t *testing.T, pl *archivePipeline, s *replicate.Store, sb *faulty, o *replicate.Options) {
+	t.Helper()
+	pl.start(t, s)
+	pl.flush(t, 0, 5, -1)
+	eventually(t, "standby applies the first flush", func() bool { return caughtUp(s, "r1") })
+	sb.down.Store(true)
+	check(t, s)
+	for i := range 3 {
+		pl.flush(t, 5+i*5, 10+i*5, 1+i*5)
+	}
+	sb.down.Store(false)
+	check(t, s)
+	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+}
+
 // The missed cells have a writer that names no archive source (an engine
 // whose writer id is not its Source): the archive's generations of the
 // same numbers are another source's, so the standby is never rebuilt from
@@ -284,17 +293,7 @@ func TestResyncFromArchiveOtherWriter(t *testing.T) {
 	o.HintBudget = 8 << 10
 	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, -1
 	s := openStore(t, p, []tsstore.Store{sb}, o)
-	pl.start(t, s)
-	pl.flush(t, 0, 5, -1)
-	eventually(t, "standby applies the first flush", func() bool { return caughtUp(s, "r1") })
-	sb.down.Store(true)
-	check(t, s)
-	for i := range 3 {
-		pl.flush(t, 5+i*5, 10+i*5, 1+i*5)
-	}
-	sb.down.Store(false)
-	check(t, s)
-	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+	standbyMisses(t, pl, s, sb, o)
 	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 || st.Conflicts != 0 {
 		t.Fatalf("standby with another writer's generations in the archive: %+v, want still stale", st)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -95,19 +94,6 @@ const legacyLines = "revenue,currency=EUR,merchant=demo count=1i,max=10,min=10,s
 	"revenue,currency=EUR,merchant=shop2 count=1i,max=3,min=3,sum=3 1767225600001\n" +
 	"revenue,currency=EUR,merchant=demo,__time=a\\ b count=1i,max=1,min=1,sum=1 1767225600002\n"
 
-var cellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
-	if c := a.Labels.Compare(b.Labels); c != 0 {
-		return c < 0
-	}
-	if a.Start != b.Start {
-		return a.Start < b.Start
-	}
-	if a.Writer != b.Writer {
-		return a.Writer < b.Writer
-	}
-	return a.Seq < b.Seq
-})
-
 // TestLegacyPoints: points written before cells had writers read back as
 // the legacy writer "", a new writer's partials of the same cells add up
 // with them in every query path (InfluxDB aggregating or the store), the
@@ -161,7 +147,7 @@ func testLegacyPoints(t *testing.T, api influx.WriteAPI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(legacy, cells, cellOrder); d != "" {
+	if d := cmp.Diff(legacy, cells, storetest.CellOrder); d != "" {
 		t.Fatalf("legacy points read back (-want +got):\n%s", d)
 	}
 
@@ -182,7 +168,7 @@ func testLegacyPoints(t *testing.T, api influx.WriteAPI) {
 	if cells, err = s.Cells(ctx, sel); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(all, cells, cellOrder); d != "" {
+	if d := cmp.Diff(all, cells, storetest.CellOrder); d != "" {
 		t.Errorf("cells of both writers (-want +got):\n%s", d)
 	}
 	oracle := memstore.New(nil)

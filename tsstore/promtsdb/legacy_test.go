@@ -39,7 +39,7 @@ func TestLegacyDirectory(t *testing.T) {
 	}
 	late := mkCell("revenue", demo, at(200), 2, 100, 7)
 	legacy = append(legacy, late)
-	if d := cmp.Diff(legacy, allCells(t, s, "revenue"), cellOrder); d != "" {
+	if d := cmp.Diff(legacy, allCells(t, s, "revenue"), storetest.CellOrder); d != "" {
 		t.Fatalf("legacy cells (-want +got):\n%s", d)
 	}
 
@@ -76,7 +76,7 @@ func TestLegacyDirectory(t *testing.T) {
 				t.Errorf("%s: writer %q rewriting %s%s@%d seq %d with another aggregate: got %v, want ErrConflict", when, c.Writer, c.Metric, c.Labels, c.Start, c.Seq, err)
 			}
 		}
-		if d := cmp.Diff(all, allCells(t, s, "revenue"), cellOrder); d != "" {
+		if d := cmp.Diff(all, allCells(t, s, "revenue"), storetest.CellOrder); d != "" {
 			t.Errorf("%s: stored cells (-want +got):\n%s", when, d)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -77,19 +76,6 @@ func allCells(t testing.TB, s tsstore.Store, metric string) []tsstore.Cell {
 	}
 	return cells
 }
-
-var cellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
-	if c := a.Labels.Compare(b.Labels); c != 0 {
-		return c < 0
-	}
-	if a.Start != b.Start {
-		return a.Start < b.Start
-	}
-	if a.Writer != b.Writer {
-		return a.Writer < b.Writer
-	}
-	return a.Seq < b.Seq
-})
 
 // TestSeriesLayout checks the documented mapping of a cell to four TSDB
 // series, read through the DB that As exposes: the legacy writer's without
@@ -187,7 +173,7 @@ func TestConflicts(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "orders") || !strings.Contains(err.Error(), "cell 0") {
 			t.Errorf("%s: error %q does not name the cell", where, err)
 		}
-		if d := cmp.Diff(before, allCells(t, s, "orders"), cellOrder); d != "" {
+		if d := cmp.Diff(before, allCells(t, s, "orders"), storetest.CellOrder); d != "" {
 			t.Errorf("%s: rewrites changed the stored cells (-before +after):\n%s", where, d)
 		}
 		third++
@@ -195,7 +181,7 @@ func TestConflicts(t *testing.T) {
 		if err := s.Write(context.Background(), []tsstore.Cell{other}); err != nil {
 			t.Errorf("%s: another writer's partial of the identity: %v", where, err)
 		}
-		if d := cmp.Diff(append(before, other), allCells(t, s, "orders"), cellOrder); d != "" {
+		if d := cmp.Diff(append(before, other), allCells(t, s, "orders"), storetest.CellOrder); d != "" {
 			t.Errorf("%s: another writer's partial (-want +got):\n%s", where, d)
 		}
 	}
@@ -297,7 +283,7 @@ func TestReopen(t *testing.T) {
 			}
 		}
 	}
-	if d := cmp.Diff(allCells(t, oracle, "views"), allCells(t, s, "views"), cellOrder); d != "" {
+	if d := cmp.Diff(allCells(t, oracle, "views"), allCells(t, s, "views"), storetest.CellOrder); d != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", d)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
+	"github.com/hourglass-io/hourglass/tsstore/storetest"
 )
 
 // redoCells writes minutes 0..9 in order, then late cells (below what the
@@ -95,7 +96,7 @@ func TestRedoRestoresLostLateCells(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 	// Replaying again (another reopen) is harmless.
@@ -103,7 +104,7 @@ func TestRedoRestoresLostLateCells(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after a second reopen (-want +got):\n%s", diff)
 	}
 }
@@ -153,7 +154,7 @@ func TestRedoTruncatedAfterCompaction(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 }
@@ -185,7 +186,7 @@ func TestRedoTornRecord(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 }

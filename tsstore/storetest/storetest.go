@@ -113,6 +113,25 @@ func Diff(want, got *tsstore.Result) string {
 	return cmp.Diff(want, got, cmpopts.EquateEmpty())
 }
 
+// CellOrder is a cmp option under which slices of cells are equal when
+// they hold the same cells in any order (sorted by metric, labels, start,
+// writer and seq), as Store.Cells returns them.
+var CellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
+	if a.Metric != b.Metric {
+		return a.Metric < b.Metric
+	}
+	if c := a.Labels.Compare(b.Labels); c != 0 {
+		return c < 0
+	}
+	if a.Start != b.Start {
+		return a.Start < b.Start
+	}
+	if a.Writer != b.Writer {
+		return a.Writer < b.Writer
+	}
+	return a.Seq < b.Seq
+})
+
 func ser(ls tsstore.Labels, bs ...tsstore.Bucket) tsstore.Series {
 	return tsstore.Series{Labels: ls, Buckets: bs}
 }
