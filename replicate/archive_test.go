@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,13 +20,24 @@ import (
 )
 
 // tee is the store of the write-back engine in the archive tests: every
-// write acknowledged by the replicated store goes to the oracle too.
+// write acknowledged by the replicated store goes to the oracle too. When
+// writer is set, cells of the legacy writer "" get it as their Writer (an
+// engine whose writer id is writer, fewer than 60000 generations).
 type tee struct {
 	*replicate.Store
 	oracle tsstore.Store
+	writer string
 }
 
 func (t tee) Write(ctx context.Context, cells []tsstore.Cell) error {
+	if t.writer != "" {
+		cells = slices.Clone(cells)
+		for i := range cells {
+			if cells[i].Writer == "" {
+				cells[i].Writer = t.writer
+			}
+		}
+	}
 	if err := t.Store.Write(ctx, cells); err != nil {
 		return err
 	}
@@ -38,7 +50,8 @@ type archivePipeline struct {
 	eng    *writeback.Engine
 	arc    archive.Archive
 	oracle *memstore.Store
-	now    int64 // ms: the time the orders are placed around
+	now    int64  // ms: the time the orders are placed around
+	writer string // the writer of the engine's cells (see tee)
 }
 
 func newArchivePipeline(t *testing.T) *archivePipeline {
@@ -57,7 +70,7 @@ func (p *archivePipeline) start(t *testing.T, s *replicate.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cache.Close() })
-	p.eng, err = writeback.New(cache, tee{s, p.oracle}, &writeback.Options{Processor: cachetest.OrderProcessor, Archives: []archive.Archive{p.arc},
+	p.eng, err = writeback.New(cache, tee{s, p.oracle, p.writer}, &writeback.Options{Processor: cachetest.OrderProcessor, Archives: []archive.Archive{p.arc},
 		FlushInterval: -1, SealSpacing: -1, Source: "live", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +117,19 @@ func (p *archivePipeline) flush(t *testing.T, from, to, late int) {
 // the test server is up). With ResyncFromArchive it is
 // re-synced from the archive when it returns, although the primary could
 // serve, and then holds exactly the cells the flushes wrote (memstore is
-// the oracle), late partials included.
+// the oracle), late partials included: the cells of the legacy writer "",
+// and those of an engine whose writer id is its archive Source.
 func TestResyncFromArchive(t *testing.T) {
-	eachBackend(t, resyncFromArchive)
+	for _, writer := range []string{"", "live"} {
+		t.Run(fmt.Sprintf("writer=%q", writer), func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, open backend) { resyncFromArchive(t, open, writer) })
+		})
+	}
 }
 
-func resyncFromArchive(t *testing.T, open backend) {
+func resyncFromArchive(t *testing.T, open backend, writer string) {
 	pl := newArchivePipeline(t)
+	pl.writer = writer
 	p, sb := newReplica(t, open, "p"), newReplica(t, open, "s")
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10 // more than one flush
@@ -217,17 +236,7 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl.start(t, s)
-	pl.flush(t, 0, 5, -1)
-	eventually(t, "standby applies the first flush", func() bool { return caughtUp(s, "r1") })
-	sb.down.Store(true)
-	check(t, s)
-	for i := range 3 {
-		pl.flush(t, 5+i*5, 10+i*5, 1+i*5)
-	}
-	sb.down.Store(false)
-	check(t, s)
-	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+	standbyMisses(t, pl, s, sb, o)
 	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 {
 		t.Fatalf("standby re-synced before the archive delay: %+v", st)
 	}
@@ -251,6 +260,44 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 		t.Fatalf("standby after the restart: %+v, want one re-sync from the archive", st)
 	}
 	sameCells(t, "standby re-synced from the archive after a restart", sb.inner, pl.oracle, metrics...)
+}
+
+// standbyMisses starts pl's engine over s, flushes once for the standby
+// sb to apply, three times more while sb is down (past an 8 KiB hint
+// budget: sb goes stale), brings sb back and lets s's applier try to
+// re-sync it for a while.
+func standbyMisses(t *testing.T, pl *archivePipeline, s *replicate.Store, sb *faulty, o *replicate.Options) {
+	t.Helper()
+	pl.start(t, s)
+	pl.flush(t, 0, 5, -1)
+	eventually(t, "standby applies the first flush", func() bool { return caughtUp(s, "r1") })
+	sb.down.Store(true)
+	check(t, s)
+	for i := range 3 {
+		pl.flush(t, 5+i*5, 10+i*5, 1+i*5)
+	}
+	sb.down.Store(false)
+	check(t, s)
+	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+}
+
+// The missed cells have a writer that names no archive source (an engine
+// whose writer id is not its Source): the archive's generations of the
+// same numbers are another source's, so the standby is never rebuilt from
+// them; it stays stale, and is not read, until a replica can serve.
+func TestResyncFromArchiveOtherWriter(t *testing.T) {
+	pl := newArchivePipeline(t)
+	pl.writer = "elsewhere"
+	p, sb := newReplica(t, promBackend, "p"), newReplica(t, promBackend, "s")
+	o := testOptions(t, replicate.AckPrimary)
+	o.HintBudget = 8 << 10
+	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, -1
+	s := openStore(t, p, []tsstore.Store{sb}, o)
+	standbyMisses(t, pl, s, sb, o)
+	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 || st.Conflicts != 0 {
+		t.Fatalf("standby with another writer's generations in the archive: %+v, want still stale", st)
+	}
+	sameCells(t, "primary", p.inner, pl.oracle, metrics...)
 }
 
 // New refuses options it cannot work with, with tsstore.ErrInvalid.

@@ -42,7 +42,8 @@
 // Hints never expire silently: when a replica's pending hints would pass
 // HintBudget, they are dropped and the replica is marked stale, with the
 // range they covered (write seqs, cell time range, metric names, the
-// cells' Seq values, the time of the newest write) persisted in
+// cells' flush identities (Writer, Seq), the time of the newest write)
+// persisted in
 // Dir/state.json. When it answers again, it is re-synced, and it is never
 // read while stale:
 //
@@ -54,17 +55,25 @@
 //     down or stale too, say the primary was lost while the standbys were
 //     stale), or always with [Options.ResyncFromArchive]. The archive keeps
 //     raw points, not cells, but each segment names the write-back flush
-//     generation it comes from, and a flush gives its cells the Seq
-//     generation mod (cell width in ms): the segments overlapping the
-//     stale time range are grouped by generation, and each group is
-//     processed again by [reprocess.Rebuild] (the write-back engine's
-//     aggregation with the same Processor, as reprocess does) into cells
-//     with that Seq, which are the cells the flush wrote; those of the
-//     stale metrics are written to the replica. The archive is read only
-//     once it can hold every missed write: ArchiveDelay after the newest
-//     (a flush archives after it has written its cells), and when every
-//     Seq of the missed cells has an archived generation; until then the
-//     replica stays stale (logged once). The cells are exact when the
+//     generation it comes from (source and number), and a flush gives its
+//     cells an identity (Writer, Seq) made of them: an engine with writer
+//     id w gives generation g's cells Writer w (or "w/<g / cell width in
+//     ms>" past the width) and Seq g mod (cell width in ms), and cells
+//     flushed before writers had the legacy writer "". The archived
+//     generations of the missed flushes are processed again by
+//     [reprocess.Rebuild] (the write-back engine's aggregation with the
+//     same Processor, as reprocess does) into cells with that identity,
+//     which are the cells the flush wrote; those of the stale metrics are
+//     written to the replica. A flush of writer w is found only as a
+//     generation of source w, so the engines must name their archive
+//     segments after their writer ids (writeback Options.Source): a
+//     generation of another source is never taken for it, which would
+//     count one engine's points under another's identity. A flush of the
+//     legacy writer is every generation whose number matches its Seq. The
+//     archive is read only once it can hold every missed write:
+//     ArchiveDelay after the newest (a flush archives after it has
+//     written its cells), and when every missed flush has an archived
+//     generation; until then the replica stays stale (logged once). The cells are exact when the
 //     sums do not depend on the order of the points (the archive returns
 //     a segment's points in time order, the cache added them in arrival
 //     order; integer values, or points of a cell arriving in time order,

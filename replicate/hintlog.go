@@ -95,11 +95,36 @@ type record struct {
 	span  span
 }
 
-// span is the time range, metrics and Seq values of some cells.
+// span is the time range, metrics and flush identities of some cells.
 type span struct {
 	From, To int64 // [From, To) of cell starts
 	Metrics  []string
-	Seqs     []uint32 `json:",omitempty"` // the distinct Seq values
+	// Seqs are the distinct Seq values of the cells of the legacy writer
+	// "" (spans persisted before cells had writers list every cell's Seq
+	// here: all of them were the legacy writer's).
+	Seqs []uint32 `json:",omitempty"`
+	// Flushes are the distinct (Writer, Seq) of the other cells: each
+	// names one flush generation of one write-back engine.
+	Flushes []flushID `json:",omitempty"`
+}
+
+// flushID is the store identity a write-back flush gives its cells.
+type flushID struct {
+	Writer string
+	Seq    uint32
+}
+
+// add records the identity (writer, seq) of a cell.
+func (s *span) add(writer string, seq uint32) {
+	if writer == "" {
+		if !slices.Contains(s.Seqs, seq) {
+			s.Seqs = append(s.Seqs, seq)
+		}
+		return
+	}
+	if f := (flushID{writer, seq}); !slices.Contains(s.Flushes, f) {
+		s.Flushes = append(s.Flushes, f)
+	}
 }
 
 func spanOf(cells []tsstore.Cell, width int64) span {
@@ -115,9 +140,7 @@ func spanOf(cells []tsstore.Cell, width int64) span {
 		if !slices.Contains(s.Metrics, c.Metric) {
 			s.Metrics = append(s.Metrics, c.Metric)
 		}
-		if !slices.Contains(s.Seqs, c.Seq) {
-			s.Seqs = append(s.Seqs, c.Seq)
-		}
+		s.add(c.Writer, c.Seq)
 	}
 	return s
 }
@@ -138,9 +161,10 @@ func (s *span) merge(o span) {
 		}
 	}
 	for _, q := range o.Seqs {
-		if !slices.Contains(s.Seqs, q) {
-			s.Seqs = append(s.Seqs, q)
-		}
+		s.add("", q)
+	}
+	for _, f := range o.Flushes {
+		s.add(f.Writer, f.Seq)
 	}
 }
 

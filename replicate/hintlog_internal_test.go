@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func TestCodecRoundTrip(t *testing.T) {
 				ls = append(ls, tsstore.Label{Name: "l" + string(rune('a'+j)), Value: rapid.String().Draw(t, "value")})
 			}
 			cs = append(cs, tsstore.Cell{Metric: rapid.StringMatching(`[a-z_]{1,10}`).Draw(t, "metric"), Labels: ls,
-				Start: rapid.Int64().Draw(t, "start"), Seq: rapid.Uint32().Draw(t, "seq"),
+				Start: rapid.Int64().Draw(t, "start"), Writer: rapid.SampledFrom([]string{"", "w1", "w2/3"}).Draw(t, "writer"), Seq: rapid.Uint32().Draw(t, "seq"),
 				Agg: tsstore.Agg{Count: rapid.Uint64().Draw(t, "count"), Sum: rapid.Float64().Draw(t, "sum"),
 					Min: rapid.Float64().Draw(t, "min"), Max: rapid.Float64().Draw(t, "max")}})
 		}
@@ -161,5 +162,61 @@ func TestHintLogRelease(t *testing.T) {
 	ents, _ := os.ReadDir(l.dir)
 	if len(ents) != 1 {
 		t.Fatalf("%d files left, want 1", len(ents))
+	}
+}
+
+// A span keeps the legacy writer's Seq values in Seqs (as spans persisted
+// before cells had writers did for every cell) and the other cells'
+// (Writer, Seq) in Flushes; merging keeps each once.
+func TestSpanFlushes(t *testing.T) {
+	cs := testCells(6, 0)
+	for i := range cs {
+		cs[i].Writer = []string{"", "a", "a/2"}[i%3]
+	}
+	sp := spanOf(cs, 60_000)
+	want := span{From: 0, To: 6 * 60_000, Metrics: []string{"orders"}, Seqs: []uint32{0},
+		Flushes: []flushID{{"a", 1}, {"a/2", 2}}}
+	if d := cmp.Diff(want, sp); d != "" {
+		t.Fatalf("spanOf (-want +got):\n%s", d)
+	}
+	sp.merge(span{From: 0, To: 60_000, Metrics: []string{"orders"}, Seqs: []uint32{0, 4}, Flushes: []flushID{{"a", 1}, {"b", 1}}})
+	want.Seqs, want.Flushes = []uint32{0, 4}, []flushID{{"a", 1}, {"a/2", 2}, {"b", 1}}
+	if d := cmp.Diff(want, sp); d != "" {
+		t.Fatalf("merge (-want +got):\n%s", d)
+	}
+	var old staleRange // as persisted in state.json before writers
+	if err := json.Unmarshal([]byte(`{"min_seq":3,"max_seq":9,"From":0,"To":60000,"Metrics":["orders"],"Seqs":[5,6]}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(old.Seqs, []uint32{5, 6}) || old.Flushes != nil {
+		t.Fatalf("a stale range persisted before writers: %+v, want Seqs 5 and 6 of the legacy writer", old)
+	}
+}
+
+// flushGeneration inverts the write-back engine's naming of a
+// generation's cells: Writer id below the cell width in ms, "id/<g/wms>"
+// after, Seq g mod wms.
+func TestFlushGeneration(t *testing.T) {
+	const wms = 60_000
+	for _, tc := range []struct {
+		f    flushID
+		want genKey
+		ok   bool
+	}{
+		{flushID{"abc", 5}, genKey{"abc", 5}, true},
+		{flushID{"abc/1", 0}, genKey{"abc", 60_000}, true},
+		{flushID{"abc/2", 7}, genKey{"abc", 120_007}, true},
+		{flushID{"abc/0", 7}, genKey{}, false},
+		{flushID{"abc/x", 7}, genKey{}, false},
+		{flushID{"/3", 7}, genKey{}, false},
+		{flushID{"abc/" + "307445734561825861", 7}, genKey{}, false}, // overflows
+	} {
+		got, ok := flushGeneration(tc.f, wms)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("flushGeneration(%+v) = %+v, %v; want %+v, %v", tc.f, got, ok, tc.want, tc.ok)
+		}
+	}
+	if _, ok := flushGeneration(flushID{"abc/307445734561825", 0}, wms); !ok {
+		t.Errorf("a generation below 2^64 is refused")
 	}
 }

@@ -139,6 +139,7 @@ func (l *link) dropLocked(seq uint64, at int64, sp span, why error) {
 		st = *l.stale
 		st.Metrics = slices.Clone(st.Metrics)
 		st.Seqs = slices.Clone(st.Seqs)
+		st.Flushes = slices.Clone(st.Flushes)
 	}
 	add := func(s uint64, at int64, p span) {
 		st.MinSeq, st.MaxSeq = min(st.MinSeq, s), max(st.MaxSeq, s)
@@ -191,7 +192,7 @@ func (l *link) apply(ctx context.Context, epoch uint64, cells []tsstore.Cell) er
 		case err == nil:
 		case skippable(err):
 			skipped++
-			l.s.log.Error("replicate: replica refused a cell, skipped", "replica", l.name, "cell", fmt.Sprintf("%s%s@%d seq %d", cells[i].Metric, cells[i].Labels, cells[i].Start, cells[i].Seq), "err", err)
+			l.s.log.Error("replicate: replica refused a cell, skipped", "replica", l.name, "cell", fmt.Sprintf("%s%s@%d writer %q seq %d", cells[i].Metric, cells[i].Labels, cells[i].Start, cells[i].Writer, cells[i].Seq), "err", err)
 		default:
 			return err
 		}

@@ -46,7 +46,7 @@ func (l *link) resync(ctx context.Context) error {
 	switch {
 	case o.Archive != nil && (o.ResyncFromArchive || src == nil):
 		from = "archive"
-		l.s.log.Info("replicate: re-sync started", "replica", l.name, "from_archive", true, "from", st.From, "to", st.To, "metrics", len(st.Metrics), "generations", len(st.Seqs))
+		l.s.log.Info("replicate: re-sync started", "replica", l.name, "from_archive", true, "from", st.From, "to", st.To, "metrics", len(st.Metrics), "generations", len(st.Seqs)+len(st.Flushes))
 		copied, err = l.resyncFromArchive(ctx, &st, gen)
 		if errors.Is(err, errNoSource) {
 			return err

@@ -18,8 +18,8 @@ type state struct {
 
 // staleRange is what a stale replica misses: the writes MinSeq..MaxSeq
 // whose hints were dropped, covering the cells of Metrics in [From, To)
-// with the cell Seq values Seqs; Last is the time of the newest of them
-// (unix ns).
+// with the flush identities Seqs (the legacy writer's) and Flushes; Last
+// is the time of the newest of them (unix ns).
 type staleRange struct {
 	MinSeq uint64 `json:"min_seq"`
 	MaxSeq uint64 `json:"max_seq"`

@@ -25,8 +25,9 @@ type CatchUpPass struct {
 // can be made, and switched to, before its range has settled. It reads the
 // segments overlapping [From, Cutover) that the lineage does not list, runs
 // their points of the range (and filter) through an engine with p, and
-// writes the cells into the version as new partials, with Seq = the pass
-// number (1, 2, ...), so they add to what is there; the lineage lists the
+// writes the cells into the version as new partials, with Writer
+// VersionWriter and Seq = the pass number (1, 2, ...), so they add to what
+// is there; the lineage lists the
 // pass and its segments. With no new segment it does nothing. An
 // interrupted pass is redone, from the same segments with the same Seq, by
 // the next call. It returns the points added.
@@ -124,14 +125,15 @@ func (v *Versions) catchUp(ctx context.Context, id string, a archive.Archive, p 
 }
 
 // catchUpPass runs the points of one pass through an engine of its own and
-// flushes them in one generation: each cell gets one partial, Seq pass.Seq.
+// flushes them in one generation: each cell gets one partial, Writer
+// VersionWriter and Seq pass.Seq.
 func (v *Versions) catchUpPass(ctx context.Context, id string, a archive.Archive, p tsstore.Processor, st tsstore.Store,
 	lin *Lineage, filter []tsstore.Matcher, pass *CatchUpPass) (int64, error) {
 	names := make([]string, len(pass.Segments))
 	for i, s := range pass.Segments {
 		names[i] = s.Name
 	}
-	res, err := Rebuild(ctx, a, names, lin.From, lin.Cutover, filter, p, pass.Seq, st, filepath.Join(v.Dir(id), "cache-catchup"))
+	res, err := Rebuild(ctx, a, names, lin.From, lin.Cutover, filter, p, VersionWriter, pass.Seq, st, filepath.Join(v.Dir(id), "cache-catchup"))
 	if err != nil {
 		return 0, err
 	}

@@ -43,7 +43,9 @@
 // context) run again resumes from the checkpoint with a fresh cache, and
 // the version ends up with the same cells as an uninterrupted run: each
 // cell is aggregated within one run from the same points in the same
-// order, and written with a fixed Seq, so cells rewritten after the
+// order, and written with a fixed identity (Writer [VersionWriter], the
+// legacy writer "", and Seq 0, whatever the writer id and generation
+// numbers of the job's fresh caches), so cells rewritten after the
 // checkpoint are identical no-ops. This needs every point the processor
 // derives to lie in its raw point's cell (checked; a processor that moves
 // points across cells fails the job with tsstore.ErrInvalid).

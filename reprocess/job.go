@@ -277,8 +277,9 @@ type run struct {
 // flushed whole by one engine, and the processor keeps derived points in
 // their raw point's cell, so every cell of the version is aggregated within
 // one generation of one run, from the same points in the same order. Its
-// Seq is fixed (0) by seqStore rather than taken from the generation
-// number, which restarts with the fresh caches of a resumed run. A resumed
+// identity is fixed (VersionWriter, Seq 0) by seqStore rather than taken
+// from the engine (the writer id of its cache and the generation number),
+// which restarts with the fresh caches of a resumed run. A resumed
 // run rewrites the cells after the checkpoint that the interrupted run may
 // already have written, with the same identity and aggregate: a no-op.
 // Chunks are flushed one at a time, in order, and a checkpoint is written
@@ -293,7 +294,7 @@ func (r *run) exec(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
-	r.store = &seqStore{Store: st}
+	r.store = &seqStore{Store: st, writer: VersionWriter}
 	r.proc = newCheckedProcessor(r.job.Processor, r.width, r.cp.Metrics)
 	for i := range r.lanes {
 		cdir := filepath.Join(r.dir, fmt.Sprintf("%s-%d", cacheDir, i))
@@ -490,11 +491,20 @@ func (r *run) report(done bool) {
 	}
 }
 
-// seqStore gives every cell written through it the same Seq, so that a
-// version's cells do not depend on the generation numbers of the job's
-// cache. It counts the cells written.
+// VersionWriter is the writer of every cell of a version (see
+// tsstore.Cell.Writer): the legacy writer "". A version is a store of its
+// own, written by one job, so its cells need no writer name; and versions
+// made before cells had writers hold cells of writer "", which a job
+// resumed or a catch-up pass run by this version rewrites or adds to with
+// the same identities.
+const VersionWriter = ""
+
+// seqStore gives every cell written through it the same identity (writer,
+// seq), so that a version's cells do not depend on the writer id and the
+// generation numbers of the job's cache. It counts the cells written.
 type seqStore struct {
 	tsstore.Store
+	writer  string
 	seq     uint32
 	written atomic.Int64
 	refuse  atomic.Bool // set when the run failed: nothing more may be written
@@ -510,7 +520,7 @@ func (s *seqStore) Write(ctx context.Context, cells []tsstore.Cell) error {
 	defer s.mu.Unlock()
 	s.buf = append(s.buf[:0], cells...)
 	for i := range s.buf {
-		s.buf[i].Seq = s.seq
+		s.buf[i].Writer, s.buf[i].Seq = s.writer, s.seq
 	}
 	if err := s.Store.Write(ctx, s.buf); err != nil {
 		return err

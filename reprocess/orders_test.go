@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,7 +234,13 @@ func allCells(t testing.TB, st tsstore.Store, from, to int64) []tsstore.Cell {
 		if c := a.Labels.Compare(b.Labels); c != 0 {
 			return c
 		}
-		return int(a.Start - b.Start)
+		if a.Start != b.Start {
+			return int(a.Start - b.Start)
+		}
+		if a.Writer != b.Writer {
+			return strings.Compare(a.Writer, b.Writer)
+		}
+		return int(a.Seq) - int(b.Seq)
 	})
 	return out
 }

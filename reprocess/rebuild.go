@@ -24,17 +24,21 @@ type RebuildStats struct {
 // timestamp in [from, to) whose labels satisfy ms go through a writeback
 // engine with processor p (the cache's aggregation), over a fresh cache in
 // cacheDir (removed at the end), and are flushed as one generation whose
-// cells all get Seq seq. Every point p derives must lie in its raw point's
-// cell (checked, tsstore.ErrInvalid otherwise).
+// cells all get the identity (writer, seq): Writer writer and Seq seq,
+// whatever the engine would give them. Every point p derives must lie in
+// its raw point's cell (checked, tsstore.ErrInvalid otherwise).
 //
-// Fed the segments of one flush generation of a live engine, with Seq its
-// generation number modulo the cell width in ms, the cells are those the
-// live flush wrote (their sums are added in the segments' order, which is
-// the live order whenever it does not matter, e.g. for integer values).
+// Fed the segments of one flush generation of a live engine, with the
+// Writer and Seq its flush gave its cells, the cells are those the live
+// flush wrote (their sums are added in the segments' order, which is the
+// live order whenever it does not matter, e.g. for integer values).
 // Versions.CatchUp uses it for its passes; package replicate to re-sync a
 // replica from the archive.
 func Rebuild(ctx context.Context, a archive.Archive, names []string, from, to int64, ms []tsstore.Matcher,
-	p tsstore.Processor, seq uint32, st tsstore.Store, cacheDir string) (res RebuildStats, err error) {
+	p tsstore.Processor, writer string, seq uint32, st tsstore.Store, cacheDir string) (res RebuildStats, err error) {
+	if err := tsstore.ValidateWriter(writer); err != nil {
+		return res, err
+	}
 	if err := os.RemoveAll(cacheDir); err != nil {
 		return res, tsstore.Errorf(tsstore.ErrUnavailable, "discard cache: %w", err)
 	}
@@ -50,7 +54,7 @@ func Rebuild(ctx context.Context, a archive.Archive, names []string, from, to in
 			err = os.RemoveAll(cacheDir)
 		}
 	}()
-	ss := &seqStore{Store: st, seq: seq}
+	ss := &seqStore{Store: st, writer: writer, seq: seq}
 	proc := newCheckedProcessor(p, st.CellWidth(), nil)
 	const century = 100 * 365 * 24 * time.Hour
 	eng, err := writeback.New(cache, ss, &writeback.Options{

@@ -23,6 +23,12 @@ const (
 	// ReservedLabel is the label name stores use for the metric name; it is
 	// not accepted as a label of a point.
 	ReservedLabel = "__name__"
+	// WriterLabel is the label (or tag) name under which stores keep a
+	// cell's writer when it is not "" (see [Cell.Writer]). It starts with
+	// "__", so no label of a point can take it; stores strip it from query
+	// results, and a matcher on it sees the value "" as on any missing
+	// label.
+	WriterLabel = "__writer__"
 	// MaxWriterLen is the longest writer name of a cell, in bytes.
 	MaxWriterLen = 128
 )

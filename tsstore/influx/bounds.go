@@ -10,20 +10,25 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-// The Store remembers, per series (metric and labels) it has written since
-// Open, an upper bound of the times of the series' stored points: no point
-// of the series is stored after its bound. A cell whose point lies after
-// the bound cannot collide with a stored point, so Write sends it without
-// reading anything. The bound of a series is established by one read (the
-// series' newest point from the earliest cell of that first write on) and
-// raised by every write of the Store; it is only valid as long as nobody
-// else writes the series (the single-writer assumption in the package
-// comment).
+// The Store remembers, per series (metric and labels) and writer it has
+// written since Open, an upper bound of the times of the points the writer
+// stored in the series: none is stored after its bound. A cell whose point
+// lies after the bound cannot collide with a stored point of its writer
+// (other writers' points are other InfluxDB series), so Write sends it
+// without reading anything. The bound is established by one read (the
+// newest point of the series and writer from the earliest cell of that
+// first write on) and raised by every write of the Store; it is only valid
+// as long as nobody else writes the series as the same writer (the
+// one-Store-per-writer assumption in the package comment).
 //
-// bounds[i] holds the series whose key hashes to stripe i, guarded by
-// stripes[i]. A stripe holds at most boundsPerStripe series; adding one
+// bounds[i] holds the series whose key hashes to stripe i (all writers of
+// a series share its stripe), guarded by stripes[i]. A stripe holds at most boundsPerStripe series; adding one
 // more evicts an arbitrary one, whose next write is checked and reads its
 // bound back again.
+
+// boundKey is what a bound is kept for: a series (its key) and a writer,
+// whose points are an InfluxDB series of their own.
+type boundKey struct{ series, writer string }
 
 // stripeOf returns the lock stripe of a series key.
 func stripeOf(series string) int { return int(xxhash.Sum64String(series) % lockStripes) }
@@ -31,10 +36,10 @@ func stripeOf(series string) int { return int(xxhash.Sum64String(series) % lockS
 // remember sets the bound of a series whose bound was just read, evicting
 // an arbitrary series of the stripe when it is full. The stripe must be
 // locked.
-func (s *Store) remember(stripe int, series string, bound int64) {
+func (s *Store) remember(stripe int, series boundKey, bound int64) {
 	m := s.bounds[stripe]
 	if m == nil {
-		m = make(map[string]int64)
+		m = make(map[boundKey]int64)
 		s.bounds[stripe] = m
 	}
 	if _, ok := m[series]; !ok && len(m) >= s.boundsPerStripe {
@@ -49,7 +54,7 @@ func (s *Store) remember(stripe int, series string, bound int64) {
 // raise raises the bound of a remembered series to t (a point about to be
 // written). A series that is not remembered (never read, or evicted) stays
 // so: a bound must start with a read. The stripe must be locked.
-func (s *Store) raise(stripe int, series string, t int64) {
+func (s *Store) raise(stripe int, series boundKey, t int64) {
 	if b, ok := s.bounds[stripe][series]; ok && t > b {
 		s.bounds[stripe][series] = t
 	}
@@ -69,14 +74,14 @@ type unknownSeries struct {
 // group's earliest cell on (all statements in one request). A series with
 // no point there gets the bound lo-1. It returns the bounds, which the
 // caller remembers.
-func (s *Store) readBounds(ctx context.Context, unknown map[string]*unknownSeries) (map[string]int64, error) {
-	byMetric := map[string][]string{}
+func (s *Store) readBounds(ctx context.Context, unknown map[boundKey]*unknownSeries) (map[boundKey]int64, error) {
+	byMetric := map[string][]boundKey{}
 	for k, u := range unknown {
 		byMetric[u.cell.Metric] = append(byMetric[u.cell.Metric], k)
 	}
 	type group struct {
 		lo   int64
-		keys []string
+		keys []boundKey
 	}
 	var groups []group
 	var stmts []string
@@ -92,12 +97,13 @@ func (s *Store) readBounds(ctx context.Context, unknown map[string]*unknownSerie
 			stmts = append(stmts, newestQuery(s.from+quoteIdent(metric), g.lo, seriesConds(cs)))
 		}
 	}
-	newest := make(map[string]int64, len(unknown))
+	newest := make(map[boundKey]int64, len(unknown))
 	err := s.influxQL(ctx, strings.Join(stmts, "; "), func(stmt int, se *respSeries, r row) error {
 		if stmt < 0 || stmt >= len(groups) {
 			return fmt.Errorf("answer to statement %d of %d", stmt, len(groups))
 		}
-		k := tsstore.SeriesKey(se.Name, labelsOfTags(se.Tags))
+		ls, writer := labelsOfTags(se.Tags)
+		k := boundKey{tsstore.SeriesKey(se.Name, ls), writer}
 		if _, ok := unknown[k]; ok {
 			if t, seen := newest[k]; !seen || r.t > t {
 				newest[k] = r.t
@@ -108,7 +114,7 @@ func (s *Store) readBounds(ctx context.Context, unknown map[string]*unknownSerie
 	if err != nil {
 		return nil, err
 	}
-	bounds := make(map[string]int64, len(unknown))
+	bounds := make(map[boundKey]int64, len(unknown))
 	for _, g := range groups {
 		for _, k := range g.keys {
 			if t, ok := newest[k]; ok {

@@ -6,11 +6,26 @@
 //
 // # Data model
 //
-// Each cell is one point: measurement = metric, one tag per label, fields
-// count (integer), sum, min and max (floats), timestamp Start+Seq in
-// milliseconds. Partials of a cell therefore are distinct points (Seq is
-// below the cell width in ms), and a point's cell is its time rounded down
-// to the cell width.
+// Each cell is one point: measurement = metric, one tag per label, the tag
+// __writer__ (tsstore.WriterLabel) = the cell's writer unless it is the
+// legacy writer "", fields count (integer), sum, min and max (floats),
+// timestamp Start+Seq in milliseconds. Partials of a cell therefore are
+// distinct points (Seq is below the cell width in ms; different writers
+// are different series), and a point's cell is its time rounded down to
+// the cell width.
+//
+// The writer is a tag because InfluxDB keeps points of different tag sets
+// apart however equal their times, and sums them in one aggregation when
+// the query does not group by the tag. Its key starts with "__", which no
+// label name does, and no label maps to it (the reserved names below
+// become "__" + name, and "writer__" is not one of them), so it cannot
+// collide with a label; writer names ([a-zA-Z0-9_.:/-]) need no escaping.
+// InfluxDB 1.6 (the test server) accepts such a tag key, as it does the
+// "__" + name keys of reserved label names. It is absent for the legacy writer so that points written before cells had
+// writers read unchanged, as writer "", and new writers' partials of the
+// same cells add up with them. Results never show the tag: Cells returns
+// it as Cell.Writer, queries sum over it, and a matcher on it sees "" as
+// on any label a cell does not have.
 //
 // Label names that InfluxDB or Flux reserve or that would be ambiguous
 // (time, count, sum, min, max, result, table, _field, _measurement, _start,
@@ -52,8 +67,8 @@
 // written.
 //
 // As tsstore/promtsdb does, the Store remembers, per series (metric and
-// labels) it has written since Open, an upper bound of the times of the
-// series' stored points. A cell whose point (Start+Seq) lies after its
+// labels) and writer it has written since Open, an upper bound of the
+// times of the stored points of the series and writer. A cell whose point (Start+Seq) lies after its
 // series' bound cannot collide with a stored point and is written without
 // any read: this is the common case of a flush, whose cells are newer than
 // the last flush's. The first write of a series in a Store establishes the
@@ -71,26 +86,27 @@
 // expensive (about as long as the write itself in BenchmarkWrite), which is
 // why the bounds exist.
 //
-// The bounds take memory: about 100 bytes plus the series key per series,
-// for at most Options.MaxTrackedSeries series (DefaultMaxTrackedSeries,
+// The bounds take memory: about 100 bytes plus the series key per series
+// and writer, for at most Options.MaxTrackedSeries of them (DefaultMaxTrackedSeries,
 // spread over 64 stripes by series hash). A new series in a full stripe
 // evicts an arbitrary one, whose next write is checked by reading and reads
 // its bound again; a negative MaxTrackedSeries keeps no bounds and checks
 // every cell by reading. Options.SkipConflictCheck removes the check
 // altogether, and with it the protection.
 //
-// The bounds and the check rely on one writer per series (hourglass's
-// design: one writer flushes a given merchant's cells; see writeback's
-// "One writer per series"). A bound only knows the points that existed
-// when it was read and those this Store wrote since: points another Store
-// or process writes to the series later, at times after the bound, are not
-// seen, and a cell of this Store at such a time silently replaces them.
-// Even without bounds the check and the write are not atomic on the server:
-// within one Store, writes of the same series are serialized (striped locks
-// on the series), so they cannot race; but two Stores that write the same
-// cell identity at the same moment can both find it absent, and the later
-// write then silently replaces the earlier one instead of failing with
-// ErrConflict.
+// The bounds and the check rely on one Store per writer: each write-back
+// engine has a writer id of its own, and the writers' points are distinct
+// InfluxDB series, so several servers may write the same merchant's cells
+// into one database. A bound only knows the points that existed when it
+// was read and those this Store wrote since: points another Store or
+// process writes later as the same writer, at times after the bound, are
+// not seen, and a cell of this Store at such a time silently replaces
+// them. Even without bounds the check and the write are not atomic on the
+// server: within one Store, writes of the same series are serialized
+// (striped locks on the series), so they cannot race; but two Stores that
+// write the same cell identity (writer included) at the same moment can
+// both find it absent, and the later write then silently replaces the
+// earlier one instead of failing with ErrConflict.
 //
 // The conflict check reads through InfluxQL even when QueryLanguage is Flux.
 //
@@ -112,8 +128,11 @@
 // wanted series) and the step is wider than a cell, InfluxDB aggregates
 // (SUM of counts and sums, MIN, MAX; GROUP BY time(step, offset) with the
 // offset that puts bucket edges on the cells' boundaries, which is exact
-// because steps are multiples of the cell width). Otherwise the store reads
-// the cells' points and aggregates them itself.
+// because steps are multiples of the cell width, and the group-by tags,
+// which sums the writers' series; without group-by labels, GROUP BY *
+// returns each writer's series and the store adds up those with the same
+// labels). Otherwise the store reads the cells' points and aggregates them
+// itself. A matcher on the writer tag is never pushed down.
 //
 // With QueryLanguage Flux, the store sends a Flux query through the
 // client's QueryAPI (/api/v2/query) and reads the unpivoted annotated-CSV

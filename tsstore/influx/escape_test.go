@@ -50,7 +50,7 @@ func TestTagKeys(t *testing.T) {
 // checkLineRoundTrip encodes a cell whose label v has value v and parses
 // the line with influxdata/line-protocol's parser.
 func checkLineRoundTrip(t *testing.T, v string) {
-	c := tsstore.Cell{Metric: "m:x_1", Labels: tsstore.Labels{{Name: "merchant", Value: "m1"}, {Name: "time", Value: v}, {Name: "v", Value: v}}, Start: 60000, Seq: 7, Agg: tsstore.Agg{Count: 3, Sum: 1e21, Min: -0.5, Max: 5e-324}}
+	c := tsstore.Cell{Metric: "m:x_1", Labels: tsstore.Labels{{Name: "merchant", Value: "m1"}, {Name: "time", Value: v}, {Name: "v", Value: v}}, Start: 60000, Writer: "a1:b2/3_x.y-z", Seq: 7, Agg: tsstore.Agg{Count: 3, Sum: 1e21, Min: -0.5, Max: 5e-324}}
 	line := appendLine(nil, &c)
 	if strings.Count(string(line), "\n") != 1 {
 		t.Fatalf("line for %q spans lines: %q", v, line)
@@ -69,8 +69,8 @@ func checkLineRoundTrip(t *testing.T, v string) {
 	for _, tg := range m.TagList() {
 		tags[tg.Key] = tg.Value
 	}
-	if got := labelsOfTags(tags); !got.Equal(c.Labels) {
-		t.Errorf("line %q: labels %v, want %v", line, got, c.Labels)
+	if got, writer := labelsOfTags(tags); !got.Equal(c.Labels) || writer != c.Writer {
+		t.Errorf("line %q: labels %v and writer %q, want %v and %q", line, got, writer, c.Labels, c.Writer)
 	}
 	f := map[string]any{}
 	for _, fl := range m.FieldList() {

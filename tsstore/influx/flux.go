@@ -34,8 +34,8 @@ func fluxQuery(bucket, metric string, ms []tsstore.Matcher, lo, hi int64) string
 	b.WriteString(`  |> filter(fn: (r) => r._field == "count" or r._field == "sum" or r._field == "min" or r._field == "max")` + "\n")
 	for i := range ms {
 		m := &ms[i]
-		if m.Matches("") {
-			continue
+		if m.Matches("") || m.Name == writerTag {
+			continue // the writer tag is not a label: left to the exact filter
 		}
 		col := "r[" + fluxString(tagKey(m.Name)) + "]"
 		enc := col + " =~ /^" + encodedPrefix + "/"
@@ -60,6 +60,7 @@ var fluxColumns = map[string]bool{
 // fluxPartial collects the four field records of one point.
 type fluxPartial struct {
 	labels tsstore.Labels
+	writer string
 	t      int64
 	agg    tsstore.Agg
 	seen   int // bit per field
@@ -68,10 +69,10 @@ type fluxPartial struct {
 // readFlux reads the records of a Flux answer (annotated CSV, as parsed by
 // the client's QueryTableResult), joins the four fields of every point and
 // calls emit for each complete point in no particular order.
-func readFlux(res *api.QueryTableResult, emit func(metric string, ls tsstore.Labels, t int64, a tsstore.Agg)) error {
+func readFlux(res *api.QueryTableResult, emit func(metric string, ls tsstore.Labels, writer string, t int64, a tsstore.Agg)) error {
 	type key struct {
-		series string
-		t      int64
+		series, writer string
+		t              int64
 	}
 	points := map[key]*fluxPartial{}
 	metrics := map[key]string{}
@@ -87,12 +88,12 @@ func readFlux(res *api.QueryTableResult, emit func(metric string, ls tsstore.Lab
 				tags[k] = s
 			}
 		}
-		ls := labelsOfTags(tags)
+		ls, writer := labelsOfTags(tags)
 		t := r.Time().UnixMilli()
-		k := key{tsstore.SeriesKey(r.Measurement(), ls), t}
+		k := key{tsstore.SeriesKey(r.Measurement(), ls), writer, t}
 		p := points[k]
 		if p == nil {
-			p = &fluxPartial{labels: ls, t: t}
+			p = &fluxPartial{labels: ls, writer: writer, t: t}
 			points[k] = p
 			metrics[k] = r.Measurement()
 		}
@@ -127,14 +128,14 @@ func readFlux(res *api.QueryTableResult, emit func(metric string, ls tsstore.Lab
 	}
 	for k, p := range points {
 		if p.seen == 15 {
-			emit(metrics[k], p.labels, p.t, p.agg)
+			emit(metrics[k], p.labels, p.writer, p.t, p.agg)
 		}
 	}
 	return nil
 }
 
 // fluxCells reads the cells of metric with points in [lo, hi] through Flux.
-func (s *Store) fluxCells(ctx context.Context, metric string, ms []tsstore.Matcher, lo, hi int64, emit func(string, tsstore.Labels, int64, tsstore.Agg)) error {
+func (s *Store) fluxCells(ctx context.Context, metric string, ms []tsstore.Matcher, lo, hi int64, emit func(string, tsstore.Labels, string, int64, tsstore.Agg)) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	res, err := s.queryV2.Query(ctx, fluxQuery(s.opts.Bucket, metric, ms, lo, hi))

@@ -53,14 +53,17 @@ func parseFluxCSV(t *testing.T, csv string) ([]tsstore.Cell, error) {
 	res := api.NewQueryTableResult(io.NopCloser(strings.NewReader(csv)))
 	defer res.Close()
 	var out []tsstore.Cell
-	err := readFlux(res, func(metric string, ls tsstore.Labels, tm int64, a tsstore.Agg) {
-		out = append(out, tsstore.Cell{Metric: metric, Labels: ls, Start: tm, Agg: a})
+	err := readFlux(res, func(metric string, ls tsstore.Labels, writer string, tm int64, a tsstore.Agg) {
+		out = append(out, tsstore.Cell{Metric: metric, Labels: ls, Start: tm, Writer: writer, Agg: a})
 	})
 	slices.SortFunc(out, func(a, b tsstore.Cell) int {
 		if c := a.Labels.Compare(b.Labels); c != 0 {
 			return c
 		}
-		return int(a.Start - b.Start)
+		if a.Start != b.Start {
+			return int(a.Start - b.Start)
+		}
+		return strings.Compare(a.Writer, b.Writer)
 	})
 	return out, err
 }
@@ -85,29 +88,35 @@ func TestFluxDocumentedExample(t *testing.T) {
 // TestFluxCells parses an answer in the documented format as a 2.x server
 // gives it for fluxQuery: one table per series and field, the integer
 // count in its own block (its _value is a long), the float fields in
-// another; CSV-quoted values, an encoded value and a reserved label name.
+// another; CSV-quoted values, an encoded value, a reserved label name, and
+// the points of two writers (the legacy one has no writer tag) at the same
+// time, which stay two cells.
 func TestFluxCells(t *testing.T) {
-	csv := "#group,false,false,true,true,false,false,true,true,true,true\r\n" +
-		"#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,long,string,string,string,string\r\n" +
-		"#default,_result,,,,,,,,,\r\n" +
-		",result,table,_start,_stop,_time,_value,_field,_measurement,__time,merchant\r\n" +
-		",,0,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,2,count,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,0,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,1,count,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,1,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1,count,orders,,m2\r\n" +
+	csv := "#group,false,false,true,true,false,false,true,true,true,true,true\r\n" +
+		"#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,long,string,string,string,string,string\r\n" +
+		"#default,_result,,,,,,,,,,\r\n" +
+		",result,table,_start,_stop,_time,_value,_field,_measurement,__time,merchant,__writer__\r\n" +
+		",,0,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,2,count,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,0,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,1,count,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,1,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1,count,orders,,m2,w1/2\r\n" +
+		",,8,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,5,count,orders,,m2,\r\n" +
 		"\r\n" +
-		"#group,false,false,true,true,false,false,true,true,true,true\r\n" +
-		"#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,string,string,string,string\r\n" +
-		"#default,_result,,,,,,,,,\r\n" +
-		",result,table,_start,_stop,_time,_value,_field,_measurement,__time,merchant\r\n" +
-		",,2,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,30,sum,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,2,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,sum,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,3,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,10,min,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,3,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,min,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,4,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,20,max,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,4,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,max,orders,%%hg:new%0Aline,\"a,b\"\r\n" +
-		",,5,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,sum,orders,,m2\r\n" +
-		",,6,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,min,orders,,m2\r\n" +
-		",,7,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,max,orders,,m2\r\n"
+		"#group,false,false,true,true,false,false,true,true,true,true,true\r\n" +
+		"#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,string,string,string,string,string\r\n" +
+		"#default,_result,,,,,,,,,,\r\n" +
+		",result,table,_start,_stop,_time,_value,_field,_measurement,__time,merchant,__writer__\r\n" +
+		",,2,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,30,sum,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,2,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,sum,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,3,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,10,min,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,3,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,min,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,4,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,20,max,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,4,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:01:00.001Z,-0.5,max,orders,%%hg:new%0Aline,\"a,b\",\r\n" +
+		",,5,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,sum,orders,,m2,w1/2\r\n" +
+		",,6,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,min,orders,,m2,w1/2\r\n" +
+		",,7,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,1e+21,max,orders,,m2,w1/2\r\n" +
+		",,9,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,15,sum,orders,,m2,\r\n" +
+		",,10,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,3,min,orders,,m2,\r\n" +
+		",,11,2026-01-01T00:00:00Z,2026-01-01T00:02:00Z,2026-01-01T00:00:00Z,3,max,orders,,m2,\r\n"
 	cells, err := parseFluxCSV(t, csv)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +126,8 @@ func TestFluxCells(t *testing.T) {
 	want := []tsstore.Cell{
 		{Metric: "orders", Labels: awkward, Start: base, Agg: tsstore.Agg{Count: 2, Sum: 30, Min: 10, Max: 20}},
 		{Metric: "orders", Labels: awkward, Start: base + 60001, Agg: tsstore.Agg{Count: 1, Sum: -0.5, Min: -0.5, Max: -0.5}},
-		{Metric: "orders", Labels: tsstore.Labels{{Name: "merchant", Value: "m2"}}, Start: base, Agg: tsstore.Agg{Count: 1, Sum: 1e21, Min: 1e21, Max: 1e21}},
+		{Metric: "orders", Labels: tsstore.Labels{{Name: "merchant", Value: "m2"}}, Start: base, Agg: tsstore.Agg{Count: 5, Sum: 15, Min: 3, Max: 3}},
+		{Metric: "orders", Labels: tsstore.Labels{{Name: "merchant", Value: "m2"}}, Start: base, Writer: "w1/2", Agg: tsstore.Agg{Count: 1, Sum: 1e21, Min: 1e21, Max: 1e21}},
 	}
 	if d := cmp.Diff(want, cells); d != "" {
 		t.Errorf("cells (-want +got):\n%s", d)

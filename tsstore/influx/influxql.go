@@ -67,10 +67,11 @@ func anchored(re string) string { return "^(?s:" + re + ")$" }
 // the matcher selects (maybe more: callers filter exactly afterwards), and
 // whether there is one. Matchers that select series without the label
 // (those that match "") are not pushed down, so nothing depends on how a
-// server treats missing tags. exact reports whether the condition selects
-// exactly the matcher's series.
+// server treats missing tags, nor are matchers on the writer tag (the
+// writer is not a label: such a matcher sees ""). exact reports whether
+// the condition selects exactly the matcher's series.
 func influxQLCond(m *tsstore.Matcher) (cond string, exact, ok bool) {
-	if m.Matches("") {
+	if m.Matches("") || m.Name == writerTag {
 		return "", false, false
 	}
 	key := quoteIdent(tagKey(m.Name)) + "::tag"

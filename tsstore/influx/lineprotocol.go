@@ -20,6 +20,13 @@ const (
 // encodeTagValue.
 const encodedPrefix = "%%hg:"
 
+// writerTag is the tag key of a cell's writer, absent for the legacy
+// writer "". No label maps to it: a label name never starts with "__",
+// and tagKey prefixes only the reserved names, none of which is
+// "writer__". Writer names need no escaping in line protocol or InfluxQL
+// strings ([a-zA-Z0-9_.:/-], see tsstore.ValidateWriter).
+const writerTag = tsstore.WriterLabel
+
 // reservedTagKeys are label names that cannot be used as tag keys as they
 // are: "time" is refused by InfluxDB, the fields' names would be ambiguous
 // in InfluxQL, and the rest are columns of Flux tables. They are stored as
@@ -157,15 +164,16 @@ const (
 type lineEncoder struct {
 	metric string
 	labels tsstore.Labels
+	writer string
 	key    []byte
 }
 
 // appendLine appends the line-protocol line of the cell c (validated):
-// measurement = metric, one tag per label, integer field count and float
-// fields sum, min and max, timestamp Start+Seq in ms.
+// measurement = metric, one tag per label and the writer tag, integer
+// field count and float fields sum, min and max, timestamp Start+Seq in ms.
 func (e *lineEncoder) appendLine(b []byte, c *tsstore.Cell) []byte {
-	if e.key == nil || c.Metric != e.metric || !c.Labels.Equal(e.labels) {
-		e.metric, e.labels = c.Metric, c.Labels
+	if e.key == nil || c.Metric != e.metric || c.Writer != e.writer || !c.Labels.Equal(e.labels) {
+		e.metric, e.labels, e.writer = c.Metric, c.Labels, c.Writer
 		e.key = appendSeriesKey(e.key[:0], c)
 	}
 	b = append(b, e.key...)
@@ -197,23 +205,33 @@ func appendSeriesKey(b []byte, c *tsstore.Cell) []byte {
 		b = append(b, '=')
 		b = appendEscaped(b, encodeTagValue(l.Value), tagSpecial)
 	}
+	if c.Writer != "" {
+		b = append(b, ","+writerTag+"="...)
+		b = append(b, c.Writer...)
+	}
 	return b
 }
 
 // labelsOfTags returns the labels stored in the tags of a series as InfluxDB
-// returns them: empty values (tags the series does not have) are left out,
-// keys and values decoded. The result is sorted but not validated (data
-// written by others may hold any tag key).
-func labelsOfTags(tags map[string]string) tsstore.Labels {
+// returns them, and the writer (the writer tag, or "" without one): empty
+// values (tags the series does not have) are left out, keys and values
+// decoded. The labels are sorted but not validated (data written by others
+// may hold any tag key).
+func labelsOfTags(tags map[string]string) (tsstore.Labels, string) {
 	ls := make(tsstore.Labels, 0, len(tags))
+	writer := ""
 	for k, v := range tags {
 		if v == "" {
+			continue
+		}
+		if k == writerTag {
+			writer = v
 			continue
 		}
 		ls = append(ls, tsstore.Label{Name: labelName(k), Value: decodeTagValue(v)})
 	}
 	slices.SortFunc(ls, func(a, b tsstore.Label) int { return strings.Compare(a.Name, b.Name) })
-	return ls
+	return ls, writer
 }
 
 // maxSeriesKeyLen is InfluxDB's limit on the length of a series key (the
@@ -225,7 +243,7 @@ const maxSeriesKeyLen = 65535
 func seriesKeyLen(c *tsstore.Cell) int {
 	// Escaping and encoding at most triple a byte: skip the exact count
 	// when even that stays within the limit.
-	n := len(c.Metric)
+	n := len(c.Metric) + len(writerTag) + len(c.Writer) + 2
 	for _, l := range c.Labels {
 		n += len(l.Name) + len(l.Value) + len(encodedPrefix) + 4
 	}

@@ -43,9 +43,9 @@ type Store struct {
 	// stripes serialize the conflict check and write of the series that
 	// hash to them, within this Store, and guard bounds.
 	stripes [lockStripes]sync.Mutex
-	// bounds[i] maps the series key of series of stripe i to an upper
+	// bounds[i] maps the series key and writer of series of stripe i to an upper
 	// bound of its stored point times (see bounds.go).
-	bounds          [lockStripes]map[string]int64
+	bounds          [lockStripes]map[boundKey]int64
 	boundsPerStripe int // 0: no bounds are kept
 
 	mu     sync.RWMutex // guards closed; held for reading by every operation
@@ -235,10 +235,10 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		if prev == nil || c.Metric != prev.Metric || !c.Labels.Equal(prev.Labels) {
 			series, prev = tsstore.SeriesKey(c.Metric, c.Labels), c
 		}
-		id := tsstore.CellID{Series: series, Start: c.Start, Seq: c.Seq}
+		id := tsstore.CellID{Series: series, Start: c.Start, Writer: c.Writer, Seq: c.Seq}
 		if j, ok := seen[id]; ok {
 			if cells[j].Agg != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s%s@%d seq %d appears twice in the batch (also cell %d) with different aggregates", i, c.Metric, c.Labels, c.Start, c.Seq, j)
+				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s appears twice in the batch (also cell %d) with different aggregates", i, cellName(c), j)
 			}
 			continue
 		}
@@ -292,22 +292,23 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	// The cells that may collide with a stored point: at or before their
 	// series' bound, or of a series without one (for now).
 	var check []int
-	var unknown map[string]*unknownSeries
+	var unknown map[boundKey]*unknownSeries
 	for k, c := range todo {
 		t := c.Start + int64(c.Seq)
 		if s.boundsPerStripe > 0 {
-			b, ok := s.bounds[stripes[k]][ids[k].Series]
+			key := boundKey{ids[k].Series, ids[k].Writer}
+			b, ok := s.bounds[stripes[k]][key]
 			if ok && t > b {
 				continue
 			}
 			if !ok {
 				if unknown == nil {
-					unknown = make(map[string]*unknownSeries)
+					unknown = make(map[boundKey]*unknownSeries)
 				}
-				if u := unknown[ids[k].Series]; u != nil {
+				if u := unknown[key]; u != nil {
 					u.lo = min(u.lo, t)
 				} else {
-					unknown[ids[k].Series] = &unknownSeries{cell: c, stripe: stripes[k], lo: t}
+					unknown[key] = &unknownSeries{cell: c, stripe: stripes[k], lo: t}
 				}
 			}
 		}
@@ -323,7 +324,7 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 		}
 		kept := check[:0]
 		for _, k := range check {
-			b, ok := bounds[ids[k].Series]
+			b, ok := bounds[boundKey{ids[k].Series, ids[k].Writer}]
 			if !ok || todo[k].Start+int64(todo[k].Seq) <= b {
 				kept = append(kept, k)
 			}
@@ -346,7 +347,7 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 			switch {
 			case !ok:
 			case a != c.Agg:
-				return nil, nil, tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s%s@%d seq %d is stored as %+v, not %+v; nothing of the batch was written", index[k], c.Metric, c.Labels, c.Start, c.Seq, a, c.Agg)
+				return nil, nil, tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s is stored as %+v, not %+v; nothing of the batch was written", index[k], cellName(c), a, c.Agg)
 			default:
 				if drop == nil {
 					drop = make(map[int]bool)
@@ -368,7 +369,7 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	// Raised before sending: whatever part of the batch a failed write
 	// leaves stored is below the new bounds, so they stay upper bounds.
 	for k, c := range todo {
-		s.raise(stripes[k], ids[k].Series, c.Start+int64(c.Seq))
+		s.raise(stripes[k], boundKey{ids[k].Series, ids[k].Writer}, c.Start+int64(c.Seq))
 	}
 	return todo, index, nil
 }
@@ -458,15 +459,17 @@ func (s *Store) storedAggs(ctx context.Context, cells []*tsstore.Cell) (map[tsst
 	w := s.width.Milliseconds()
 	err = s.influxQL(ctx, strings.Join(stmts, "; "), func(_ int, se *respSeries, r row) error {
 		start := r.t - mod(r.t, w)
-		out[tsstore.CellID{Series: tsstore.SeriesKey(se.Name, labelsOfTags(se.Tags)), Start: start, Seq: uint32(r.t - start)}] = r.agg
+		ls, writer := labelsOfTags(se.Tags)
+		out[tsstore.CellID{Series: tsstore.SeriesKey(se.Name, ls), Start: start, Writer: writer, Seq: uint32(r.t - start)}] = r.agg
 		return nil
 	})
 	return out, err
 }
 
 // seriesConds returns a condition naming the series of cs (a superset: a
-// series with more labels matches too), or nil when there are too many or
-// one has no labels.
+// series with more labels matches too, and the legacy writer's condition,
+// which names no writer, every writer's series of its labels), or nil when
+// there are too many or one has no labels.
 func seriesConds(cs []*tsstore.Cell) []string {
 	seen := map[string]bool{}
 	var alts []string
@@ -474,7 +477,7 @@ func seriesConds(cs []*tsstore.Cell) []string {
 		if len(c.Labels) == 0 {
 			return nil
 		}
-		k := c.Labels.Key()
+		k := c.Labels.Key() + c.Writer // injective: a key ends with 0xff, a writer has none
 		if seen[k] {
 			continue
 		}
@@ -486,9 +489,21 @@ func seriesConds(cs []*tsstore.Cell) []string {
 		for _, l := range c.Labels {
 			and = append(and, quoteIdent(tagKey(l.Name))+"::tag = "+quoteString(encodeTagValue(l.Value)))
 		}
+		if c.Writer != "" {
+			and = append(and, quoteIdent(writerTag)+"::tag = "+quoteString(c.Writer))
+		}
 		alts = append(alts, "("+strings.Join(and, " AND ")+")")
 	}
 	return []string{"(" + strings.Join(alts, " OR ") + ")"}
+}
+
+// cellName names c's identity in errors: metric, labels, start, writer
+// when not "", and seq.
+func cellName(c *tsstore.Cell) string {
+	if c.Writer == "" {
+		return fmt.Sprintf("%s%s@%d seq %d", c.Metric, c.Labels, c.Start, c.Seq)
+	}
+	return fmt.Sprintf("%s%s@%d writer %q seq %d", c.Metric, c.Labels, c.Start, c.Writer, c.Seq)
 }
 
 func mod(a, b int64) int64 {
@@ -539,12 +554,12 @@ func (s *Store) eachCell(ctx context.Context, sel *tsstore.Selector, fn func(tss
 		return nil
 	}
 	w := s.width.Milliseconds()
-	emit := func(metric string, ls tsstore.Labels, t int64, a tsstore.Agg) {
+	emit := func(metric string, ls tsstore.Labels, writer string, t int64, a tsstore.Agg) {
 		if !tsstore.MatchLabels(sel.Matchers, ls) {
 			return
 		}
 		start := t - mod(t, w)
-		fn(tsstore.Cell{Metric: metric, Labels: ls, Start: start, Seq: uint32(t - start), Agg: a})
+		fn(tsstore.Cell{Metric: metric, Labels: ls, Start: start, Writer: writer, Seq: uint32(t - start), Agg: a})
 	}
 	if s.opts.QueryLanguage == Flux {
 		return s.fluxCells(ctx, sel.Metric, sel.Matchers, lo, hi, emit)
@@ -557,11 +572,13 @@ func (s *Store) eachCell(ctx context.Context, sel *tsstore.Selector, fn func(tss
 	}
 	var lastTags map[string]string
 	var ls tsstore.Labels
+	var writer string
 	return s.influxQL(ctx, rawQuery(s.from+quoteIdent(sel.Metric), lo, hi, conds), func(_ int, se *respSeries, r row) error {
 		if lastTags == nil || !sameTags(lastTags, se.Tags) {
-			lastTags, ls = se.Tags, labelsOfTags(se.Tags)
+			lastTags = se.Tags
+			ls, writer = labelsOfTags(se.Tags)
 		}
-		emit(sel.Metric, ls, r.t, r.agg)
+		emit(sel.Metric, ls, writer, r.t, r.agg)
 		return nil
 	})
 }
@@ -605,7 +622,9 @@ func (s *Store) Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, er
 		var ls tsstore.Labels
 		err = s.influxQL(ctx, stmt, func(_ int, se *respSeries, r row) error {
 			if lastTags == nil || !sameTags(lastTags, se.Tags) {
-				lastTags, ls = se.Tags, labelsOfTags(se.Tags)
+				// The writers' series of the same labels add up in b.
+				lastTags = se.Tags
+				ls, _ = labelsOfTags(se.Tags)
 			}
 			b.Add(ls, r.t-shift, r.agg)
 			return nil

@@ -6,26 +6,42 @@
 //
 // A cell of metric m becomes one sample in each of four series,
 // m:count, m:sum, m:min and m:max, labelled with the cell's labels plus
-// __name__, at the timestamp Start+Seq (ms). Queries select the four
-// series with the label matchers pushed down to the TSDB's index and bucket
-// their samples in one pass; Cells joins the four samples of each timestamp
-// back into a cell (Seq = timestamp - Start). Any Prometheus tool that reads
-// a TSDB directory sees the cells as ordinary series.
+// __name__ and, unless the cell's writer is the legacy writer "", the label
+// __writer__ (tsstore.WriterLabel) = the writer, at the timestamp
+// Start+Seq (ms). Queries select the four series with the label matchers
+// pushed down to the TSDB's index and bucket their samples in one pass,
+// summing the series that differ only in __writer__ (which never shows in
+// a result); Cells joins the four samples of each timestamp back into a
+// cell (Seq = timestamp - Start, Writer = the __writer__ label or ""). Any
+// Prometheus tool that reads a TSDB directory sees the cells as ordinary
+// series (sum without(__writer__) merges the writers).
+//
+// The writer is a label because a writer's partials then are series of
+// their own: every check below (in-order head, out-of-order head, blocks,
+// after a reopen) holds per writer by construction, with no change to the
+// TSDB's layout. Its name starts with "__", which no label of a point may
+// (tsstore reserves those names), so it cannot collide with a user's
+// label. It is absent for the legacy writer so that directories written
+// before cells had writers read unchanged, as writer "", and new writers'
+// partials of the same cells add up with them. A matcher on __writer__
+// sees "", as on any label a cell does not have.
 //
 // # Writes, duplicates and conflicts
 //
 // The TSDB itself accepts a different value for an existing timestamp in
 // some cases and drops it silently in others (an out-of-order sample whose
 // timestamp exists, a sample already compacted to a block). The Store
-// therefore checks before it appends: it remembers, per series it has
-// written, an upper bound of the stored timestamps; a cell above that bound
-// is appended directly (the common case of a flush), a cell at or below it
-// is read back first (one querier per Write). An identical rewrite is a
-// no-op; a different aggregate for a stored identity fails with
-// tsstore.ErrConflict and nothing of the batch is appended. The first write
-// of a series in a process reads the series' stored samples from the cells'
-// time onwards once. This remembered state costs memory per series written
-// since Open. Writing to the DB returned by [Store.As] bypasses these checks.
+// therefore checks before it appends: it remembers, per series and writer
+// it has written, an upper bound of the stored timestamps; a cell above
+// that bound is appended directly (the common case of a flush), a cell at
+// or below it is read back first (one querier per Write). An identical
+// rewrite is a no-op; a different aggregate for a stored identity (the
+// same writer's) fails with tsstore.ErrConflict and nothing of the batch
+// is appended; another writer's partial of the same cell is another
+// identity. The first write of a series (and writer) in a process reads
+// its stored samples from the cells' time onwards once. This remembered
+// state costs memory per series and writer written since Open. Writing to
+// the DB returned by [Store.As] bypasses these checks.
 //
 // The TSDB accepts samples older than its newest sample only within the
 // out-of-order window ([DefaultOutOfOrderWindow], 7 days): a cell older
@@ -48,7 +64,7 @@
 // samples were never lost). The Store therefore also logs the late cells
 // of each Write (those the TSDB takes out of order: below their series'
 // newest sample, or more than an hour behind the newest sample of the
-// whole database) in its own redo log,
+// whole database) in its own redo log (with their writers),
 // dir/redo, after the Commit and before it returns, and Open rewrites them
 // (a cell still stored is an identical rewrite, a no-op). A redo segment is
 // deleted once an out-of-order compaction has put its cells in a block.

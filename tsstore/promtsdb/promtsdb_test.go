@@ -3,13 +3,13 @@ package promtsdb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -77,22 +77,15 @@ func allCells(t testing.TB, s tsstore.Store, metric string) []tsstore.Cell {
 	return cells
 }
 
-var cellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
-	if c := a.Labels.Compare(b.Labels); c != 0 {
-		return c < 0
-	}
-	if a.Start != b.Start {
-		return a.Start < b.Start
-	}
-	return a.Seq < b.Seq
-})
-
 // TestSeriesLayout checks the documented mapping of a cell to four TSDB
-// series, read through the DB that As exposes.
+// series, read through the DB that As exposes: the legacy writer's without
+// a writer label, another writer's with __writer__.
 func TestSeriesLayout(t *testing.T) {
 	s := open(t, t.TempDir())
 	ls := mkLabels(t, "merchant", "m1", "Zone", "eu")
-	write(t, s, mkCell("revenue", ls, base, 3, 10, 20, -5))
+	w := mkCell("revenue", ls, base, 3, 1)
+	w.Writer = "a1b2/1"
+	write(t, s, mkCell("revenue", ls, base, 3, 10, 20, -5), w)
 	var db *tsdb.DB
 	if !s.As(&db) || db == nil {
 		t.Fatal("As(**tsdb.DB) returned false")
@@ -120,10 +113,14 @@ func TestSeriesLayout(t *testing.T) {
 	}
 	ts := float64(base + 3)
 	want := map[string][2]float64{
-		`{Zone="eu", __name__="revenue:count", merchant="m1"}`: {ts, 3},
-		`{Zone="eu", __name__="revenue:sum", merchant="m1"}`:   {ts, 25},
-		`{Zone="eu", __name__="revenue:min", merchant="m1"}`:   {ts, -5},
-		`{Zone="eu", __name__="revenue:max", merchant="m1"}`:   {ts, 20},
+		`{Zone="eu", __name__="revenue:count", merchant="m1"}`:                      {ts, 3},
+		`{Zone="eu", __name__="revenue:sum", merchant="m1"}`:                        {ts, 25},
+		`{Zone="eu", __name__="revenue:min", merchant="m1"}`:                        {ts, -5},
+		`{Zone="eu", __name__="revenue:max", merchant="m1"}`:                        {ts, 20},
+		`{Zone="eu", __name__="revenue:count", __writer__="a1b2/1", merchant="m1"}`: {ts, 1},
+		`{Zone="eu", __name__="revenue:sum", __writer__="a1b2/1", merchant="m1"}`:   {ts, 1},
+		`{Zone="eu", __name__="revenue:min", __writer__="a1b2/1", merchant="m1"}`:   {ts, 1},
+		`{Zone="eu", __name__="revenue:max", __writer__="a1b2/1", merchant="m1"}`:   {ts, 1},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("TSDB series (-want +got):\n%s", d)
@@ -133,22 +130,35 @@ func TestSeriesLayout(t *testing.T) {
 // TestConflicts checks idempotent and conflicting rewrites in every place a
 // sample can be: the in-order head, the out-of-order head, a persisted
 // block, and after a reopen, where the TSDB alone would accept or drop a
-// different value silently.
+// different value silently. Two writers (the legacy one and another) write
+// the same identities with different aggregates: the checks hold per
+// writer, and a third writer's partial of a stored identity is no conflict.
 func TestConflicts(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	ls := mkLabels(t, "merchant", "m1")
 	at := func(min int64) int64 { return base + min*minute }
+	const writerB = "b0b/1"
+	byB := func(c tsstore.Cell) tsstore.Cell {
+		c.Writer = writerB
+		c.Add(1000)
+		return c
+	}
 	// Four hours of cells: the head becomes compactable.
 	var cells []tsstore.Cell
 	for i := int64(0); i < 240; i++ {
 		cells = append(cells, mkCell("orders", ls, at(i), 0, float64(i)))
 	}
 	write(t, s, cells...)
+	for _, c := range cells {
+		write(t, s, byB(c)) // one by one: each an in-order append
+	}
 	// A late partial (out of order) in the head.
-	write(t, s, mkCell("orders", ls, at(200), 1, 7))
+	late := mkCell("orders", ls, at(200), 1, 7)
+	write(t, s, late, byB(late))
 
-	check := func(t *testing.T, s *promtsdb.Store, where string, c tsstore.Cell) {
+	third := 0
+	check1 := func(t *testing.T, s *promtsdb.Store, where string, c tsstore.Cell) {
 		t.Helper()
 		before := allCells(t, s, "orders")
 		if err := s.Write(context.Background(), []tsstore.Cell{c}); err != nil {
@@ -163,13 +173,26 @@ func TestConflicts(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "orders") || !strings.Contains(err.Error(), "cell 0") {
 			t.Errorf("%s: error %q does not name the cell", where, err)
 		}
-		if d := cmp.Diff(before, allCells(t, s, "orders"), cellOrder); d != "" {
+		if d := cmp.Diff(before, allCells(t, s, "orders"), storetest.CellOrder); d != "" {
 			t.Errorf("%s: rewrites changed the stored cells (-before +after):\n%s", where, d)
 		}
+		third++
+		other.Writer = fmt.Sprintf("third-%d", third)
+		if err := s.Write(context.Background(), []tsstore.Cell{other}); err != nil {
+			t.Errorf("%s: another writer's partial of the identity: %v", where, err)
+		}
+		if d := cmp.Diff(append(before, other), allCells(t, s, "orders"), storetest.CellOrder); d != "" {
+			t.Errorf("%s: another writer's partial (-want +got):\n%s", where, d)
+		}
+	}
+	check := func(t *testing.T, s *promtsdb.Store, where string, c tsstore.Cell) {
+		t.Helper()
+		check1(t, s, where, c)
+		check1(t, s, where+" (writer "+writerB+")", byB(c))
 	}
 	check(t, s, "newest in-order sample", cells[239])
 	check(t, s, "older in-order sample in the head", cells[230])
-	check(t, s, "out-of-order sample in the head", mkCell("orders", ls, at(200), 1, 7))
+	check(t, s, "out-of-order sample in the head", late)
 
 	var db *tsdb.DB
 	s.As(&db)
@@ -181,7 +204,7 @@ func TestConflicts(t *testing.T) {
 	}
 	check(t, s, "sample in a block", cells[3])
 	// A new partial of a compacted cell is not a conflict.
-	write(t, s, mkCell("orders", ls, at(3), 1, 100))
+	write(t, s, mkCell("orders", ls, at(3), 1, 100), byB(mkCell("orders", ls, at(3), 1, 100)))
 
 	// Reopen: the Store must read back what it no longer remembers.
 	if err := s.Close(); err != nil {
@@ -191,7 +214,7 @@ func TestConflicts(t *testing.T) {
 	check(t, s, "block after reopen", cells[3])
 	check(t, s, "new partial after reopen", mkCell("orders", ls, at(3), 1, 100))
 	check(t, s, "head after reopen (WAL replay)", cells[239])
-	check(t, s, "out-of-order sample after reopen (WBL replay)", mkCell("orders", ls, at(200), 1, 7))
+	check(t, s, "out-of-order sample after reopen (WBL replay)", late)
 
 	// Within one batch.
 	c := mkCell("orders", ls, at(300), 0, 1)
@@ -220,8 +243,8 @@ func TestConflicts(t *testing.T) {
 	}
 }
 
-// TestReopen checks that everything written is there after Close and Open,
-// compared with memstore.
+// TestReopen checks that everything written (by three writers) is there
+// after Close and Open, compared with memstore.
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -230,7 +253,11 @@ func TestReopen(t *testing.T) {
 	for m := 0; m < 5; m++ {
 		ls := mkLabels(t, "merchant", string(rune('a'+m)))
 		for i := int64(0); i < 300; i += 1 + int64(m) {
-			cells = append(cells, mkCell("views", ls, base+i*minute, 0, float64(i), float64(m)))
+			for w, writer := range []string{"", "w1", "w2/1"}[:1+m%3] {
+				c := mkCell("views", ls, base+i*minute, 0, float64(i), float64(m+w))
+				c.Writer = writer
+				cells = append(cells, c)
+			}
 		}
 		cells = append(cells, mkCell("views", ls, base, 1, 1)) // a late partial
 	}
@@ -244,17 +271,19 @@ func TestReopen(t *testing.T) {
 	}
 	s = open(t, dir)
 	for _, step := range []time.Duration{time.Minute, 7 * time.Minute, time.Hour} {
-		q := tsstore.Query{Metric: "views", From: base - minute, To: base + 301*minute, Step: step, GroupBy: []string{"merchant"}}
-		want, _ := oracle.Query(context.Background(), q)
-		got, err := s.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := storetest.Diff(want, got); d != "" {
-			t.Errorf("step %v after reopen (-want +got):\n%s", step, d)
+		for _, by := range [][]string{{"merchant"}, nil} {
+			q := tsstore.Query{Metric: "views", From: base - minute, To: base + 301*minute, Step: step, GroupBy: by}
+			want, _ := oracle.Query(context.Background(), q)
+			got, err := s.Query(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := storetest.Diff(want, got); d != "" {
+				t.Errorf("step %v, group by %q after reopen (-want +got):\n%s", step, by, d)
+			}
 		}
 	}
-	if d := cmp.Diff(allCells(t, oracle, "views"), allCells(t, s, "views"), cellOrder); d != "" {
+	if d := cmp.Diff(allCells(t, oracle, "views"), allCells(t, s, "views"), storetest.CellOrder); d != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", d)
 	}
 }

@@ -45,30 +45,39 @@ var matchTypes = map[tsstore.MatchType]labels.MatchType{
 	tsstore.MatchNotRegexp: labels.MatchNotRegexp,
 }
 
-// selectMatchers translates a selector's matchers for the TSDB's index.
-func selectMatchers(metric string, ms []tsstore.Matcher) ([]*labels.Matcher, error) {
-	out := make([]*labels.Matcher, 0, len(ms)+1)
+// selectMatchers translates a selector's matchers (validated) for the
+// TSDB's index. A matcher on tsstore.WriterLabel sees "", as on any label
+// a cell does not have (the writer is not a label of the results): one
+// that matches "" is left out, and for one that does not, none is false.
+func selectMatchers(metric string, ms []tsstore.Matcher) (out []*labels.Matcher, none bool, err error) {
+	out = make([]*labels.Matcher, 0, len(ms)+1)
 	out = append(out, nameMatcher(metric))
 	for _, m := range ms {
+		if m.Name == writerLabel {
+			if !m.Matches("") {
+				return nil, true, nil
+			}
+			continue
+		}
 		t, ok := matchTypes[m.Type]
 		if !ok {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "matcher on %q: unknown match type %d", m.Name, int(m.Type))
+			return nil, false, tsstore.Errorf(tsstore.ErrInvalid, "matcher on %q: unknown match type %d", m.Name, int(m.Type))
 		}
 		lm, err := labels.NewMatcher(t, m.Name, m.Value)
 		if err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "matcher %s: %w", m, err)
+			return nil, false, tsstore.Errorf(tsstore.ErrInvalid, "matcher %s: %w", m, err)
 		}
 		out = append(out, lm)
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // selectCells runs sel's selection for samples of cells with Start in
 // [From, To) and calls fn for every series of the four components. The
 // caller holds closeMu for reading.
 func (s *Store) selectCells(ctx context.Context, sel tsstore.Selector, fn func(k int, lset labels.Labels, series storage.Series) error) error {
-	ms, err := selectMatchers(sel.Metric, sel.Matchers)
-	if err != nil {
+	ms, none, err := selectMatchers(sel.Metric, sel.Matchers)
+	if err != nil || none {
 		return err
 	}
 	// A cell starting at To-1 has its last partial at To-1+width-1.
@@ -102,12 +111,13 @@ func (s *Store) selectCells(ctx context.Context, sel tsstore.Selector, fn func(k
 	return nil
 }
 
-// cellLabels returns the labels of a TSDB series without __name__, with
-// their strings copied, keeping those named in by when by is not nil.
+// cellLabels returns the labels of a TSDB series without __name__ and
+// __writer__, with their strings copied, keeping those named in by when by
+// is not nil.
 func cellLabels(lset labels.Labels, by []string) tsstore.Labels {
 	out := make(tsstore.Labels, 0, lset.Len())
 	lset.Range(func(l labels.Label) {
-		if l.Name == nameLabel || (by != nil && !slices.Contains(by, l.Name)) {
+		if l.Name == nameLabel || l.Name == writerLabel || (by != nil && !slices.Contains(by, l.Name)) {
 			return
 		}
 		out = append(out, tsstore.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)})
@@ -117,7 +127,8 @@ func cellLabels(lset labels.Labels, by []string) tsstore.Labels {
 
 // Query answers q with tsstore.Aggregate's semantics, on the TSDB: the
 // matchers select series through its index and every sample is merged into
-// its bucket in one pass, with no allocation per sample.
+// its bucket in one pass, with no allocation per sample. The series of
+// different writers with the same labels merge into one result series.
 func (s *Store) Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -282,7 +293,8 @@ func (g *group) merge(k int, ps []partBucket) {
 }
 
 // Cells returns the stored cells selected by sel, every partial on its own
-// (Seq is the sample's offset from the cell start).
+// (Seq is the sample's offset from the cell start, Writer the series'
+// __writer__ label or "").
 func (s *Store) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -301,6 +313,7 @@ func (s *Store) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell
 	}
 	type cellSeries struct {
 		labels tsstore.Labels
+		writer string
 		comps  [numComps][]sample
 	}
 	bySeries := make(map[string]*cellSeries)
@@ -321,10 +334,11 @@ func (s *Store) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell
 			return tsstore.Errorf(tsstore.ErrUnavailable, "reading %s: %w", lset, err)
 		}
 		ls := cellLabels(lset, nil)
-		key := ls.Key()
+		writer := lset.Get(writerLabel)
+		key := ls.Key() + writer // injective: a key ends with 0xff, a writer has none
 		cs := bySeries[key]
 		if cs == nil {
-			cs = &cellSeries{labels: ls}
+			cs = &cellSeries{labels: ls, writer: strings.Clone(writer)}
 			bySeries[key] = cs
 		}
 		cs.comps[k] = samples
@@ -338,7 +352,7 @@ func (s *Store) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell
 		// Join the components by timestamp; all four are written together.
 		var pos [numComps]int
 		for _, cnt := range cs.comps[compCount] {
-			c := tsstore.Cell{Metric: sel.Metric, Labels: cs.labels, Start: cnt.t - mod(cnt.t, s.widthMs), Agg: tsstore.Agg{Count: uint64(cnt.v)}}
+			c := tsstore.Cell{Metric: sel.Metric, Labels: cs.labels, Start: cnt.t - mod(cnt.t, s.widthMs), Writer: cs.writer, Agg: tsstore.Agg{Count: uint64(cnt.v)}}
 			c.Seq = uint32(cnt.t - c.Start)
 			for k := compSum; k < numComps; k++ {
 				ss := cs.comps[k]

@@ -14,16 +14,32 @@ import (
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
+	"github.com/hourglass-io/hourglass/tsstore/storetest"
 )
 
 // redoCells writes minutes 0..9 in order, then late cells (below what the
-// series has stored: the TSDB takes them out of order) at minutes 2 and 5.
+// series has stored: the TSDB takes them out of order) at minutes 2 and 5,
+// for the legacy writer and another one (the redo log keeps the writer):
+// late holds minute 2's two cells, then minute 5's.
 func redoCells(t *testing.T) (inOrder, late []tsstore.Cell) {
 	ls := mkLabels(t, "merchant", "m1")
-	for m := range int64(10) {
-		inOrder = append(inOrder, mkCell("orders", ls, base+m*minute, 0, float64(m)))
+	writers := []string{"", "w1/2"}
+	for _, writer := range writers {
+		for m := range int64(10) {
+			c := mkCell("orders", ls, base+m*minute, 0, float64(m))
+			c.Writer = writer
+			inOrder = append(inOrder, c)
+		}
 	}
-	late = []tsstore.Cell{mkCell("orders", ls, base+2*minute, 1, 20), mkCell("orders", ls, base+5*minute, 1, 50, 51)}
+	for _, c := range []tsstore.Cell{mkCell("orders", ls, base+2*minute, 1, 20), mkCell("orders", ls, base+5*minute, 1, 50, 51)} {
+		for i, writer := range writers {
+			c.Writer = writer
+			if i > 0 {
+				c.Add(100) // another aggregate than the legacy writer's
+			}
+			late = append(late, c)
+		}
+	}
 	return inOrder, late
 }
 
@@ -80,7 +96,7 @@ func TestRedoRestoresLostLateCells(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 	// Replaying again (another reopen) is harmless.
@@ -88,7 +104,7 @@ func TestRedoRestoresLostLateCells(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after a second reopen (-want +got):\n%s", diff)
 	}
 }
@@ -116,7 +132,7 @@ func TestRedoTruncatedAfterCompaction(t *testing.T) {
 	if got := redoSegments(t, dir); len(got) != 0 {
 		t.Fatalf("in-order writes made redo segments %v", got)
 	}
-	write(t, s, late[0])
+	write(t, s, late[:2]...)
 	first := redoSegments(t, dir)
 	if len(first) != 1 {
 		t.Fatalf("redo segments after a late write: %v, want one", first)
@@ -128,7 +144,7 @@ func TestRedoTruncatedAfterCompaction(t *testing.T) {
 	if err := db.CompactOOOHead(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	write(t, s, late[1]) // closes the first segment, deletes it, opens another
+	write(t, s, late[2:]...) // closes the first segment, deletes it, opens another
 	second := redoSegments(t, dir)
 	if len(second) != 1 || second[0] == first[0] {
 		t.Fatalf("redo segments after a compaction and another late write: %v (before: %v), want one new", second, first)
@@ -138,7 +154,7 @@ func TestRedoTruncatedAfterCompaction(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 }
@@ -170,7 +186,7 @@ func TestRedoTornRecord(t *testing.T) {
 	}
 	s = open(t, dir)
 	want := append(append([]tsstore.Cell(nil), inOrder...), late...)
-	if diff := cmp.Diff(want, allCells(t, s, "orders"), cellOrder); diff != "" {
+	if diff := cmp.Diff(want, allCells(t, s, "orders"), storetest.CellOrder); diff != "" {
 		t.Errorf("cells after reopen (-want +got):\n%s", diff)
 	}
 }

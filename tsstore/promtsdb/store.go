@@ -222,3 +222,7 @@ func (c comps) String() string {
 
 // nameLabel is the TSDB's label for the series name.
 const nameLabel = tsstore.ReservedLabel
+
+// writerLabel is the TSDB label of a cell's writer, absent for the legacy
+// writer "".
+const writerLabel = tsstore.WriterLabel

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,12 +27,15 @@ type stripe struct {
 	series map[uint64]*seriesState
 }
 
-// seriesState is what the Store remembers of a series (metric, labels) it
-// has written since Open.
+// seriesState is what the Store remembers of a series (metric, labels,
+// writer) it has written since Open. A writer's partials are four TSDB
+// series of their own (labelled with tsstore.WriterLabel), so every check
+// below is per writer.
 type seriesState struct {
 	// Hot fields first: every cell of a Write reads them.
 	metric string
 	labels tsstore.Labels
+	writer string
 	refs   [numComps]storage.SeriesRef // head references of the four series (a hint: stale ones fall back to lsets)
 	// known reports that maxTs is valid: no sample of the series is
 	// stored above maxTs.
@@ -63,7 +67,7 @@ const allComps = 1<<numComps - 1
 // and labels were valid) only what Cell.Validate checks beyond them.
 func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) (*seriesState, error) {
 	for ss := st.series[h]; ss != nil; ss = ss.next {
-		if ss.metric == c.Metric && ss.labels.Equal(c.Labels) {
+		if ss.metric == c.Metric && ss.writer == c.Writer && ss.labels.Equal(c.Labels) {
 			if c.Start < 0 || c.Start >= tsstore.MaxTimestamp || c.Start%s.widthMs != 0 || int64(c.Seq) >= s.widthMs || c.Agg.Validate() != nil {
 				return nil, c.Validate(s.width) // words the error
 			}
@@ -73,13 +77,16 @@ func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) (*seriesState, err
 	if err := c.Validate(s.width); err != nil {
 		return nil, err
 	}
-	ss := &seriesState{metric: c.Metric, labels: c.Labels.Copy(), next: st.series[h]}
+	ss := &seriesState{metric: c.Metric, labels: c.Labels.Copy(), writer: c.Writer, next: st.series[h]}
 	var b labels.ScratchBuilder
 	for k := range ss.lsets {
 		b.Reset()
 		b.Add(nameLabel, seriesName(c.Metric, k))
 		for _, l := range c.Labels {
 			b.Add(l.Name, l.Value)
+		}
+		if c.Writer != "" {
+			b.Add(writerLabel, c.Writer)
 		}
 		b.Sort()
 		ss.lsets[k] = b.Labels()
@@ -88,13 +95,16 @@ func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) (*seriesState, err
 	return ss, nil
 }
 
-// hashSeries hashes c's metric and labels with the process-local seed
-// (the hashes only key in-memory maps).
+// hashSeries hashes c's metric, labels and writer with the process-local
+// seed (the hashes only key in-memory maps).
 func hashSeries(c *tsstore.Cell) uint64 {
 	h := maphash.String(hashSeed, c.Metric)
 	for _, l := range c.Labels {
 		h = (h*0x100000001b3 ^ maphash.String(hashSeed, l.Name)) * 0x100000001b3
 		h ^= maphash.String(hashSeed, l.Value)
+	}
+	if c.Writer != "" {
+		h = (h * 0x100000001b3) ^ maphash.String(hashSeed, c.Writer)
 	}
 	return h
 }
@@ -291,17 +301,29 @@ func (s *Store) append(app storage.AppenderV2, i int, c *tsstore.Cell, ss *serie
 func (s *Store) appendError(i int, c *tsstore.Cell, err error) error {
 	if errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrOutOfBounds) {
 		newest := s.db.Head().MaxTime()
-		return tsstore.Errorf(tsstore.ErrInvalid, "promtsdb: write: cell %d %s%s@%s seq %d is %w: the newest stored sample is at %s: %w",
-			i, c.Metric, c.Labels, fmtTime(c.Start), c.Seq, ErrTooOld, fmtTime(newest), err)
+		return tsstore.Errorf(tsstore.ErrInvalid, "promtsdb: write: cell %d %s is %w: the newest stored sample is at %s: %w",
+			i, cellName(c, fmtTime(c.Start)), ErrTooOld, fmtTime(newest), err)
 	}
 	if errors.Is(err, storage.ErrDuplicateSampleForTimestamp) {
 		// Only reachable when the DB is also written through As.
-		return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d: %w", i, c.Metric, c.Labels, c.Start, c.Seq, err)
+		return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s: %w", i, cellName(c, ""), err)
 	}
-	return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: cell %d %s%s@%d seq %d: %w", i, c.Metric, c.Labels, c.Start, c.Seq, err)
+	return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: cell %d %s: %w", i, cellName(c, ""), err)
 }
 
 func fmtTime(ms int64) string { return tsstore.TimeOf(ms).Format(time.RFC3339Nano) }
+
+// cellName names c's identity in errors: metric, labels, start (as start,
+// or the number when start is ""), writer when not "", and seq.
+func cellName(c *tsstore.Cell, start string) string {
+	if start == "" {
+		start = strconv.FormatInt(c.Start, 10)
+	}
+	if c.Writer == "" {
+		return fmt.Sprintf("%s%s@%s seq %d", c.Metric, c.Labels, start, c.Seq)
+	}
+	return fmt.Sprintf("%s%s@%s writer %q seq %d", c.Metric, c.Labels, start, c.Writer, c.Seq)
+}
 
 type pendKey struct {
 	ss *seriesState
@@ -327,8 +349,8 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		k := pendKey{ss, ts}
 		if j, ok := first[k]; ok {
 			if cells[j].Agg != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
-					i, c.Metric, c.Labels, c.Start, c.Seq, j, cells[j].Agg, c.Agg)
+				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
+					i, cellName(c, ""), j, cells[j].Agg, c.Agg)
 			}
 			todo[i] = 0
 			continue
@@ -376,8 +398,8 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		want := [numComps]float64{float64(c.Count), c.Sum, c.Min, c.Max}
 		for k := range want {
 			if got.has&(1<<k) != 0 && got.v[k] != want[k] {
-				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s%s@%d seq %d is stored as %v, not %+v",
-					i, c.Metric, c.Labels, c.Start, c.Seq, got, c.Agg)
+				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s is stored as %v, not %+v",
+					i, cellName(c, ""), got, c.Agg)
 			}
 		}
 		todo[i] = allComps &^ got.has
@@ -400,10 +422,17 @@ func (ss *seriesState) readHi() int64 {
 // ss.stored and, when ss was not known, establishes ss.maxTs.
 func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState, it chunkenc.Iterator) (chunkenc.Iterator, error) {
 	lo, hi := ss.readLo, ss.readHi()
-	ms := make([]*labels.Matcher, 0, len(ss.labels)+1)
+	ms := make([]*labels.Matcher, 0, len(ss.labels)+2)
 	ms = append(ms, nameMatcher(ss.metric))
 	for _, l := range ss.labels {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	}
+	// The writer's series only: an empty value selects the series without
+	// the label (the legacy writer's).
+	ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, writerLabel, ss.writer))
+	want := len(ss.labels) + 1
+	if ss.writer != "" {
+		want++
 	}
 	set := q.Select(ctx, false, &storage.SelectHints{Start: lo, End: hi}, ms...)
 	ss.stored = make(map[int64]*comps)
@@ -411,7 +440,7 @@ func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState
 	for set.Next() {
 		series := set.At()
 		lset := series.Labels()
-		if lset.Len() != len(ss.labels)+1 { // a series with more labels
+		if lset.Len() != want { // a series with more labels
 			continue
 		}
 		k := componentOf(lset.Get(nameLabel), ss.metric)

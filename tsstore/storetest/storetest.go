@@ -6,11 +6,12 @@
 //	}
 //
 // The suite checks exact aggregates over partials, idempotent and conflicting
-// rewrites, partials of two writers kept apart (and the legacy writer ""), matchers and group-by, bucket alignment and edges, empty and huge
-// ranges, invalid input rejected with nothing stored, concurrent writers and
-// readers (run it under -race), context cancellation, use after Close, and a
-// property test (pgregory.net/rapid) comparing the store with memstore on
-// random workloads.
+// rewrites, partials of two writers kept apart (and the legacy writer "")
+// and summed, matchers and group-by, bucket alignment and edges, empty and
+// huge ranges, invalid input rejected with nothing stored, concurrent
+// writers and readers (run it under -race), context cancellation, use after
+// Close, and a property test (pgregory.net/rapid) comparing the store with
+// memstore on random workloads.
 //
 // Values written by the suite are integers so that sums are exact in any
 // order (see tsstore's package comment).
@@ -111,6 +112,25 @@ func mustQuery(t testing.TB, s tsstore.Store, q tsstore.Query) *tsstore.Result {
 func Diff(want, got *tsstore.Result) string {
 	return cmp.Diff(want, got, cmpopts.EquateEmpty())
 }
+
+// CellOrder is a cmp option under which slices of cells are equal when
+// they hold the same cells in any order (sorted by metric, labels, start,
+// writer and seq), as Store.Cells returns them.
+var CellOrder = cmpopts.SortSlices(func(a, b tsstore.Cell) bool {
+	if a.Metric != b.Metric {
+		return a.Metric < b.Metric
+	}
+	if c := a.Labels.Compare(b.Labels); c != 0 {
+		return c < 0
+	}
+	if a.Start != b.Start {
+		return a.Start < b.Start
+	}
+	if a.Writer != b.Writer {
+		return a.Writer < b.Writer
+	}
+	return a.Seq < b.Seq
+})
 
 func ser(ls tsstore.Labels, bs ...tsstore.Bucket) tsstore.Series {
 	return tsstore.Series{Labels: ls, Buckets: bs}
@@ -246,6 +266,13 @@ func testTwoWriters(t *testing.T, newStore NewStore) {
 	want = &tsstore.Result{Series: []tsstore.Series{ser(labels(t, "currency", "EUR"), bucket(Base, agg(3, 117, 7, 100)))}}
 	if d := Diff(want, grouped); d != "" {
 		t.Errorf("grouped by currency, the writer must not show (-want +got):\n%s", d)
+	}
+	// The writer is no label: a matcher on tsstore.WriterLabel sees "".
+	for v, n := range map[string]int{"": 1, a.Writer: 0} {
+		q := tsstore.Query{Metric: "revenue", Matchers: []tsstore.Matcher{matcher(t, tsstore.MatchEqual, tsstore.WriterLabel, v)}, From: Base, To: Base + w, Step: s.CellWidth()}
+		if r := mustQuery(t, s, q); len(r.Series) != n {
+			t.Errorf("matcher %s: %d series, want %d (the writer is not a label)", q.Matchers[0], len(r.Series), n)
+		}
 	}
 	conflicting := b
 	conflicting.Add(1)
