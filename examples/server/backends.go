@@ -16,6 +16,7 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/s3archive"
 	"github.com/hourglass-io/hourglass/tsstore/influx"
+	"github.com/hourglass-io/hourglass/tsstore/promremote"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
@@ -63,6 +64,18 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		}
 		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB)
 		primaryName = "influx-primary"
+	case "promremote":
+		o, err := c.promremoteOptions()
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		s, err := promremote.Open(ctx, c.prwWrite, c.prwRead, o)
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		b.store = s
+		b.describe = append(b.describe, fmt.Sprintf("store: remote write to %s, reads from %s (%s API, flush URLs %v)", c.prwWrite, c.prwRead, s.ReadAPI(), s.FlushURLs()))
+		primaryName = "promremote-primary"
 	default:
 		dir := filepath.Join(c.dataDir, "tsdb")
 		s, err := promtsdb.Open(dir, nil)
