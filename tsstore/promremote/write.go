@@ -189,43 +189,72 @@ func mentions(msg string, c *tsstore.Cell) bool {
 
 // encoder builds remote-write request bodies, reusing its buffers.
 type encoder struct {
-	req   prompb.WriteRequest
-	raw   []byte
-	out   []byte
-	label []prompb.Label
+	req     prompb.WriteRequest
+	raw     []byte
+	out     []byte
+	labels  []prompb.Label
+	samples []prompb.Sample
 }
 
 // encode returns the snappy-compressed WriteRequest of the cells of
 // chunk (sorted by series, then time): four time series per series, one
 // sample per cell in each. The result is valid until the next call.
 func (e *encoder) encode(chunk []pending, ext tsstore.Labels) ([]byte, error) {
+	// Size the buffers first: the time series point into them.
+	nl := 0
+	for lo := 0; lo < len(chunk); {
+		hi := lo + 1
+		for hi < len(chunk) && chunk[hi].series == chunk[lo].series {
+			hi++
+		}
+		nl += numComps * (2 + len(chunk[lo].c.Labels) + len(ext))
+		lo = hi
+	}
+	if cap(e.labels) < nl {
+		e.labels = make([]prompb.Label, 0, nl)
+	}
+	if cap(e.samples) < numComps*len(chunk) {
+		e.samples = make([]prompb.Sample, numComps*len(chunk))
+	}
+	e.labels, e.samples = e.labels[:0], e.samples[:numComps*len(chunk)]
 	e.req.Timeseries = e.req.Timeseries[:0]
-	e.label = e.label[:0]
 	for lo := 0; lo < len(chunk); {
 		hi := lo + 1
 		for hi < len(chunk) && chunk[hi].series == chunk[lo].series {
 			hi++
 		}
 		c := chunk[lo].c
+		// The series' labels, sorted once: only __name__'s value differs
+		// between its four series.
+		first := len(e.labels)
+		e.labels = append(e.labels, prompb.Label{Name: nameLabel})
+		if c.Writer != "" {
+			e.labels = append(e.labels, prompb.Label{Name: writerLabel, Value: c.Writer})
+		}
+		for _, l := range c.Labels {
+			e.labels = append(e.labels, prompb.Label{Name: l.Name, Value: l.Value})
+		}
+		for _, l := range ext {
+			e.labels = append(e.labels, prompb.Label{Name: l.Name, Value: l.Value})
+		}
+		tmpl := e.labels[first:]
+		slices.SortFunc(tmpl, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		name := slices.IndexFunc(tmpl, func(l prompb.Label) bool { return l.Name == nameLabel })
 		for k := range numComps {
-			start := len(e.label)
-			e.label = append(e.label, prompb.Label{Name: nameLabel, Value: c.Metric + ":" + components[k]})
-			if c.Writer != "" {
-				e.label = append(e.label, prompb.Label{Name: writerLabel, Value: c.Writer})
+			var ls []prompb.Label
+			if k == 0 {
+				ls = tmpl
+			} else {
+				start := len(e.labels)
+				e.labels = append(e.labels, tmpl...)
+				ls = e.labels[start:len(e.labels):len(e.labels)]
 			}
-			for _, l := range c.Labels {
-				e.label = append(e.label, prompb.Label{Name: l.Name, Value: l.Value})
-			}
-			for _, l := range ext {
-				e.label = append(e.label, prompb.Label{Name: l.Name, Value: l.Value})
-			}
-			ls := e.label[start:len(e.label):len(e.label)]
-			slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
-			samples := make([]prompb.Sample, hi-lo)
+			ls[name].Value = c.Metric + ":" + components[k]
+			samples := e.samples[numComps*lo+k*(hi-lo) : numComps*lo+(k+1)*(hi-lo)]
 			for j := lo; j < hi; j++ {
 				samples[j-lo] = prompb.Sample{Timestamp: chunk[j].ts, Value: componentValue(chunk[j].c, k)}
 			}
-			e.req.Timeseries = append(e.req.Timeseries, prompb.TimeSeries{Labels: ls, Samples: samples})
+			e.req.Timeseries = append(e.req.Timeseries, prompb.TimeSeries{Labels: ls[:len(ls):len(ls)], Samples: samples})
 		}
 		lo = hi
 	}
