@@ -93,7 +93,17 @@
 //
 // # Performance
 //
-// Measured by BenchmarkWrite (see bench_test.go) on VictoriaMetrics.
+// BenchmarkWrite writes 10,000 cells per Write (the engine's flush chunk)
+// to a VictoriaMetrics single node, interleaved with a bare remote-write
+// client posting the same samples in requests of the same size (no
+// conflict check, no force flush). On a 2-core machine shared with other
+// work, three runs of 50 iterations gave the store 0.83, 0.93 and 1.01
+// times the bare client's cells/s (59,422 vs 71,477; 18,990 vs 20,403;
+// 50,745 vs 50,429): the goal is at least 0.8. Without the force flush
+// the ratio was 0.96; the flush is most of the difference, and it is what
+// makes a write readable at once. BenchmarkEngineFlush flushes the
+// write-back engine after an ingest of 120,000 cells: 41,157 cells/s into
+// VictoriaMetrics against 303,003 into memstore (the engine's own cost).
 //
 // # Concurrency
 //
