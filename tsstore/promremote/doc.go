@@ -69,20 +69,27 @@
 // tsstore.ErrInvalid when one breaks the contract; the others are the
 // operator's to set:
 //
-//	engine                  setting                                   why                                          checked at Open
-//	VictoriaMetrics         -retentionPeriod beyond the late window    older rows are dropped behind a 2xx          yes (Options.LateWindow, 7 days)
-//	                        -search.maxExportDuration                  longest read; reads are split to fit          read span lowered to it
-//	                        -dedup.minScrapeInterval=1ms (advised)     a retried request stores its samples once    no (reads tolerate duplicates)
-//	                        -futureRetention beyond MaxFuture          newer rows are dropped                        no
-//	VictoriaMetrics cluster Options.FlushURLs (every vmstorage) or     new rows searchable only after seconds       yes (fails without either)
-//	                        Options.SettleDelay
-//	Prometheus              --web.enable-remote-write-receiver         the write endpoint                           (writes fail)
-//	                        out_of_order_time_window beyond the late   late cells are refused                       yes
-//	                        window (7d)
-//	                        --storage.tsdb.retention.time              old blocks are deleted                       no
-//	Mimir, Cortex           out_of_order_time_window beyond 7d,        late cells are refused                       no
+//	engine                  setting                                   why                                     checked at Open
+//	VictoriaMetrics         -retentionPeriod beyond the late window    older rows are dropped behind a 2xx     yes (Options.LateWindow, 7 days)
+//	                        -futureRetention beyond MaxFuture          newer rows are dropped behind a 2xx     read (2 days without the flag)
+//	                        -search.maxExportDuration                  the longest export                      read span lowered to it
+//	                        -dedup.minScrapeInterval=1ms (advised)     a retried request stored once           no (reads tolerate duplicates)
+//	                        -search.latencyOffset, -search.disableCache  (none: export ignores them)    no
+//	VictoriaMetrics cluster Options.FlushURLs (each vmstorage's        rows searchable only after seconds      yes (fails without either)
+//	                        /internal/force_flush) or SettleDelay
+//	Prometheus              --web.enable-remote-write-receiver         the write endpoint                      (writes fail with 404)
+//	                        out_of_order_time_window beyond the        late cells are refused                  yes
+//	                        late window (7d)
+//	                        --storage.tsdb.retention.time              old blocks are deleted                  no
+//	Mimir, Cortex           out_of_order_time_window beyond 7d;        late cells are refused                  no
 //	                        X-Scope-OrgID in Options.Headers
-//	Thanos Receive          --tsdb.out-of-order.time-window beyond 7d  late cells are refused                       no
+//	Thanos Receive          --tsdb.out-of-order.time-window beyond 7d  late cells are refused                  no
+//
+// On a cluster the retention flags live on vmstorage, which Open cannot
+// read through vmselect: set them as above. With VictoriaMetrics' retention
+// read at Open, Write refuses a cell
+// outside [now - retentionPeriod, now + futureRetention] with
+// tsstore.ErrInvalid instead of letting it vanish behind a 2xx.
 //
 // URL shapes: a VictoriaMetrics single node writes to
 // http://vm:8428/api/v1/write and reads below http://vm:8428/; a cluster
@@ -113,11 +120,13 @@
 // # Errors
 //
 // Errors are of the kinds in tsstore: ErrInvalid for bad cells and
-// queries (naming the offending cell or field) and for a request the
-// engine refuses with a 4xx (naming the series); ErrConflict for a stored
+// queries (naming the offending cell or field), for cells outside
+// VictoriaMetrics' retention, and for a write request the engine refuses
+// with a 4xx (naming the series); ErrConflict for a stored
 // identity written with a different aggregate, naming the cell;
 // ErrUnavailable for connection errors, 5xx and 429 after
-// Options.MaxRetries retries with backoff, and for 401, 403 and 404 (a
-// wrong URL or credentials is the deployment's to fix, not the cell's);
+// Options.MaxRetries retries with backoff, for 401, 403 and 404 (a wrong
+// URL or credentials is the deployment's to fix, not the cell's), and for
+// every failed read (the Store builds its reads itself);
 // ErrClosed after Close.
 package promremote

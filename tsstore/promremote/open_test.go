@@ -50,3 +50,24 @@ func TestOpenChecksSettings(t *testing.T) {
 		}
 	})
 }
+
+// TestOutsideRetention: a cell VictoriaMetrics would drop behind a 2xx
+// (beyond -futureRetention, 2 years in scripts/test.sh) is refused with
+// ErrInvalid naming it, and nothing of its batch is written.
+func TestOutsideRetention(t *testing.T) {
+	s := openVictoria(t, nil)
+	ls := tsstore.Labels{{Name: "merchant", Value: "m1"}}
+	ahead := tsstore.CellStart(time.Now().Add(3*365*24*time.Hour).UnixMilli(), time.Minute)
+	now := tsstore.CellStart(time.Now().UnixMilli(), time.Minute)
+	err := s.Write(ctx, []tsstore.Cell{
+		{Metric: "views", Labels: ls, Start: now, Agg: tsstore.AggOf(1)},
+		{Metric: "views", Labels: ls, Start: ahead, Agg: tsstore.AggOf(1)},
+	})
+	if !errors.Is(err, tsstore.ErrInvalid) || !strings.Contains(err.Error(), "cell 1") || !strings.Contains(err.Error(), "futureRetention") {
+		t.Fatalf("a cell 3 years ahead: got %v, want ErrInvalid naming cell 1 and -futureRetention", err)
+	}
+	cells, err := s.Cells(ctx, tsstore.Selector{Metric: "views", From: now, To: ahead + 1})
+	if err != nil || len(cells) != 0 {
+		t.Errorf("after the refused batch: %v, %v; want nothing stored", cells, err)
+	}
+}

@@ -83,11 +83,19 @@ func (s *Store) checkVictoria(flags map[string]string) error {
 			s.readSpan = d.Milliseconds()
 		}
 	}
-	if s.opts.LateWindow > 0 {
-		if v, ok := flags["retentionPeriod"]; ok {
-			if d, err := victoriaRetention(v); err == nil && d < s.opts.LateWindow {
-				return tsstore.Errorf(tsstore.ErrInvalid, "promremote: open: VictoriaMetrics' -retentionPeriod=%s is shorter than the late window %v: late cells would be dropped behind a 2xx", v, s.opts.LateWindow)
-			}
+	if v, ok := flags["retentionPeriod"]; ok {
+		d, err := victoriaRetention(v)
+		if err == nil {
+			s.retention = d
+		}
+		if err == nil && s.opts.LateWindow > 0 && d < s.opts.LateWindow {
+			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: open: VictoriaMetrics' -retentionPeriod=%s is shorter than the late window %v: late cells would be dropped behind a 2xx", v, s.opts.LateWindow)
+		}
+	}
+	s.future = victoriaDefaultFuture
+	if v, ok := flags["futureRetention"]; ok {
+		if d, err := victoriaRetention(v); err == nil {
+			s.future = d
 		}
 	}
 	if s.opts.FlushURLs == nil && s.opts.SettleDelay == 0 {
@@ -98,6 +106,10 @@ func (s *Store) checkVictoria(flags map[string]string) error {
 	}
 	return nil
 }
+
+// victoriaDefaultFuture is how far ahead of its clock VictoriaMetrics
+// keeps rows when it has no -futureRetention flag (versions before it).
+const victoriaDefaultFuture = 48 * time.Hour
 
 // victoriaRetention parses a VictoriaMetrics -retentionPeriod: a number
 // with a unit of s, h, d, w, M (months), y, or months without one.

@@ -372,11 +372,14 @@ func (s *Store) fetch(ctx context.Context, selector string, from, to int64, fn f
 // seconds formats ms as the decimal seconds the HTTP API takes.
 func seconds(ms int64) string { return fmt.Sprintf("%d.%03d", ms/1000, ms%1000) }
 
-// readError classifies the failure of a read request.
+// readError classifies the failure of a read request: ErrUnavailable,
+// whatever the answer, since the Store builds every read itself (a 4xx
+// means a wrong URL, credentials or engine limit, not bad input); a
+// conflict check that cannot read must not look like a bad cell.
 func readError(u string, err error) error {
 	var f *failure
 	if errors.As(err, &f) {
-		return tsstore.Errorf(f.kind(), "reading %s: %w", u, f)
+		return tsstore.Errorf(tsstore.ErrUnavailable, "reading %s: %w", u, f)
 	}
 	return fmt.Errorf("reading %s: %w", u, err)
 }

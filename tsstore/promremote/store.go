@@ -27,6 +27,10 @@ type Store struct {
 	http       *http.Client
 	ownHTTP    bool
 	extKeys    map[string]bool // names of ExternalLabels
+	// retention and future, when positive, bound the sample times the
+	// engine keeps around the present (VictoriaMetrics' -retentionPeriod
+	// and -futureRetention): it drops rows outside behind a 2xx.
+	retention, future time.Duration
 
 	// stripes serialize the conflict check and write of the series that
 	// hash to them, within this Store, and guard bounds.

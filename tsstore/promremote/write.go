@@ -65,6 +65,9 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			}
 		}
 	}
+	if err := s.checkKept(cells); err != nil {
+		return err
+	}
 	if err := s.begin("write"); err != nil {
 		return err
 	}
@@ -119,6 +122,26 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		}
 	}
 	return s.settle(ctx)
+}
+
+// checkKept refuses cells the engine would drop behind a 2xx: outside
+// VictoriaMetrics' retention around the present.
+func (s *Store) checkKept(cells []tsstore.Cell) error {
+	if s.retention <= 0 && s.future <= 0 {
+		return nil
+	}
+	now := time.Now()
+	for i := range cells {
+		c := &cells[i]
+		t := tsstore.TimeOf(c.Start + int64(c.Seq))
+		if s.retention > 0 && t.Before(now.Add(-s.retention)) {
+			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s%s@%d writer %q seq %d is older than the engine's retention of %v: it would be dropped", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, s.retention)
+		}
+		if s.future > 0 && t.After(now.Add(s.future)) {
+			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s%s@%d writer %q seq %d is more than the engine's -futureRetention of %v ahead: it would be dropped", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, s.future)
+		}
+	}
+	return nil
 }
 
 var remoteWriteHeader = http.Header{
