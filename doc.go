@@ -28,6 +28,8 @@
 //   - tsstore/storetest: the conformance suite every Store backend passes.
 //   - tsstore/promtsdb: the default store, embedded Prometheus TSDB.
 //   - tsstore/influx: InfluxDB.
+//   - tsstore/promremote: any Prometheus remote-write engine (VictoriaMetrics
+//     cluster, Mimir, Thanos, Prometheus), for a store beyond one machine.
 //   - tsstore/archive: the permanent archive of raw points (Parquet),
 //     with dirarchive (local files) and s3archive (object storage).
 //   - writeback: the write-back engine; localcache and rediscache are its caches.

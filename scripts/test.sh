@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real servers started on free local ports:
 # a private redis-server, InfluxDB 1.x (Debian's influxdb package, installed
-# with apt when missing) and versitygw (an S3 server, built with go install
-# when missing); RabbitMQ is the machine's (127.0.0.1:5672, guest/guest)
-# unless HOURGLASS_AMQP_URL says otherwise. Their addresses reach the tests
+# with apt when missing), versitygw (an S3 server, built with go install
+# when missing), VictoriaMetrics (go install when missing) and Prometheus
+# (Debian's package, extracted into a cache directory); RabbitMQ is the
+# machine's (127.0.0.1:5672, guest/guest) unless HOURGLASS_AMQP_URL says
+# otherwise. Their addresses reach the tests
 # in HOURGLASS_* variables (see internal/servertest). Everything it started
 # is stopped on exit.
 #
@@ -120,6 +122,69 @@ if [ -n "$vgw" ]; then
     log "versitygw on $HOURGLASS_S3_ENDPOINT"
   else
     cat "$work/versitygw.log" >&2
+  fi
+fi
+
+# --- VictoriaMetrics single node ---------------------------------------------
+# Flags: keep everything (-retentionPeriod, -futureRetention: storetest writes
+# in 2026 and 2027), exports as long as tsstore/promremote's default read span,
+# duplicates of a millisecond merged, no latency offset or response cache.
+vm=$(command -v victoria-metrics || true)
+[ -z "$vm" ] && [ -x "$gobin/victoria-metrics" ] && vm=$gobin/victoria-metrics
+if [ -z "$vm" ]; then
+  log "building victoria-metrics v1.151.0 with go install (about 30 s the first time; cached afterwards)"
+  if go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0 >"$work/vm-build.log" 2>&1; then
+    vm=$gobin/victoria-metrics
+  else
+    cat "$work/vm-build.log" >&2
+    log "could not build victoria-metrics: its tests will skip (fail under CI=true)"
+  fi
+fi
+if [ -n "$vm" ]; then
+  vport=$(free_port)
+  "$vm" -httpListenAddr="127.0.0.1:$vport" -storageDataPath="$work/vm" -retentionPeriod=100y \
+    -futureRetention=2y -dedup.minScrapeInterval=1ms -search.maxExportDuration=876000h \
+    -search.latencyOffset=0 -search.disableCache -loggerLevel=ERROR >"$work/vm.log" 2>&1 &
+  pids+=($!)
+  if wait_for victoria-metrics 30 curl -sf "http://127.0.0.1:$vport/health"; then
+    export HOURGLASS_VM_URL="http://127.0.0.1:$vport"
+    log "victoria-metrics on $HOURGLASS_VM_URL"
+  else
+    cat "$work/vm.log" >&2
+  fi
+fi
+
+# --- Prometheus 2.42 (Debian's package, extracted, no service) ---------------
+# The out-of-order window is far beyond the write-back engine's MaxLate (6
+# days) because the tests share one server: storetest writes a year apart,
+# and Prometheus measures lateness from its newest sample.
+promdir=${XDG_CACHE_HOME:-$HOME/.cache}/hourglass/prometheus
+if [ ! -x "$promdir/root/usr/bin/prometheus" ]; then
+  log "fetching Debian's prometheus package into $promdir"
+  mkdir -p "$promdir"
+  (cd "$promdir" && rm -f prometheus_*.deb && apt-get download prometheus && dpkg -x prometheus_*.deb root) >"$work/prom-fetch.log" 2>&1 ||
+    { cat "$work/prom-fetch.log" >&2; log "could not fetch prometheus: its tests will skip (fail under CI=true)"; }
+fi
+if [ -x "$promdir/root/usr/bin/prometheus" ]; then
+  export HOURGLASS_PROMETHEUS_BIN=$promdir/root/usr/bin/prometheus
+  export HOURGLASS_PROMTOOL_BIN=$promdir/root/usr/bin/promtool
+  pport=$(free_port)
+  mkdir -p "$work/prometheus"
+  cat >"$work/prometheus/prometheus.yml" <<CONF
+storage:
+  tsdb:
+    out_of_order_time_window: 1000d
+CONF
+  "$HOURGLASS_PROMETHEUS_BIN" --config.file="$work/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$work/prometheus/data" --storage.tsdb.retention.time=100y \
+    --web.listen-address="127.0.0.1:$pport" --web.enable-remote-write-receiver \
+    --log.level=warn >"$work/prometheus/prometheus.log" 2>&1 &
+  pids+=($!)
+  if wait_for prometheus 30 curl -sf "http://127.0.0.1:$pport/-/ready"; then
+    export HOURGLASS_PROMETHEUS_URL="http://127.0.0.1:$pport"
+    log "prometheus on $HOURGLASS_PROMETHEUS_URL"
+  else
+    cat "$work/prometheus/prometheus.log" >&2
   fi
 fi
 

@@ -16,6 +16,7 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/s3archive"
 	"github.com/hourglass-io/hourglass/tsstore/influx"
+	"github.com/hourglass-io/hourglass/tsstore/promremote"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
@@ -69,6 +70,18 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		b.store = s
 		b.describe = append(b.describe, "store: InfluxDB "+c.influxURL+" database "+c.influxDB+", write API "+api)
 		primaryName = "influx-primary"
+	case "promremote":
+		o, err := c.promremoteOptions()
+		if err != nil {
+			return b, fmt.Errorf("store: %w", err)
+		}
+		s, err := promremote.Open(cctx, c.prwWrite, c.prwRead, o)
+		if err != nil {
+			return b, fmt.Errorf("-promremote-write-url %s, -promremote-read-url %s: %w", c.prwWrite, c.prwRead, err)
+		}
+		b.store = s
+		b.describe = append(b.describe, fmt.Sprintf("store: remote write to %s, reads from %s (%s API, flush URLs %v)", c.prwWrite, c.prwRead, s.ReadAPI(), s.FlushURLs()))
+		primaryName = "promremote-primary"
 	default:
 		dir := filepath.Join(c.dataDir, "tsdb")
 		s, err := promtsdb.Open(dir, nil)

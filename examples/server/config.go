@@ -13,6 +13,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore/influx"
+	"github.com/hourglass-io/hourglass/tsstore/promremote"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
@@ -42,6 +43,9 @@ type config struct {
 	influxDB    string
 	influxToken string
 	influxAPI   string
+
+	// -store promremote
+	prwWrite, prwRead, prwUser, prwPassword, prwToken, prwHeaders, prwFlush string
 
 	cache         string
 	fsync         string
@@ -160,11 +164,18 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.num(&c.burst, "burst", "HOURGLASS_BURST", DefaultBurst, "token bucket size per merchant")
 	f.dur(&c.shutdown, "shutdown-timeout", "HOURGLASS_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "how long SIGTERM waits for requests in flight")
 
-	f.str(&c.store, "store", "HOURGLASS_STORE", "promtsdb", "time-series store: promtsdb (embedded, in <data>/tsdb) or influx")
+	f.str(&c.store, "store", "HOURGLASS_STORE", "promtsdb", "time-series store: promtsdb (embedded, in <data>/tsdb), influx or promremote (a Prometheus remote-write engine: VictoriaMetrics, Mimir, Thanos, Prometheus)")
 	f.str(&c.influxURL, "influx-url", "HOURGLASS_INFLUX_URL", "http://127.0.0.1:8086", "InfluxDB URL (-store influx)")
 	f.str(&c.influxDB, "influx-db", "HOURGLASS_INFLUX_DB", "hourglass", "InfluxDB database, created when missing (-store influx)")
 	f.str(&c.influxAPI, "influx-write-api", "HOURGLASS_INFLUX_WRITE_API", "", "InfluxDB write endpoint: v2 (/api/v2/write: 2.x, 3.x, 1.8+) or v1 (/write: older 1.x); empty means v2 where the server has it, else v1 (-store influx, -standby-influx-urls)")
 	f.str(&c.influxToken, "influx-token", "HOURGLASS_INFLUX_TOKEN", "", "InfluxDB token or user:password (-store influx)")
+	f.str(&c.prwWrite, "promremote-write-url", "HOURGLASS_PROMREMOTE_WRITE_URL", "http://127.0.0.1:8428/api/v1/write", "remote-write URL (-store promremote), e.g. http://vminsert:8480/insert/0/prometheus/api/v1/write")
+	f.str(&c.prwRead, "promremote-read-url", "HOURGLASS_PROMREMOTE_READ_URL", "http://127.0.0.1:8428/", "prefix of the Prometheus HTTP API (-store promremote), e.g. http://vmselect:8481/select/0/prometheus/")
+	f.str(&c.prwUser, "promremote-user", "HOURGLASS_PROMREMOTE_USER", "", "basic auth user (-store promremote)")
+	f.str(&c.prwPassword, "promremote-password", "HOURGLASS_PROMREMOTE_PASSWORD", "", "basic auth password (-store promremote)")
+	f.str(&c.prwToken, "promremote-bearer-token", "HOURGLASS_PROMREMOTE_BEARER_TOKEN", "", "bearer token (-store promremote)")
+	f.str(&c.prwHeaders, "promremote-headers", "HOURGLASS_PROMREMOTE_HEADERS", "", "comma-separated Name=value headers of every request, e.g. X-Scope-OrgID=tenant1 (-store promremote)")
+	f.str(&c.prwFlush, "promremote-flush-urls", "HOURGLASS_PROMREMOTE_FLUSH_URLS", "", "comma-separated URLs requested after every store write so that reads see it: each vmstorage's /internal/force_flush on a VictoriaMetrics cluster; empty means found at start for a single node (-store promremote)")
 
 	f.str(&c.cache, "cache", "HOURGLASS_CACHE", "local", "write-back cache: local (memory + WAL in <data>/cache) or redis")
 	f.str(&c.fsync, "fsync", "HOURGLASS_FSYNC", "interval", "local cache WAL fsync: interval (every 100 ms), always or never")
@@ -205,9 +216,9 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 		c.tokens = filepath.Join(c.dataDir, "tokens.json")
 	}
 	switch c.store {
-	case "promtsdb", "influx":
+	case "promtsdb", "influx", "promremote":
 	default:
-		return nil, fmt.Errorf("-store %q: want promtsdb or influx", c.store)
+		return nil, fmt.Errorf("-store %q: want promtsdb, influx or promremote", c.store)
 	}
 	switch c.cache {
 	case "local", "redis":
@@ -287,6 +298,22 @@ func ackStandbys(ack replicate.Ack, n int) int {
 	var k int
 	_, _ = fmt.Sscanf(ack.String(), "primary+%d", &k)
 	return k
+}
+
+// promremoteOptions returns the options of a remote-write store.
+func (c *config) promremoteOptions() (*promremote.Options, error) {
+	o := &promremote.Options{Username: c.prwUser, Password: c.prwPassword, BearerToken: c.prwToken, FlushURLs: splitList(c.prwFlush)}
+	for _, h := range splitList(c.prwHeaders) {
+		name, value, ok := strings.Cut(h, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("-promremote-headers: %q is not Name=value", h)
+		}
+		if o.Headers == nil {
+			o.Headers = map[string]string{}
+		}
+		o.Headers[name] = value
+	}
+	return o, nil
 }
 
 // influxOptions returns the options of an InfluxDB store writing through

@@ -34,6 +34,16 @@ const (
 	EnvS3Key  = "HOURGLASS_S3_ACCESS_KEY"
 	EnvS3Sec  = "HOURGLASS_S3_SECRET_KEY"
 	EnvAMQP   = "HOURGLASS_AMQP_URL" // amqp://user:pass@host:port/
+	// EnvVictoriaMetrics is the http://host:port of a VictoriaMetrics
+	// single node started with the flags scripts/test.sh gives it.
+	EnvVictoriaMetrics = "HOURGLASS_VM_URL"
+	// EnvPrometheus is the http://host:port of a Prometheus with its
+	// remote-write receiver and an out-of-order window.
+	EnvPrometheus = "HOURGLASS_PROMETHEUS_URL"
+	// EnvPrometheusBin and EnvPromtoolBin are the absolute paths of the
+	// prometheus and promtool binaries of that Prometheus.
+	EnvPrometheusBin = "HOURGLASS_PROMETHEUS_BIN"
+	EnvPromtoolBin   = "HOURGLASS_PROMTOOL_BIN"
 )
 
 // InCI reports whether the tests run in CI (CI=true), where missing servers
@@ -88,6 +98,60 @@ func InfluxURL(t testing.TB) string {
 		Missing(t, "InfluxDB at "+u, "it does not answer")
 	}
 	return u
+}
+
+// VictoriaMetricsURL returns the URL of the test VictoriaMetrics single
+// node ($HOURGLASS_VM_URL), such as http://127.0.0.1:8428.
+func VictoriaMetricsURL(t testing.TB) string {
+	t.Helper()
+	return serverURL(t, "VictoriaMetrics", EnvVictoriaMetrics, "a VictoriaMetrics single node")
+}
+
+// PrometheusURL returns the URL of the test Prometheus
+// ($HOURGLASS_PROMETHEUS_URL), started with --web.enable-remote-write-receiver.
+func PrometheusURL(t testing.TB) string {
+	t.Helper()
+	return serverURL(t, "Prometheus", EnvPrometheus, "a Prometheus 2.42+ with --web.enable-remote-write-receiver")
+}
+
+// PrometheusBin returns the absolute path of the prometheus binary
+// ($HOURGLASS_PROMETHEUS_BIN).
+func PrometheusBin(t testing.TB) string {
+	t.Helper()
+	return binary(t, "prometheus", EnvPrometheusBin)
+}
+
+// PromtoolBin returns the absolute path of the promtool binary
+// ($HOURGLASS_PROMTOOL_BIN).
+func PromtoolBin(t testing.TB) string {
+	t.Helper()
+	return binary(t, "promtool", EnvPromtoolBin)
+}
+
+func serverURL(t testing.TB, name, env, what string) string {
+	t.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		Missing(t, name, "set "+env+" to the URL of "+what)
+		return ""
+	}
+	if !Reachable(strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")) {
+		Missing(t, name+" at "+u, "it does not answer")
+	}
+	return u
+}
+
+func binary(t testing.TB, name, env string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		Missing(t, "the "+name+" binary", "set "+env+" to its absolute path")
+		return ""
+	}
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, "the "+name+" binary", err.Error())
+	}
+	return p
 }
 
 // S3 returns the endpoint (host:port) and credentials of the test S3 server.
