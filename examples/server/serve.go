@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hourglass-io/hourglass/examples/server/web"
 	"github.com/hourglass-io/hourglass/reprocess"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
@@ -50,6 +51,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		reg.MustRegister(b.repl.Collector())
 	}
 	metrics := newServerMetrics(reg, c.flushBudget)
+	reg.MustRegister(web.SettingsMetrics(c.flushInterval, c.maxCacheBytes)...)
 
 	// Reads go through a Switchable, which serves a reprocessed version's
 	// range from the version once switched to; writes go to the live store.
