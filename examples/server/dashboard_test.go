@@ -78,12 +78,7 @@ func TestDashboard(t *testing.T) {
 		{"type":"page_view","path":"/secret-of-shop-b"}]`)
 	wantA := hist.hour
 
-	artifacts := os.Getenv(EnvArtifacts)
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	} else if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := artifactsDir(t)
 	b := startBrowser(t, chromium)
 
 	// A wrong token: an error, no data, nothing stored.
@@ -171,16 +166,23 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
-	// The operator view: the flush lag of the unflushed writes, against its bound.
+	// The operator view: a finished reprocess job (which flushed), then the
+	// flush lag of a newer write against its bound.
+	startJob(p, admin, `{"id":"paths-dry","processor":"events/2","from":"now-3h","merchant":"shop-a","dry_run":true}`)
+	waitJob(p, admin, "paths-dry")
+	p.mustDo(http.StatusOK, "POST", "/v1/events", shopB, "application/json", `[{"type":"page_view","path":"/"}]`)
 	b.do(chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("token")))
 	b.signIn(admin)
-	var lag struct {
-		Lag, Text, Quarantine string
+	var op struct {
+		Lag, Text, Flushes, Jobs string
 	}
 	b.evalInto(`({lag: document.querySelector('#op-flushlag .op-body').dataset.seconds, text: document.querySelector('#op-flushlag').innerText,
-		quarantine: document.querySelector('#op-quarantine').innerText})`, &lag)
-	if sec := lag.Lag; sec == "" || sec == "0" || !strings.Contains(lag.Text, "budget") {
-		t.Errorf("operator view: flush lag %q, text %q", lag.Lag, lag.Text)
+		flushes: document.querySelector('#op-flushes').innerText, jobs: document.querySelector('#op-jobs').innerText})`, &op)
+	if op.Lag == "" || op.Lag == "0" || !strings.Contains(op.Text, "budget") {
+		t.Errorf("operator view: flush lag %q, text %q", op.Lag, op.Text)
+	}
+	if !strings.Contains(op.Jobs, "paths-dry") || !strings.Contains(op.Jobs, "completed") || !strings.Contains(op.Jobs, "100 %") || !strings.Contains(op.Flushes, "budget") {
+		t.Errorf("operator view: jobs %q, flushes %q", op.Jobs, op.Flushes)
 	}
 	if s = b.state(); s.Errors != "" {
 		t.Errorf("operator view shows errors: %s", s.Errors)
@@ -276,6 +278,47 @@ func (hs *history) add(last bool, e map[string]any) {
 func (hs *history) body() string {
 	b, _ := json.Marshal(hs.events)
 	return string(b)
+}
+
+// TestDashboardRateLimitedReplicated: when the server refuses with 429, the
+// page says so in words, with the wait, and shows no figures; the operator
+// view shows the replicas of a replicated store.
+func TestDashboardRateLimitedReplicated(t *testing.T) {
+	chromium := servertest.Chromium(t)
+	dir := t.TempDir()
+	p := startServer(t, dir, "-rate", "0.05", "-burst", "3", "-replicas", "2")
+	b := startBrowser(t, chromium)
+	b.do(chromedp.Navigate(p.url + "/"))
+	b.do(chromedp.WaitVisible(chromedp.ID("token")), chromedp.SendKeys(chromedp.ID("token"), p.exports["HG_TOKEN"]), chromedp.Click(chromedp.ID("signin-button")))
+	b.poll(`document.body.dataset.state === 'error'`)
+	s := b.state()
+	if !strings.Contains(s.Errors, "Too many requests (429)") || !strings.Contains(s.Errors, "tries again in") || len(s.Revenue) != 0 || s.Orders != -1 {
+		t.Errorf("rate limited: errors %q, revenue %v, orders %v", s.Errors, s.Revenue, s.Orders)
+	}
+	b.screenshot(filepath.Join(artifactsDir(t), "dashboard-429.png"))
+
+	b.do(chromedp.Click(chromedp.ID("sign-out")))
+	b.signIn(adminToken(t, dir))
+	var rows []string
+	b.evalInto(`[...document.querySelectorAll('#op-replicas tbody tr')].map(r => r.innerText.replace(/\s+/g, ' '))`, &rows)
+	if len(rows) != 3 || !strings.Contains(rows[0], "primary primary healthy") || !strings.Contains(rows[1], "standby-1 standby healthy") {
+		t.Errorf("replicas shown: %q", rows)
+	}
+	b.screenshot(filepath.Join(artifactsDir(t), "operator-replicas.png"))
+}
+
+// artifactsDir returns $HOURGLASS_ARTIFACTS (created) or a temporary
+// directory.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(EnvArtifacts)
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // checkFigures compares the page's figures with want.

@@ -108,8 +108,8 @@
     if (sec < 1) return `${Math.round(sec * 1000)} ms`;
     if (sec < 60) return `${numFmt.format(Math.round(sec * 10) / 10)} s`;
     const mi = Math.floor(sec / 60), se = Math.round(sec % 60);
-    if (mi < 60) return `${mi}m ${String(se).padStart(2, '0')}s`;
-    return `${Math.floor(mi / 60)}h ${String(mi % 60).padStart(2, '0')}m`;
+    if (mi < 60) return se ? `${mi}m ${String(se).padStart(2, '0')}s` : `${mi}m`;
+    return mi % 60 ? `${Math.floor(mi / 60)}h ${String(mi % 60).padStart(2, '0')}m` : `${Math.floor(mi / 60)}h`;
   }
 
   function bytes(b) {
@@ -282,7 +282,8 @@
       showError('merchant-error', e);
       $('status').textContent = 'Not updated: see the error below.';
       document.body.dataset.state = 'error';
-      for (const f of document.querySelectorAll('#merchant figure[data-state="loading"]')) message(f, 'Could not load this chart.', 'error');
+      for (const f of document.querySelectorAll('#merchant figure[data-state="loading"]')) message(f, 'Could not load this chart.', 'failed');
+      for (const k of document.querySelectorAll('.kpi-body')) if (k.querySelector('.skeleton')) put(k, h('div', {class: 'kpi-value', text: '–'}), h('div', {class: 'kpi-sub', text: 'not loaded'}));
     } finally {
       session.busy = false;
       $('merchant').removeAttribute('aria-busy');
@@ -438,12 +439,13 @@
     }
   }
 
-  // gauge is a labelled bar of value against bound.
-  function gauge(label, value, bound, text) {
+  // gauge is a labelled bar of value against bound, coloured by how close
+  // it is (a progress bar when progress is set).
+  function gauge(label, value, bound, text, progress) {
     const pct = bound > 0 ? Math.min(100, value / bound * 100) : 0;
     const fill = h('span', {class: 'fill'});
     fill.style.width = pct + '%';
-    const level = pct >= 90 ? 'bad' : pct >= 70 ? 'warn' : 'ok';
+    const level = progress ? 'progress' : pct >= 90 ? 'bad' : pct >= 70 ? 'warn' : 'ok';
     return h('div', {class: 'gauge-wrap'},
       h('div', {class: 'gauge ' + level, role: 'meter', 'aria-label': label, 'aria-valuemin': '0', 'aria-valuemax': String(bound || 0), 'aria-valuenow': String(value), 'aria-valuetext': text}, fill),
       h('div', {class: 'gauge-text', text}));
@@ -461,7 +463,7 @@
     lagBody.dataset.seconds = String(isFinite(lag) ? lag : '');
     put(lagBody,
       h('div', {class: 'big', id: 'op-lag-value', text: isFinite(lag) ? duration(lag) : '–'}),
-      h('div', {class: 'kpi-sub', text: 'age of the oldest write not yet flushed'}),
+      h('div', {class: 'kpi-sub', text: lag > 0 ? 'age of the oldest write not yet flushed' : 'nothing waits to be flushed'}),
       isFinite(interval)
         ? gauge('flush lag against its bound', lag || 0, bound, `${duration(lag || 0)} of ${duration(bound)} (flush every ${duration(interval)} + budget ${duration(budget)})`)
         : h('div', {class: 'gauge-text', text: `flush budget ${duration(budget)}`}));
@@ -503,9 +505,12 @@
     // Replicas
     const names = (pm.get('hourglass_replicate_healthy') || []).map(x => x.labels.replica).sort();
     const rv = (name, rep) => val(name, l => l.replica === rep);
+    const fenced = val('hourglass_replicate_fenced') === 1;
     put(body('op-replicas'), names.length === 0
       ? h('p', {class: 'muted', text: 'No replication: this server writes one store (start it with -replicas 2 to replicate).'})
-      : table(['replica', 'role', 'health', 'lag (oldest hint)', 'pending hints', 'applied seq'], names.map(n => {
+      : h('p', {class: fenced ? 'error' : 'muted', text: `epoch ${intFmt.format(val('hourglass_replicate_epoch') || 0)} · promotions ${intFmt.format(val('hourglass_replicate_promotions_total') || 0)}` +
+        (fenced ? ' · FENCED: a newer epoch took over; this server no longer writes' : '')}),
+      names.length === 0 ? null : table(['replica', 'role', 'health', 'lag (oldest hint)', 'pending hints', 'applied seq'], names.map(n => {
         const healthy = rv('hourglass_replicate_healthy', n) === 1, stale = rv('hourglass_replicate_stale', n) === 1;
         return [n, rv('hourglass_replicate_primary', n) === 1 ? 'primary' : 'standby',
           h('span', {class: 'pill ' + (stale ? 'warn' : healthy ? 'good' : 'bad'), text: stale ? 'stale: awaits re-sync' : healthy ? 'healthy' : 'unhealthy'}),
@@ -519,13 +524,13 @@
     put(body('op-jobs'),
       h('p', {class: 'muted', text: `Reads served by: ${jobs.current || 'live store'} · processors: ${(jobs.processors || []).join(', ')}`}),
       list.length === 0 ? h('p', {class: 'muted', text: 'No reprocess jobs (POST /v1/admin/reprocess starts one).'})
-        : table(['job', 'state', 'processor', 'range', 'progress', 'ETA'], list.map(j => {
+        : table(['job', 'state', 'processor', 'range', 'progress', 'ETA, error or diff'], list.map(j => {
           const pct = Math.round((j.fraction || 0) * 100);
           return [j.id + (j.current ? ' (serving)' : '') + (j.dry_run ? ' (dry run)' : ''),
             h('span', {class: 'pill ' + (j.error ? 'bad' : /done|switched|complete/.test(j.state) ? 'good' : 'warn'), text: j.state, title: j.error || ''}),
             j.processor, `${new Date(j.from).toLocaleString()} – ${new Date(j.to).toLocaleString()}`,
-            gauge(`progress of job ${j.id}`, pct, 100, `${pct} % · ${intFmt.format(j.points || 0)} / ${intFmt.format(j.points_total || 0)} points`),
-            j.error ? j.error : (j.eta || '–')];
+            gauge(`progress of job ${j.id}`, pct, 100, `${pct} % · ${intFmt.format(j.points || 0)} / ${intFmt.format(j.points_total || 0)} points`, true),
+            j.error || j.eta || j.diff || '–'];
         })));
 
     // Quarantine (GET /v1/admin/quarantine, when the server has it)
