@@ -202,7 +202,7 @@ type history struct {
 // shopHistory makes a busy shop's last two hours before now: orders, refunds
 // and page views every minute, the previous hour quieter than the last, so
 // that the charts have a shape and the changes are real. The last hour's
-// events are in [now-50m, now-1m] and the previous hour's in
+// events are in [now-56m, now-1m] and the previous hour's in
 // [now-115m, now-65m], so that they stay in their period for minutes.
 func shopHistory(now time.Time) *history {
 	hs := &history{}
@@ -213,11 +213,11 @@ func shopHistory(now time.Time) *history {
 	devices := []string{"desktop", "mobile", "desktop", "tablet", "mobile"}
 	paths := []string{"/", "/pricing", "/products/42", "/checkout", "/blog/launch", "/pricing", "/"}
 	for ago := 115; ago >= 1; ago-- {
-		if ago > 50 && ago < 65 {
+		if ago > 56 && ago < 65 {
 			continue
 		}
 		at := now.Add(-time.Duration(ago) * time.Minute).UnixMilli()
-		last := ago <= 50
+		last := ago <= 56
 		busy := 1 + (ago*7)%3
 		if !last {
 			busy = 1 + (ago*5)%2
