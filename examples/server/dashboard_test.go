@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -361,6 +364,47 @@ func (p *serverProc) figures(token string, from, to int64) dashboardState {
 type browser struct {
 	t   *testing.T
 	ctx context.Context
+
+	mu       sync.Mutex // guards problems
+	problems []string   // uncaught exceptions, console errors, CSP violations
+}
+
+// listen records what the page must never do: throw, log an error, or break
+// its Content-Security-Policy. (The network's log entries of 4xx answers
+// are expected: the tests provoke them.)
+func (b *browser) listen(ev any) {
+	var p string
+	switch e := ev.(type) {
+	case *cdpruntime.EventExceptionThrown:
+		p = "exception: " + e.ExceptionDetails.Text
+		if e.ExceptionDetails.Exception != nil {
+			p += " " + e.ExceptionDetails.Exception.Description
+		}
+	case *cdpruntime.EventConsoleAPICalled:
+		if e.Type == cdpruntime.ConsoleAPICalledTypeError || e.Type == cdpruntime.ConsoleAPICalledTypeWarning {
+			p = "console." + string(e.Type) + " called"
+		}
+	case *cdplog.EventEntryAdded:
+		if e.Entry.Source != cdplog.EntrySourceNetwork && (e.Entry.Level == cdplog.EntryLevelError || e.Entry.Level == cdplog.EntryLevelWarning) {
+			p = fmt.Sprintf("%s %s: %s", e.Entry.Source, e.Entry.Level, e.Entry.Text)
+		}
+	}
+	if p != "" {
+		b.mu.Lock()
+		b.problems = append(b.problems, p)
+		b.mu.Unlock()
+	}
+}
+
+// checkConsole fails the test if the page threw, logged an error or broke
+// its Content-Security-Policy.
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("page: %s", p)
+	}
 }
 
 // startBrowser starts Chromium with the sandbox's headless flags; it stops
@@ -385,12 +429,15 @@ func startBrowser(t *testing.T, chromium string) *browser {
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.Flag("lang", "en-US"), chromedp.Env("TZ=UTC"))
-	ctx, cancel := chromedp.NewContext(alloc)
+	b := &browser{t: t}
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithListener(b.listen))
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting %s: %v", chromium, err)
 	}
-	return &browser{t: t, ctx: ctx}
+	b.ctx = ctx
+	t.Cleanup(b.checkConsole)
+	return b
 }
 
 // do runs steps, each within 30 s.
