@@ -119,6 +119,12 @@ func TestDashboard(t *testing.T) {
 	if !strings.Contains(s.Text, "merge the write-back cache") {
 		t.Error("the page does not say that reads merge the cache")
 	}
+	var unlabelled []string
+	b.evalInto(`[...document.querySelectorAll('input, select, button, [tabindex]')].filter(e =>
+		!(e.labels && e.labels.length) && !e.textContent.trim() && !e.getAttribute('aria-label')).map(e => e.outerHTML.slice(0, 80))`, &unlabelled)
+	if len(unlabelled) != 0 {
+		t.Errorf("controls without a label: %q", unlabelled)
+	}
 	b.do(chromedp.Focus(chromedp.CSS("#chart-revenue svg"))) // a tooltip, by keyboard
 	b.do(chromedp.KeyEvent(kb.ArrowLeft))                    // the newest bucket
 	b.screenshot(filepath.Join(artifacts, "dashboard-desktop.png"))
@@ -145,8 +151,10 @@ func TestDashboard(t *testing.T) {
 	b.do(chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulateTouch))
 	b.poll(`document.documentElement.clientWidth === 375 && document.querySelector('#chart-revenue svg').getAttribute('width') < 375`)
 	b.screenshot(filepath.Join(artifacts, "dashboard-375px.png"))
-	b.do(chromedp.SetValue(chromedp.ID("range"), "30d"))
-	b.eval(`document.querySelector('#range').dispatchEvent(new Event('change'))`)
+	b.do(chromedp.Focus(chromedp.ID("range"))) // by keyboard: four options down is 30 days
+	for range 4 {
+		b.do(chromedp.KeyEvent(kb.ArrowDown))
+	}
 	b.poll(`document.body.dataset.state === 'ready' && document.querySelector('.kpis').dataset.to - document.querySelector('.kpis').dataset.from === 30 * 86400e3`)
 	s = b.state()
 	checkFigures(t, "shop-a, 30 days", s, hist.all)
