@@ -77,6 +77,29 @@
     if (err.retryAfter) session.pausedUntil = Date.now() + err.retryAfter * 1000;
   }
 
+  // loaded marks a view's successful refresh: no error, the time in its
+  // status line.
+  function loaded(errorId, statusId, prefix) {
+    showError(errorId, null);
+    $(statusId).textContent = prefix + clock.format(new Date());
+    document.body.dataset.state = 'ready';
+  }
+
+  // failed shows a view's refresh error and reports whether the view is
+  // still the one that asked (a 401 signs out: the token was revoked).
+  function failed(err, gen, errorId, statusId) {
+    if (gen !== session.gen) return false;
+    if (err.status === 401) {
+      signOut();
+      showError('signin-error', describe(err) + ' Sign in again.');
+      return false;
+    }
+    showError(errorId, err);
+    $(statusId).textContent = 'Not updated: see the error below.';
+    document.body.dataset.state = 'error';
+    return true;
+  }
+
   // metric reads GET /v1/metrics/{name} with params.
   async function metric(name, params, token) {
     const q = new URLSearchParams(params);
@@ -272,16 +295,10 @@
       draw({r, from, to, rev: split(rev, 'currency', from, to, r.stepMs), ord: split(ord, 'status', from, to, r.stepMs),
         ref: split(ref, '', from, to, r.stepMs), views: split(views, 'path', from, to, r.stepMs),
         country: split(country, 'country', from, to, r.ms), device: split(device, 'device', from, to, r.ms)});
-      showError('merchant-error', null);
-      $('status').textContent = (isLive() ? 'Live: refreshes every 5 s · updated ' : 'Updated ') + clock.format(new Date());
+      loaded('merchant-error', 'status', isLive() ? 'Live: refreshes every 5 s · updated ' : 'Updated ');
       $('live-dot').classList.toggle('live', isLive());
-      document.body.dataset.state = 'ready';
     } catch (e) {
-      if (gen !== session.gen) return;
-      if (e.status === 401) { signOut(); showError('signin-error', describe(e) + ' Sign in again.'); return; }
-      showError('merchant-error', e);
-      $('status').textContent = 'Not updated: see the error below.';
-      document.body.dataset.state = 'error';
+      if (!failed(e, gen, 'merchant-error', 'status')) return;
       for (const f of document.querySelectorAll('#merchant figure[data-state="loading"]')) message(f, 'Could not load this chart.', 'failed');
       for (const k of document.querySelectorAll('.kpi-body')) if (k.querySelector('.skeleton')) put(k, h('div', {class: 'kpi-value', text: '–'}), h('div', {class: 'kpi-sub', text: 'not loaded'}));
     } finally {
@@ -425,15 +442,9 @@
         return l.length ? l.reduce((a, x) => a + x.value, 0) : NaN;
       };
       drawOperator(pm, val, JSON.parse(jobsText), quarantine);
-      showError('operator-error', null);
-      $('op-status').textContent = 'Updated ' + clock.format(new Date());
-      document.body.dataset.state = 'ready';
+      loaded('operator-error', 'op-status', 'Updated ');
     } catch (e) {
-      if (gen !== session.gen) return;
-      if (e.status === 401) { signOut(); showError('signin-error', describe(e) + ' Sign in again.'); return; }
-      showError('operator-error', e);
-      $('op-status').textContent = 'Not updated: see the error below.';
-      document.body.dataset.state = 'error';
+      failed(e, gen, 'operator-error', 'op-status');
     } finally {
       session.busy = false;
     }
