@@ -206,6 +206,7 @@
     document.body.dataset.state = 'signed-out';
     showError('merchant-error', null);
     showError('operator-error', null);
+    $('send-result').textContent = '';
     $('token').focus();
   }
 
