@@ -2,10 +2,11 @@
 # Runs the whole test suite against real servers started on free local ports:
 # a private redis-server, InfluxDB 1.x (Debian's influxdb package, installed
 # with apt when missing), versitygw (an S3 server, built with go install
-# when missing), VictoriaMetrics (go install when missing) and Prometheus
-# (Debian's package, extracted into a cache directory); RabbitMQ is the
-# machine's (127.0.0.1:5672, guest/guest) unless HOURGLASS_AMQP_URL says
-# otherwise. Their addresses reach the tests
+# when missing), VictoriaMetrics (go install when missing), Prometheus
+# (Debian's package, extracted into a cache directory) and Debian's chromium
+# (installed with apt when missing, for the dashboard's browser test);
+# RabbitMQ is the machine's (127.0.0.1:5672, guest/guest) unless
+# HOURGLASS_AMQP_URL says otherwise. Their addresses reach the tests
 # in HOURGLASS_* variables (see internal/servertest). Everything it started
 # is stopped on exit.
 #
@@ -195,6 +196,17 @@ if ! bash -c "exec 3<>/dev/tcp/127.0.0.1/5672" 2>/dev/null && command -v rabbitm
   rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_for rabbitmq 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/5672" || true
 fi
+
+# --- Chromium (the dashboard's browser test) -----------------------------------
+if [ -z "${HOURGLASS_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  log "installing Debian's chromium package"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >"$work/apt-chromium.log" 2>&1 ||
+    { cat "$work/apt-chromium.log" >&2; log "could not install chromium: browser tests will skip (fail under CI=true)"; }
+fi
+if [ -z "${HOURGLASS_CHROMIUM:-}" ] && command -v chromium >/dev/null; then
+  export HOURGLASS_CHROMIUM=$(command -v chromium)
+fi
+[ -n "${HOURGLASS_CHROMIUM:-}" ] && log "chromium at $HOURGLASS_CHROMIUM"
 
 # --- the tests ---------------------------------------------------------------
 if [ $# -eq 0 ]; then set -- -race ./...; fi

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hourglass-io/hourglass/examples/server/web"
 	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/writeback"
 )
@@ -57,6 +58,8 @@ func (a *api) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /{$}", web.Handler()) // the dashboard
+	mux.Handle("GET "+web.AssetPrefix, web.Handler())
 	return mux
 }
 

@@ -22,6 +22,7 @@ var curlLines = []string{
 // the first start (created) the tokens and the curl lines to try it.
 func printBanner(w io.Writer, url string, c *config, t *httpapi.TokenFile, created bool, describe []string) {
 	fmt.Fprintf(w, "hourglass example server listening on %s\n", url)
+	fmt.Fprintf(w, "  dashboard: open %s/ in a browser and sign in with a token\n", url)
 	for _, d := range describe {
 		fmt.Fprintf(w, "  %s\n", d)
 	}

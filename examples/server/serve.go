@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hourglass-io/hourglass/examples/server/web"
 	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/reprocess"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
@@ -53,6 +54,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	httpMetrics := httpapi.NewMetrics()
 	reg.MustRegister(httpMetrics)
 	metrics := newFlushMetrics(reg, c.flushBudget, httpMetrics)
+	reg.MustRegister(web.SettingsMetrics(c.flushInterval, c.maxCacheBytes)...)
 
 	// Reads go through a Switchable, which serves a reprocessed version's
 	// range from the version once switched to; writes go to the live store.
