@@ -1,0 +1,512 @@
+package promapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// CellSource is where the cells come from: (*writeback.Engine) is one, with
+// the exact merged view of its cache and store; a tsstore.Store is another.
+// Cells returns every partial of the selected cells exactly once (Writer
+// and Seq tell partials apart); the storage sums the partials of a
+// (series, Start) into one sample. It must be safe for concurrent use.
+type CellSource interface {
+	Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error)
+	CellWidth() time.Duration
+}
+
+// MerchantLabel is the label a merchant's series carry and that a
+// merchant-scoped Storage enforces.
+const MerchantLabel = "merchant"
+
+// Fields are the suffixes of the four series of a metric, in the order of
+// their values in a cell's aggregate: <metric>:count, :sum, :min, :max.
+var Fields = [...]string{"count", "sum", "min", "max"}
+
+// SeriesName returns the name of the series of a metric's field:
+// "<metric>:<field>".
+func SeriesName(metric, field string) string { return metric + ":" + field }
+
+// fieldValue returns field f (an index of Fields) of a.
+func fieldValue(f int, a *tsstore.Agg) float64 {
+	switch f {
+	case 0:
+		return float64(a.Count)
+	case 1:
+		return a.Sum
+	case 2:
+		return a.Min
+	}
+	return a.Max
+}
+
+// splitSeriesName returns the metric and the index in Fields of a series
+// name, or ok false when the name is not <metric>:<field>.
+func splitSeriesName(name string) (metric string, field int, ok bool) {
+	i := strings.LastIndexByte(name, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	f := slices.Index(Fields[:], name[i+1:])
+	if f < 0 || tsstore.ValidateMetric(name[:i]) != nil {
+		return "", 0, false
+	}
+	return name[:i], f, true
+}
+
+// Defaults of StorageOptions.
+const (
+	// DefaultMaxSamples bounds the samples one query loads (and the
+	// samples the PromQL engine holds at once): Prometheus' default.
+	DefaultMaxSamples = 50_000_000
+	// DefaultMaxSeries bounds the series one query selects.
+	DefaultMaxSeries = 100_000
+	// loadChunk is the time range of one read from the cell source: the
+	// sample budget is checked after each, so a query over too much data
+	// stops after at most one chunk more than its budget.
+	loadChunk = 24 * time.Hour
+)
+
+// ErrTooManySamples and ErrTooManySeries report a query that selects more
+// than its bounds (an execution error of the HTTP API).
+var (
+	ErrTooManySamples = errors.New("query loads too many samples")
+	ErrTooManySeries  = errors.New("query selects too many series")
+)
+
+// StorageOptions configures a Storage. A nil *StorageOptions means the
+// defaults; every zero field means its default.
+type StorageOptions struct {
+	// Metrics lists the metrics that selectors without an exact series
+	// name ({__name__=~"rev.*"}, {merchant="m"}) and label discovery look
+	// at; nil means none, so such selectors find nothing while
+	// revenue:sum{...} always works. It is called once per query.
+	Metrics func(ctx context.Context) ([]string, error)
+	// MaxSamples bounds the samples one querier loads; 0 means
+	// DefaultMaxSamples.
+	MaxSamples int
+	// MaxSeries bounds the series one querier selects; 0 means
+	// DefaultMaxSeries.
+	MaxSeries int
+}
+
+// Storage is a storage.Queryable over a CellSource: every metric is four
+// series, <metric>:count, :sum, :min and :max, with one sample per cell at
+// the cell's Start (the partials of a cell summed), labelled as written.
+// Selectors' matchers and time ranges are pushed down to the source.
+//
+// A Storage from NewStorage sees every merchant; one from ForMerchant only
+// the series labelled merchant=<m>, whatever the matchers ask. Safe for
+// concurrent use.
+type Storage struct {
+	src      CellSource
+	opts     StorageOptions
+	merchant string
+	scoped   bool
+}
+
+var _ storage.Queryable = (*Storage)(nil)
+
+// NewStorage returns a Storage over src that sees all merchants.
+func NewStorage(src CellSource, opts *StorageOptions) *Storage {
+	s := &Storage{src: src}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.MaxSamples <= 0 {
+		s.opts.MaxSamples = DefaultMaxSamples
+	}
+	if s.opts.MaxSeries <= 0 {
+		s.opts.MaxSeries = DefaultMaxSeries
+	}
+	return s
+}
+
+// ForMerchant returns a Storage that sees only the series labelled
+// merchant=<merchant>.
+func (s *Storage) ForMerchant(merchant string) *Storage {
+	c := *s
+	c.merchant, c.scoped = merchant, true
+	return &c
+}
+
+// Querier returns a querier over [mint, maxt] (ms, inclusive). It bounds
+// the samples and series of everything selected through it.
+func (s *Storage) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{s: s, mint: mint, maxt: maxt}, nil
+}
+
+// querier is one query's view: its budget counts every Select.
+type querier struct {
+	s          *Storage
+	mint, maxt int64
+
+	mu      sync.Mutex // guards samples and series
+	samples int
+	series  int
+}
+
+var _ storage.Querier = (*querier)(nil)
+
+// Select returns the series matching ms, sorted, whether asked or not.
+func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := q.mint, q.maxt
+	if hints != nil {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+	}
+	ss, err := q.selectSeries(ctx, mint, maxt, ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return &seriesSet{series: ss, i: -1}
+}
+
+// LabelValues returns the values of the label name in the series matching
+// ms, sorted.
+func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ss, err := q.selectSeries(ctx, q.mint, q.maxt, ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := make(map[string]struct{})
+	for _, s := range ss {
+		if v := s.labels.Get(name); v != "" {
+			set[v] = struct{}{}
+		}
+	}
+	return sortedLimited(set, hints), nil, nil
+}
+
+// LabelNames returns the label names of the series matching ms, sorted.
+func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ss, err := q.selectSeries(ctx, q.mint, q.maxt, ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := make(map[string]struct{})
+	for _, s := range ss {
+		s.labels.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+	}
+	return sortedLimited(set, hints), nil, nil
+}
+
+func sortedLimited(set map[string]struct{}, hints *storage.LabelHints) []string {
+	out := make([]string, 0, len(set))
+	for v := range set {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		out = out[:hints.Limit]
+	}
+	return out
+}
+
+// Close does nothing: a querier holds no resources.
+func (q *querier) Close() error { return nil }
+
+// selectSeries returns the series matching ms with their cells in
+// [mint, maxt], sorted by labels.
+func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) ([]*cellSeries, error) {
+	from, to := max(mint, 0), min(maxt, tsstore.MaxTimestamp-1)+1
+	if from >= to {
+		return nil, nil
+	}
+	targets, err := q.targets(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	// Matchers on the series name are answered by targets; on labels
+	// starting with "__" here (stores may keep internal labels such as
+	// __writer__ that must not be matched); the others go to the source.
+	var push []tsstore.Matcher
+	for _, m := range ms {
+		if strings.HasPrefix(m.Name, "__") {
+			continue
+		}
+		// labels.MatchType and tsstore.MatchType list =, !=, =~, !~ in
+		// the same order (TestMatchTypes).
+		tm, err := tsstore.NewMatcher(tsstore.MatchType(m.Type), m.Name, m.Value)
+		if err != nil {
+			return nil, fmt.Errorf("promapi: matcher %s: %w", m, err)
+		}
+		push = append(push, tm)
+	}
+	if q.s.scoped {
+		push = append(push, tsstore.Matcher{Type: tsstore.MatchEqual, Name: MerchantLabel, Value: q.s.merchant})
+	}
+	var out []*cellSeries
+	for _, t := range targets {
+		before := len(out)
+		groups, err := q.load(ctx, tsstore.Selector{Metric: t.metric, Matchers: push, From: from, To: to}, len(t.fields))
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			// Defence in depth: whatever the source answered, a scoped
+			// storage shows its merchant's series only, and every series
+			// matches every matcher.
+			if q.s.scoped && g.labels.Get(MerchantLabel) != q.s.merchant {
+				continue
+			}
+			g.merge()
+			for _, f := range t.fields {
+				ls := seriesLabels(SeriesName(t.metric, Fields[f]), g.labels)
+				if !matchAll(ms, ls) {
+					continue
+				}
+				out = append(out, &cellSeries{labels: ls, cells: g, field: f})
+			}
+		}
+		if err := q.count(0, len(out)-before); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b *cellSeries) int { return labels.Compare(a.labels, b.labels) })
+	return out, nil
+}
+
+// count adds to the querier's budget, failing when it is exceeded.
+func (q *querier) count(samples, series int) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.samples += samples
+	q.series += series
+	switch {
+	case q.samples > q.s.opts.MaxSamples:
+		return fmt.Errorf("promapi: %w: more than %d", ErrTooManySamples, q.s.opts.MaxSamples)
+	case q.series > q.s.opts.MaxSeries:
+		return fmt.Errorf("promapi: %w: more than %d", ErrTooManySeries, q.s.opts.MaxSeries)
+	}
+	return nil
+}
+
+// target is a metric and the fields of it that a selector asks for.
+type target struct {
+	metric string
+	fields []int
+}
+
+// targets returns the metrics and fields whose series names match every
+// matcher on __name__: the one named by an equality matcher, or else those
+// of the metrics StorageOptions.Metrics lists.
+func (q *querier) targets(ctx context.Context, ms []*labels.Matcher) ([]target, error) {
+	var names []*labels.Matcher
+	exact := ""
+	for _, m := range ms {
+		if m.Name == labels.MetricName {
+			names = append(names, m)
+			if m.Type == labels.MatchEqual {
+				exact = m.Value
+			}
+		}
+	}
+	var metrics []string
+	if exact != "" {
+		metric, _, ok := splitSeriesName(exact)
+		if !ok {
+			return nil, nil
+		}
+		metrics = []string{metric}
+	} else if q.s.opts.Metrics != nil {
+		var err error
+		if metrics, err = q.s.opts.Metrics(ctx); err != nil {
+			return nil, fmt.Errorf("promapi: listing metrics: %w", err)
+		}
+	}
+	var out []target
+	for _, metric := range metrics {
+		t := target{metric: metric}
+		for f := range Fields {
+			name := SeriesName(metric, Fields[f])
+			if !slices.ContainsFunc(names, func(m *labels.Matcher) bool { return !m.Matches(name) }) {
+				t.fields = append(t.fields, f)
+			}
+		}
+		if len(t.fields) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// load reads the cells of sel from the source, a day at a time so that the
+// sample budget stops a query that selects too much before it runs out of
+// memory, and groups them by series. fields is the number of series each
+// cell becomes.
+func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([]*cellGroup, error) {
+	groups := make(map[string]*cellGroup)
+	var order []*cellGroup
+	chunk := max(loadChunk.Milliseconds(), q.s.src.CellWidth().Milliseconds())
+	for from := sel.From; from < sel.To; {
+		part := sel
+		part.From = from
+		part.To = min(sel.To, tsstore.CellStart(from, time.Duration(chunk)*time.Millisecond)+chunk)
+		from = part.To
+		cells, err := q.s.src.Cells(ctx, part)
+		if err != nil {
+			return nil, fmt.Errorf("promapi: cells of %s: %w", sel.Metric, err)
+		}
+		if err := q.count(len(cells)*fields, 0); err != nil {
+			return nil, err
+		}
+		for i := range cells {
+			c := &cells[i]
+			key := c.Labels.Key()
+			g := groups[key]
+			if g == nil {
+				g = &cellGroup{labels: c.Labels}
+				groups[key] = g
+				order = append(order, g)
+			}
+			g.starts = append(g.starts, c.Start)
+			g.aggs = append(g.aggs, c.Agg)
+		}
+	}
+	return order, nil
+}
+
+// seriesLabels returns the labels of a series: its name and the cell's
+// labels.
+func seriesLabels(name string, ls tsstore.Labels) labels.Labels {
+	b := labels.NewScratchBuilder(len(ls) + 1)
+	b.Add(labels.MetricName, name)
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func matchAll(ms []*labels.Matcher, ls labels.Labels) bool {
+	for _, m := range ms {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// cellGroup holds the cells of one series (metric and labels): after merge,
+// one aggregate per Start, in time order. The four series of a metric share
+// it.
+type cellGroup struct {
+	labels tsstore.Labels
+	starts []int64
+	aggs   []tsstore.Agg
+}
+
+// merge sorts the cells by Start and sums the partials of each Start.
+func (g *cellGroup) merge() {
+	if !slices.IsSorted(g.starts) {
+		idx := make([]int, len(g.starts))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(g.starts[a], g.starts[b]) })
+		starts := make([]int64, len(idx))
+		aggs := make([]tsstore.Agg, len(idx))
+		for i, j := range idx {
+			starts[i], aggs[i] = g.starts[j], g.aggs[j]
+		}
+		g.starts, g.aggs = starts, aggs
+	}
+	n := 0
+	for i := range g.starts {
+		if n > 0 && g.starts[n-1] == g.starts[i] {
+			g.aggs[n-1].Merge(g.aggs[i])
+			continue
+		}
+		g.starts[n], g.aggs[n] = g.starts[i], g.aggs[i]
+		n++
+	}
+	g.starts, g.aggs = g.starts[:n], g.aggs[:n]
+}
+
+// cellSeries is one field of a cell group as a storage.Series.
+type cellSeries struct {
+	labels labels.Labels
+	cells  *cellGroup
+	field  int
+}
+
+func (s *cellSeries) Labels() labels.Labels { return s.labels }
+
+func (s *cellSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if ci, ok := it.(*cellIterator); ok {
+		*ci = cellIterator{g: s.cells, field: s.field, i: -1}
+		return ci
+	}
+	return &cellIterator{g: s.cells, field: s.field, i: -1}
+}
+
+type seriesSet struct {
+	series []*cellSeries
+	i      int
+}
+
+func (s *seriesSet) Next() bool {
+	s.i++
+	return s.i < len(s.series)
+}
+func (s *seriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+func (it *cellIterator) AtT() int64                    { return it.g.starts[it.i] }
+func (it *cellIterator) AtST() int64                   { return 0 }
+func (it *cellIterator) Err() error                    { return nil }
+func (it *cellIterator) At() (int64, float64) {
+	return it.AtT(), fieldValue(it.field, &it.g.aggs[it.i])
+}
+func (it *cellIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.AtT(), nil
+}
+func (it *cellIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.AtT(), nil
+}
+
+// cellIterator iterates over the float samples of one field of a group.
+type cellIterator struct {
+	g     *cellGroup
+	field int
+	i     int
+}
+
+func (it *cellIterator) Next() chunkenc.ValueType {
+	if it.i < len(it.g.starts) {
+		it.i++
+	}
+	if it.i >= len(it.g.starts) {
+		return chunkenc.ValNone
+	}
+	return chunkenc.ValFloat
+}
+
+func (it *cellIterator) Seek(t int64) chunkenc.ValueType {
+	it.i = max(it.i, 0)
+	if it.i >= len(it.g.starts) {
+		return chunkenc.ValNone
+	}
+	if it.g.starts[it.i] < t {
+		j, _ := slices.BinarySearch(it.g.starts[it.i:], t)
+		it.i += j
+	}
+	if it.i >= len(it.g.starts) {
+		return chunkenc.ValNone
+	}
+	return chunkenc.ValFloat
+}
