@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -308,7 +309,7 @@ func (q *querier) targets(ctx context.Context, ms []*labels.Matcher) ([]target, 
 	var names []*labels.Matcher
 	exact := ""
 	for _, m := range ms {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			names = append(names, m)
 			if m.Type == labels.MatchEqual {
 				exact = m.Value
@@ -384,7 +385,7 @@ func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([
 // labels.
 func seriesLabels(name string, ls tsstore.Labels) labels.Labels {
 	b := labels.NewScratchBuilder(len(ls) + 1)
-	b.Add(labels.MetricName, name)
+	b.Add(model.MetricNameLabel, name)
 	for _, l := range ls {
 		b.Add(l.Name, l.Value)
 	}
