@@ -34,6 +34,9 @@ const (
 	EnvS3Key  = "HOURGLASS_S3_ACCESS_KEY"
 	EnvS3Sec  = "HOURGLASS_S3_SECRET_KEY"
 	EnvAMQP   = "HOURGLASS_AMQP_URL" // amqp://user:pass@host:port/
+	// EnvPromtool is the path of a promtool binary (Debian's prometheus
+	// package: apt-get download prometheus; dpkg -x).
+	EnvPromtool = "HOURGLASS_PROMTOOL_BIN"
 )
 
 // InCI reports whether the tests run in CI (CI=true), where missing servers
@@ -102,6 +105,24 @@ func S3(t testing.TB) (endpoint, accessKey, secretKey string) {
 		Missing(t, "S3 server at "+endpoint, "it does not answer")
 	}
 	return endpoint, os.Getenv(EnvS3Key), os.Getenv(EnvS3Sec)
+}
+
+// Promtool returns the path of promtool: $HOURGLASS_PROMTOOL_BIN, or
+// promtool on the PATH.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv(EnvPromtool)
+	if p == "" {
+		p, _ = exec.LookPath("promtool")
+	}
+	if p == "" {
+		Missing(t, "promtool", "set "+EnvPromtool+" to a promtool binary (apt-get download prometheus; dpkg -x)")
+		return ""
+	}
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, "promtool at "+p, err.Error())
+	}
+	return p
 }
 
 // AMQP returns the URL of the RabbitMQ server: $HOURGLASS_AMQP_URL or
