@@ -2,6 +2,7 @@ package promapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -228,7 +229,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 // queryData is the data of query and query_range answers.
 type queryData struct {
 	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
+	Result     json.RawMessage  `json:"result"`
 	warnings   []string
 	infos      []string
 }
@@ -331,17 +332,24 @@ func (h *Handler) exec(ctx context.Context, qry promql.Query, qs string) (any, e
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	d := &queryData{ResultType: res.Value.Type(), Result: res.Value}
-	switch v := res.Value.(type) { // [] rather than null, as Prometheus answers
+	v := res.Value
+	switch r := v.(type) { // [] rather than null, as Prometheus answers
 	case promql.Matrix:
-		if v == nil {
-			d.Result = promql.Matrix{}
+		if r == nil {
+			v = promql.Matrix{}
 		}
 	case promql.Vector:
-		if v == nil {
-			d.Result = promql.Vector{}
+		if r == nil {
+			v = promql.Vector{}
 		}
 	}
+	// Encoded before Close, which hands the points back to the engine's
+	// pool.
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the result: %w", err)
+	}
+	d := &queryData{ResultType: v.Type(), Result: b}
 	d.warnings, d.infos = res.Warnings.AsStrings(qs, 10, 10)
 	return d, nil
 }
