@@ -2,6 +2,7 @@ package promapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -217,4 +218,46 @@ func toStrings[S ~string](vs []S) []string {
 		out[i] = string(v)
 	}
 	return out
+}
+
+// TestConcurrentQueries: answers of concurrent queries are the answer of
+// one query alone (the engine pools the points of closed queries).
+func TestConcurrentQueries(t *testing.T) {
+	e := newEnv(t)
+	shopData(t, e)
+	srv := serve(t, e, nil)
+	c := client(t, srv.URL, tokDemo)
+	ctx := context.Background()
+	queries := []string{`revenue:sum`, `sum by (path) (views:count)`, `max_over_time(revenue:max[10m])`, `orders:count * 2`}
+	r := v1.Range{Start: t0, End: t0.Add(3 * time.Hour), Step: time.Minute}
+	want := make([]string, len(queries))
+	for i, q := range queries {
+		v, _, _, err := c.QueryRange(ctx, q, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = v.String()
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 12 {
+				q := (g + i) % len(queries)
+				v, _, _, err := c.QueryRange(ctx, queries[q], r)
+				if err == nil && v.String() != want[q] {
+					err = fmt.Errorf("%s: answer differs from the same query alone", queries[q])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
