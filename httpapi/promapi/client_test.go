@@ -26,7 +26,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func client(t *testing.T, url, token string) v1.API {
+func client(t testing.TB, url, token string) v1.API {
 	t.Helper()
 	c, err := api.NewClient(api.Config{Address: url, RoundTripper: bearer{token}})
 	if err != nil {

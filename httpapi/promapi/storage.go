@@ -76,10 +76,14 @@ const (
 	DefaultMaxSamples = 50_000_000
 	// DefaultMaxSeries bounds the series one query selects.
 	DefaultMaxSeries = 100_000
-	// loadChunk is the time range of one read from the cell source: the
-	// sample budget is checked after each, so a query over too much data
-	// stops after at most one chunk more than its budget.
-	loadChunk = 24 * time.Hour
+	// loadChunk is the time range of the first read from the cell source
+	// for a selector; each further read covers up to loadGrowth times the
+	// range of the one before, as far as the density of the data read so
+	// far says the sample budget allows, so a query over too much data
+	// stops before it runs out of memory, and a long range takes few
+	// reads (30 days: three).
+	loadChunk  = 24 * time.Hour
+	loadGrowth = 8
 )
 
 // ErrTooManySamples and ErrTooManySeries report a query that selects more
@@ -281,6 +285,16 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, ms []*labe
 	return out, nil
 }
 
+// take counts samples loaded, returning how many more the budget allows.
+func (q *querier) take(samples int) (int, error) {
+	if err := q.count(samples, 0); err != nil {
+		return 0, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.s.opts.MaxSamples - q.samples, nil
+}
+
 // count adds to the querier's budget, failing when it is exceeded.
 func (q *querier) count(samples, series int) error {
 	q.mu.Lock()
@@ -345,40 +359,130 @@ func (q *querier) targets(ctx context.Context, ms []*labels.Matcher) ([]target, 
 	return out, nil
 }
 
-// load reads the cells of sel from the source, a day at a time so that the
-// sample budget stops a query that selects too much before it runs out of
-// memory, and groups them by series. fields is the number of series each
-// cell becomes.
+// load reads the cells of sel from the source, in growing parts of its
+// range (see loadChunk), and groups them by series. fields is the number of
+// series each cell becomes.
 func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([]*cellGroup, error) {
-	groups := make(map[string]*cellGroup)
-	var order []*cellGroup
-	chunk := max(loadChunk.Milliseconds(), q.s.src.CellWidth().Milliseconds())
-	for from := sel.From; from < sel.To; {
+	l := &loader{groups: make(map[string]*cellGroup)}
+	width := q.s.src.CellWidth().Milliseconds()
+	// Parts start on cell boundaries: the buckets of a query with the
+	// cell width as step are then the cells.
+	sel.From += mod(-sel.From, width)
+	chunk := max(loadChunk.Milliseconds(), width)
+	// Newest first: the write-back engine merges its cache into the
+	// recent part only, and answers older parts from the store alone.
+	for to := sel.To; to > sel.From; {
 		part := sel
-		part.From = from
-		part.To = min(sel.To, tsstore.CellStart(from, time.Duration(chunk)*time.Millisecond)+chunk)
-		from = part.To
-		cells, err := q.s.src.Cells(ctx, part)
+		part.To = to
+		part.From = max(sel.From, to-chunk)
+		part.From -= mod(part.From-sel.From, width)
+		to = part.From
+		n, err := q.loadPart(ctx, l, part)
 		if err != nil {
 			return nil, fmt.Errorf("promapi: cells of %s: %w", sel.Metric, err)
 		}
-		if err := q.count(len(cells)*fields, 0); err != nil {
+		left, err := q.take(n * fields)
+		if err != nil {
 			return nil, err
 		}
-		for i := range cells {
-			c := &cells[i]
-			key := c.Labels.Key()
-			g := groups[key]
-			if g == nil {
-				g = &cellGroup{labels: c.Labels}
-				groups[key] = g
-				order = append(order, g)
-			}
-			g.starts = append(g.starts, c.Start)
-			g.aggs = append(g.aggs, c.Agg)
+		chunk *= loadGrowth
+		if n > 0 {
+			// As dense as the part just read, the next one stays
+			// within the budget.
+			chunk = min(chunk, int64(left)*(part.To-part.From)/int64(n*fields))
+			chunk = max(width, chunk-chunk%width)
 		}
 	}
-	return order, nil
+	for _, g := range l.order {
+		g.join()
+	}
+	return l.order, nil
+}
+
+// BucketSource is an optional capability of a CellSource: answering a
+// tsstore.Query exactly (the write-back engine and every tsstore.Store
+// do). A Storage reads such a source with Query and the cell width as
+// step, which sums each cell's partials where they are kept, rather than
+// with Cells, which hands every partial over.
+type BucketSource interface {
+	Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, error)
+}
+
+// loader accumulates the parts of one selector's cells.
+type loader struct {
+	groups map[string]*cellGroup
+	order  []*cellGroup
+}
+
+// group returns the group of the series with labels ls.
+func (l *loader) group(ls tsstore.Labels) *cellGroup {
+	key := ls.Key()
+	g := l.groups[key]
+	if g == nil {
+		g = &cellGroup{labels: ls}
+		l.groups[key] = g
+		l.order = append(l.order, g)
+	}
+	return g
+}
+
+// loadPart reads the cells of sel (From on a cell boundary) into l,
+// returning how many it read.
+func (q *querier) loadPart(ctx context.Context, l *loader, sel tsstore.Selector) (int, error) {
+	if bs, ok := q.s.src.(BucketSource); ok {
+		res, err := bs.Query(ctx, tsstore.Query{Metric: sel.Metric, Matchers: sel.Matchers, From: sel.From, To: sel.To, Step: q.s.src.CellWidth()})
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for _, s := range res.Series {
+			g := l.group(s.Labels)
+			g.parts = append(g.parts, s.Buckets)
+			n += len(s.Buckets)
+		}
+		return n, nil
+	}
+	cells, err := q.s.src.Cells(ctx, sel)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		last *cellGroup
+		part []tsstore.Bucket
+	)
+	for i := range cells {
+		c := &cells[i]
+		// Stores hand out a series' cells together, often sharing its
+		// labels: then the key need not be built.
+		if last == nil || !sameLabels(last.labels, c.Labels) {
+			if last != nil {
+				last.parts = append(last.parts, part)
+			}
+			last, part = l.group(c.Labels), nil
+		}
+		part = append(part, tsstore.Bucket{Start: c.Start, Agg: c.Agg})
+	}
+	if last != nil {
+		last.parts = append(last.parts, part)
+	}
+	return len(cells), nil
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// sameLabels reports whether a and b are the same slice (not merely
+// equal), or equal.
+func sameLabels(a, b tsstore.Labels) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0] || a.Equal(b)
 }
 
 // seriesLabels returns the labels of a series: its name and the cell's
@@ -407,36 +511,46 @@ func matchAll(ms []*labels.Matcher, ls labels.Labels) bool {
 // it.
 type cellGroup struct {
 	labels tsstore.Labels
-	starts []int64
-	aggs   []tsstore.Agg
+	cells  []tsstore.Bucket // one per cell: Start and Agg
+	parts  [][]tsstore.Bucket
+}
+
+// join sets cells to the parts read, in reverse order (they were read
+// newest first).
+func (g *cellGroup) join() {
+	if len(g.parts) == 1 {
+		g.cells, g.parts = g.parts[0], nil
+		return
+	}
+	n := 0
+	for _, p := range g.parts {
+		n += len(p)
+	}
+	g.cells = make([]tsstore.Bucket, 0, n)
+	for i := len(g.parts) - 1; i >= 0; i-- {
+		g.cells = append(g.cells, g.parts[i]...)
+	}
+	g.parts = nil
 }
 
 // merge sorts the cells by Start and sums the partials of each Start.
 func (g *cellGroup) merge() {
-	if !slices.IsSorted(g.starts) {
-		idx := make([]int, len(g.starts))
-		for i := range idx {
-			idx[i] = i
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(g.starts[a], g.starts[b]) })
-		starts := make([]int64, len(idx))
-		aggs := make([]tsstore.Agg, len(idx))
-		for i, j := range idx {
-			starts[i], aggs[i] = g.starts[j], g.aggs[j]
-		}
-		g.starts, g.aggs = starts, aggs
+	if !slices.IsSortedFunc(g.cells, cmpStart) {
+		slices.SortFunc(g.cells, cmpStart)
 	}
 	n := 0
-	for i := range g.starts {
-		if n > 0 && g.starts[n-1] == g.starts[i] {
-			g.aggs[n-1].Merge(g.aggs[i])
+	for i := range g.cells {
+		if n > 0 && g.cells[n-1].Start == g.cells[i].Start {
+			g.cells[n-1].Merge(g.cells[i].Agg)
 			continue
 		}
-		g.starts[n], g.aggs[n] = g.starts[i], g.aggs[i]
+		g.cells[n] = g.cells[i]
 		n++
 	}
-	g.starts, g.aggs = g.starts[:n], g.aggs[:n]
+	g.cells = g.cells[:n]
 }
+
+func cmpStart(a, b tsstore.Bucket) int { return cmp.Compare(a.Start, b.Start) }
 
 // cellSeries is one field of a cell group as a storage.Series.
 type cellSeries struct {
@@ -467,11 +581,11 @@ func (s *seriesSet) Next() bool {
 func (s *seriesSet) At() storage.Series                { return s.series[s.i] }
 func (s *seriesSet) Err() error                        { return nil }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
-func (it *cellIterator) AtT() int64                    { return it.g.starts[it.i] }
+func (it *cellIterator) AtT() int64                    { return it.g.cells[it.i].Start }
 func (it *cellIterator) AtST() int64                   { return 0 }
 func (it *cellIterator) Err() error                    { return nil }
 func (it *cellIterator) At() (int64, float64) {
-	return it.AtT(), fieldValue(it.field, &it.g.aggs[it.i])
+	return it.AtT(), fieldValue(it.field, &it.g.cells[it.i].Agg)
 }
 func (it *cellIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	return it.AtT(), nil
@@ -488,10 +602,10 @@ type cellIterator struct {
 }
 
 func (it *cellIterator) Next() chunkenc.ValueType {
-	if it.i < len(it.g.starts) {
+	if it.i < len(it.g.cells) {
 		it.i++
 	}
-	if it.i >= len(it.g.starts) {
+	if it.i >= len(it.g.cells) {
 		return chunkenc.ValNone
 	}
 	return chunkenc.ValFloat
@@ -499,14 +613,11 @@ func (it *cellIterator) Next() chunkenc.ValueType {
 
 func (it *cellIterator) Seek(t int64) chunkenc.ValueType {
 	it.i = max(it.i, 0)
-	if it.i >= len(it.g.starts) {
-		return chunkenc.ValNone
-	}
-	if it.g.starts[it.i] < t {
-		j, _ := slices.BinarySearch(it.g.starts[it.i:], t)
+	if it.i < len(it.g.cells) && it.g.cells[it.i].Start < t {
+		j, _ := slices.BinarySearchFunc(it.g.cells[it.i:], t, func(c tsstore.Bucket, t int64) int { return cmp.Compare(c.Start, t) })
 		it.i += j
 	}
-	if it.i >= len(it.g.starts) {
+	if it.i >= len(it.g.cells) {
 		return chunkenc.ValNone
 	}
 	return chunkenc.ValFloat
