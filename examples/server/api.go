@@ -44,6 +44,7 @@ func (a *api) handler() http.Handler {
 	handle("POST /write", "/write", a.merchant("write_v1", a.postLineProtocol("write_v1")))
 	handle("POST /api/v2/write", "/api/v2/write", a.merchant("write_v2", a.postLineProtocol("write_v2")))
 	handle("GET /v1/metrics/{metric}", "/v1/metrics", a.merchant("", a.getMetric))
+	mux.Handle("/api/v1/", a.metrics.instrument("/api/v1", a.promHandler())) // PromQL: promql.go
 	handle("POST /v1/admin/flush", "/v1/admin/flush", a.admin(a.postFlush))
 	handle("POST /v1/admin/merchants", "/v1/admin/merchants", a.admin(a.postMerchant))
 	handle("POST /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.postReprocess))
