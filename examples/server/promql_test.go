@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestPromQL(t *testing.T) {
 	p := startServer(t, dir)
 	admin := adminToken(t, dir)
 	a, b := p.merchantToken(admin, "shop-a"), p.merchantToken(admin, "shop-b")
-	p.mustDo(http.StatusOK, "POST", "/v1/events", a, "application/json", `[{"type":"order","amount":100,"currency":"EUR"},{"type":"order","amount":7,"currency":"USD"},{"type":"refund","amount":2.5,"currency":"EUR"}]`)
+	p.mustDo(http.StatusOK, "POST", "/v1/events", a, "application/json", `[{"type":"order","amount":100,"currency":"EUR"},{"type":"order","amount":7,"currency":"USD"},{"type":"refund","amount":2.5,"currency":"EUR"},{"type":"page_view","path":"/pricing"}]`)
 	p.mustDo(http.StatusOK, "POST", "/v1/events", b, "application/json", `[{"type":"order","amount":1,"currency":"EUR"}]`)
 
 	promql := func(token, expr string) map[string]float64 {
@@ -60,6 +61,46 @@ func TestPromQL(t *testing.T) {
 		t.Errorf("no token: %d, want 401", code)
 	}
 
+	t.Run("grafana", func(t *testing.T) {
+		// Every query of the Grafana dashboard answers from this server
+		// (hourglass) or names a metric of its /metrics (hourglass-ops).
+		b, err := os.ReadFile("../grafana/dashboards/hourglass.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Panels []struct {
+				Title   string
+				Targets []struct {
+					Expr       string
+					Datasource struct{ UID string }
+				}
+			}
+		}
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		metrics := p.mustDo(http.StatusOK, "GET", "/metrics", "", "", "")
+		n := 0
+		for _, panel := range d.Panels {
+			for _, tg := range panel.Targets {
+				n++
+				if tg.Datasource.UID == "hourglass-ops" {
+					if name, _, _ := strings.Cut(tg.Expr, "{"); !strings.Contains(metrics, "\n"+name+" ") {
+						t.Errorf("%s: %s is not in /metrics", panel.Title, name)
+					}
+					continue
+				}
+				expr := strings.NewReplacer("$__interval", "5m", "$__range", "1h").Replace(tg.Expr)
+				if got := promql(a, expr); len(got) == 0 {
+					t.Errorf("%s: %s answered nothing", panel.Title, expr)
+				}
+			}
+		}
+		if n < 6 {
+			t.Errorf("the dashboard has %d queries", n)
+		}
+	})
 	t.Run("promtool", func(t *testing.T) {
 		bin := servertest.Promtool(t)
 		u, _ := url.Parse(p.url)
