@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -557,17 +558,44 @@ type cellSeries struct {
 	labels labels.Labels
 	cells  *cellGroup
 	field  int
+	points fpoints // the field's samples, made on the first Iterator call
 }
 
 func (s *cellSeries) Labels() labels.Labels { return s.labels }
 
-func (s *cellSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
-	if ci, ok := it.(*cellIterator); ok {
-		*ci = cellIterator{g: s.cells, field: s.field, i: -1}
-		return ci
+// Iterator iterates over the field's samples with Prometheus' own list
+// iterator (an iterator of this package would need a Seek method that
+// go vet takes for io.Seeker's).
+func (s *cellSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	if s.points == nil {
+		s.points = make(fpoints, len(s.cells.cells))
+		for i := range s.cells.cells {
+			c := &s.cells.cells[i]
+			s.points[i] = fpoint{t: c.Start, f: fieldValue(s.field, &c.Agg)}
+		}
 	}
-	return &cellIterator{g: s.cells, field: s.field, i: -1}
+	return storage.NewListSeriesIterator(s.points)
 }
+
+// fpoint is a float sample.
+type fpoint struct {
+	t int64
+	f float64
+}
+
+func (p *fpoint) T() int64                      { return p.t }
+func (p *fpoint) ST() int64                     { return 0 }
+func (p *fpoint) F() float64                    { return p.f }
+func (p *fpoint) H() *histogram.Histogram       { return nil }
+func (p *fpoint) FH() *histogram.FloatHistogram { return nil }
+func (p *fpoint) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (p *fpoint) Copy() chunks.Sample           { c := *p; return &c }
+
+// fpoints are a series' samples in time order as storage.Samples.
+type fpoints []fpoint
+
+func (s fpoints) Get(i int) chunks.Sample { return &s[i] }
+func (s fpoints) Len() int                { return len(s) }
 
 type seriesSet struct {
 	series []*cellSeries
@@ -581,44 +609,3 @@ func (s *seriesSet) Next() bool {
 func (s *seriesSet) At() storage.Series                { return s.series[s.i] }
 func (s *seriesSet) Err() error                        { return nil }
 func (s *seriesSet) Warnings() annotations.Annotations { return nil }
-func (it *cellIterator) AtT() int64                    { return it.g.cells[it.i].Start }
-func (it *cellIterator) AtST() int64                   { return 0 }
-func (it *cellIterator) Err() error                    { return nil }
-func (it *cellIterator) At() (int64, float64) {
-	return it.AtT(), fieldValue(it.field, &it.g.cells[it.i].Agg)
-}
-func (it *cellIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	return it.AtT(), nil
-}
-func (it *cellIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return it.AtT(), nil
-}
-
-// cellIterator iterates over the float samples of one field of a group.
-type cellIterator struct {
-	g     *cellGroup
-	field int
-	i     int
-}
-
-func (it *cellIterator) Next() chunkenc.ValueType {
-	if it.i < len(it.g.cells) {
-		it.i++
-	}
-	if it.i >= len(it.g.cells) {
-		return chunkenc.ValNone
-	}
-	return chunkenc.ValFloat
-}
-
-func (it *cellIterator) Seek(t int64) chunkenc.ValueType {
-	it.i = max(it.i, 0)
-	if it.i < len(it.g.cells) && it.g.cells[it.i].Start < t {
-		j, _ := slices.BinarySearchFunc(it.g.cells[it.i:], t, func(c tsstore.Bucket, t int64) int { return cmp.Compare(c.Start, t) })
-		it.i += j
-	}
-	if it.i >= len(it.g.cells) {
-		return chunkenc.ValNone
-	}
-	return chunkenc.ValFloat
-}
