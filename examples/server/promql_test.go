@@ -101,6 +101,30 @@ func TestPromQL(t *testing.T) {
 			t.Errorf("the dashboard has %d queries", n)
 		}
 	})
+	t.Run("readme", func(t *testing.T) {
+		// Every PromQL of the README's table answers.
+		b, err := os.ReadFile("../../README.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sec, _ := strings.Cut(string(b), "### PromQL and Grafana")
+		sec, _, _ = strings.Cut(sec, "\n```")
+		n := 0
+		for _, l := range strings.Split(sec, "\n") {
+			cols := strings.Split(l, " | ")
+			if len(cols) != 2 || !strings.HasPrefix(cols[1], "`") || !strings.Contains(cols[1], "(") {
+				continue
+			}
+			expr := strings.Split(cols[1], "`")[1]
+			n++
+			if code, _, body := p.do("GET", "/api/v1/query?"+url.Values{"query": {expr}}.Encode(), a, "", ""); code != http.StatusOK {
+				t.Errorf("README's %s: %d %s", expr, code, body)
+			}
+		}
+		if n < 8 {
+			t.Errorf("found %d PromQL expressions in the README's table", n)
+		}
+	})
 	t.Run("promtool", func(t *testing.T) {
 		bin := servertest.Promtool(t)
 		u, _ := url.Parse(p.url)
