@@ -34,6 +34,8 @@
 //   - replicate: a Store over a primary and standbys, with hints and failover.
 //   - balancer: load-balancing policies, health checks, HTTP reverse proxy.
 //   - reprocess: re-running processing logic over archived history.
+//   - httpapi/promapi: the Prometheus HTTP API (PromQL) over the engine's
+//     merged view, per merchant, for Grafana, promtool and client_golang.
 //   - examples/server, examples/loadgen: an analytics server and its load
 //     generator.
 //
