@@ -420,12 +420,7 @@ func (h *Handler) matchParam(r *http.Request, required bool) ([][]*labels.Matche
 }
 
 func (h *Handler) labelNames(r *http.Request, a *access) (any, error) {
-	q, sets, hints, err := h.selection(r, a, false)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	return unionStrings(sets, hints, func(ms []*labels.Matcher) ([]string, error) {
+	return h.labelStrings(r, a, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
 		names, _, err := q.LabelNames(r.Context(), hints, ms...)
 		return names, err
 	})
@@ -436,15 +431,31 @@ func (h *Handler) labelValues(r *http.Request, a *access) (any, error) {
 	if name == "" {
 		return nil, badData(errors.New("invalid label name: \"\""))
 	}
+	return h.labelStrings(r, a, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, error) {
+		vals, _, err := q.LabelValues(r.Context(), name, hints, ms...)
+		return vals, err
+	})
+}
+
+// labelStrings answers a labels or label values request: the sorted union
+// of get over the match[] sets.
+func (h *Handler) labelStrings(r *http.Request, a *access, get func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, error)) (any, error) {
 	q, sets, hints, err := h.selection(r, a, false)
 	if err != nil {
 		return nil, err
 	}
 	defer q.Close()
-	return unionStrings(sets, hints, func(ms []*labels.Matcher) ([]string, error) {
-		vals, _, err := q.LabelValues(r.Context(), name, hints, ms...)
-		return vals, err
-	})
+	set := make(map[string]struct{})
+	for _, ms := range sets {
+		vs, err := get(q, hints, ms)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			set[v] = struct{}{}
+		}
+	}
+	return sortedLimited(set, hints), nil
 }
 
 func (h *Handler) series(r *http.Request, a *access) (any, error) {

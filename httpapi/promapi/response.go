@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
@@ -144,22 +143,6 @@ func limitParam(r *http.Request) (int, error) {
 		return 0, badData(fmt.Errorf("invalid parameter \"limit\": %q is not a non-negative integer", s))
 	}
 	return n, nil
-}
-
-// unionStrings returns the sorted union of get over the matcher sets, cut
-// at the hints' limit.
-func unionStrings(sets [][]*labels.Matcher, hints *storage.LabelHints, get func([]*labels.Matcher) ([]string, error)) ([]string, error) {
-	set := make(map[string]struct{})
-	for _, ms := range sets {
-		vs, err := get(ms)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range vs {
-			set[v] = struct{}{}
-		}
-	}
-	return sortedLimited(set, hints), nil
 }
 
 func labelsSort(ls []labels.Labels) {
