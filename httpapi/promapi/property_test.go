@@ -176,7 +176,13 @@ func TestPropertyMatchesPrometheusStorage(t *testing.T) {
 		start := t0.Add(time.Duration(rapid.IntRange(-10, 80).Draw(t, "start")) * time.Minute)
 		end := start.Add(time.Duration(rapid.IntRange(0, 60).Draw(t, "len")) * time.Minute)
 		step := time.Duration(rapid.SampledFrom([]int{30, 60, 300, 420}).Draw(t, "step")) * time.Second
-		ours := promapi.NewStorage(e.eng, &promapi.StorageOptions{Metrics: func(context.Context) ([]string, error) { return propMetrics, nil }})
+		// The engine is a BucketSource; hidden behind cellsOnly, the
+		// storage reads its partials with Cells and sums them itself.
+		var src promapi.CellSource = e.eng
+		if rapid.Bool().Draw(t, "viaCells") {
+			src = cellsOnly{e.eng}
+		}
+		ours := promapi.NewStorage(src, &promapi.StorageOptions{Metrics: func(context.Context) ([]string, error) { return propMetrics, nil }})
 		check := func(what, qs string, q storage.Queryable) {
 			want, werr := rangeQuery(ts, qs, start, end, step)
 			got, gerr := rangeQuery(q, qs, start, end, step)
@@ -204,6 +210,14 @@ func TestPropertyMatchesPrometheusStorage(t *testing.T) {
 		}
 	})
 }
+
+// cellsOnly hides every method of a source but Cells and CellWidth.
+type cellsOnly struct{ src promapi.CellSource }
+
+func (c cellsOnly) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+	return c.src.Cells(ctx, sel)
+}
+func (c cellsOnly) CellWidth() time.Duration { return c.src.CellWidth() }
 
 var propEngine = promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute, EnableAtModifier: true})
 

@@ -390,7 +390,8 @@ func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([
 		if n > 0 {
 			// As dense as the part just read, the next one stays
 			// within the budget.
-			chunk = min(chunk, int64(left)*(part.To-part.From)/int64(n*fields))
+			fit := float64(left) * float64(part.To-part.From) / float64(n*fields)
+			chunk = int64(min(float64(chunk), fit))
 			chunk = max(width, chunk-chunk%width)
 		}
 	}
