@@ -60,18 +60,24 @@ func benchRevenue(b *testing.B, kind string) {
 		}
 	})
 	ctx := context.Background()
-	for d := range days {
+	const minutes, cached = days * 24 * 60, 45
+	for m := 0; m < minutes; {
+		// A day per write and flush, the last 45 minutes on their own,
+		// left in the cache.
+		end := min(m+24*60, minutes-cached)
+		if m == minutes-cached {
+			end = minutes
+		}
 		var ps []tsstore.Point
-		for m := range 24 * 60 {
-			at := time.Duration(d*24*60+m) * time.Minute
+		for ; m < end; m++ {
 			for _, merchant := range []string{"demo", "other", "third"} {
 				for _, c := range []string{"EUR", "USD"} {
-					ps = append(ps, pt("revenue", at+time.Second, float64(10+m%50), "merchant", merchant, "currency", c))
+					ps = append(ps, pt("revenue", time.Duration(m)*time.Minute+time.Second, float64(10+m%50), "merchant", merchant, "currency", c))
 				}
 			}
 		}
 		e.write(b, ps...)
-		if d < days-1 {
+		if m < minutes {
 			e.flush(b)
 		}
 	}

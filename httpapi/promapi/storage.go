@@ -78,11 +78,13 @@ const (
 	// DefaultMaxSeries bounds the series one query selects.
 	DefaultMaxSeries = 100_000
 	// loadChunk is the time range of the first read from the cell source
-	// for a selector; each further read covers up to loadGrowth times the
-	// range of the one before, as far as the density of the data read so
-	// far says the sample budget allows, so a query over too much data
-	// stops before it runs out of memory, and a long range takes few
-	// reads (30 days: three).
+	// for a selector: the newest part, where the write-back engine merges
+	// its cache (which holds about an hour, more after a store outage)
+	// into the store's cells. The next read covers as much as half the remaining
+	// sample budget holds at the density seen so far, or loadGrowth times
+	// the range before while nothing was found: a query over too much
+	// data stops before it runs out of memory, and a long range takes two
+	// or three reads.
 	loadChunk  = 24 * time.Hour
 	loadGrowth = 8
 )
@@ -370,6 +372,7 @@ func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([
 	// cell width as step are then the cells.
 	sel.From += mod(-sel.From, width)
 	chunk := max(loadChunk.Milliseconds(), width)
+	var read, span int64 // samples and time range read so far
 	// Newest first: the write-back engine merges its cache into the
 	// recent part only, and answers older parts from the store alone.
 	for to := sel.To; to > sel.From; {
@@ -386,14 +389,15 @@ func (q *querier) load(ctx context.Context, sel tsstore.Selector, fields int) ([
 		if err != nil {
 			return nil, err
 		}
-		chunk *= loadGrowth
-		if n > 0 {
-			// As dense as the part just read, the next one stays
-			// within the budget.
-			fit := float64(left) * float64(part.To-part.From) / float64(n*fields)
-			chunk = int64(min(float64(chunk), fit))
-			chunk = max(width, chunk-chunk%width)
+		read += int64(n * fields)
+		span += part.To - part.From
+		if read == 0 {
+			chunk = min(chunk*loadGrowth, tsstore.MaxTimestamp)
+			continue
 		}
+		fit := float64(left) / 2 * float64(span) / float64(read)
+		chunk = int64(min(fit, float64(tsstore.MaxTimestamp)))
+		chunk = max(width, chunk-chunk%width)
 	}
 	for _, g := range l.order {
 		g.join()
