@@ -15,9 +15,10 @@ import (
 // token, which sees all merchants.
 func (a *api) promHandler() http.Handler {
 	return promapi.NewHandler(a.eng, &promapi.Options{
-		Authorize: a.promAuthorize,
-		Metrics:   func(context.Context) ([]string, error) { return processorMetrics, nil },
-		Logger:    a.log,
+		Authorize:  a.promAuthorize,
+		Metrics:    func(context.Context) ([]string, error) { return processorMetrics, nil },
+		Registerer: a.reg, // prometheus_engine_* on /metrics
+		Logger:     a.log,
 	})
 }
 
