@@ -79,13 +79,14 @@ const (
 	DefaultMaxSeries = 100_000
 	// loadChunk is the time range of the first read from the cell source
 	// for a selector: the newest part, where the write-back engine merges
-	// its cache (which holds about an hour, more after a store outage)
-	// into the store's cells. The next read covers as much as half the remaining
-	// sample budget holds at the density seen so far, or loadGrowth times
-	// the range before while nothing was found: a query over too much
-	// data stops before it runs out of memory, and a long range takes two
-	// or three reads.
-	loadChunk  = 24 * time.Hour
+	// its cache (which holds up to an hour: flush interval plus budget)
+	// into the store's cells, cell by cell; older parts it answers from
+	// the store alone, several times faster. The next read covers as much
+	// as half the remaining sample budget holds at the density seen so
+	// far, or loadGrowth times the range before while nothing was found:
+	// a query over too much data stops before it runs out of memory, and
+	// a long range takes two or three reads.
+	loadChunk  = 2 * time.Hour
 	loadGrowth = 8
 )
 
