@@ -239,20 +239,9 @@ func (h *Handler) query(r *http.Request, a *access) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := h.timeout(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	qs, err := h.expr(r, a)
-	if err != nil {
-		return nil, err
-	}
-	qry, err := h.engine.NewInstantQuery(ctx, h.storageFor(a), nil, qs, ts)
-	if err != nil {
-		return nil, badData(fmt.Errorf("invalid parameter \"query\": %w", err))
-	}
-	return h.exec(ctx, qry, qs)
+	return h.run(r, a, func(ctx context.Context, qs string) (promql.Query, error) {
+		return h.engine.NewInstantQuery(ctx, h.storageFor(a), nil, qs, ts)
+	})
 }
 
 func (h *Handler) queryRange(r *http.Request, a *access) (any, error) {
@@ -269,7 +258,7 @@ func (h *Handler) queryRange(r *http.Request, a *access) (any, error) {
 		return nil, err
 	}
 	switch {
-	case start.IsZero() || end.IsZero() || step == 0:
+	case start.IsZero() || end.IsZero() || r.FormValue("step") == "":
 		return nil, badData(errors.New("start, end and step are required"))
 	case end.Before(start):
 		return nil, badData(errors.New("end timestamp must not be before start time"))
@@ -278,6 +267,14 @@ func (h *Handler) queryRange(r *http.Request, a *access) (any, error) {
 	case end.Sub(start)/step > time.Duration(h.opts.MaxPoints):
 		return nil, badData(fmt.Errorf("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", h.opts.MaxPoints))
 	}
+	return h.run(r, a, func(ctx context.Context, qs string) (promql.Query, error) {
+		return h.engine.NewRangeQuery(ctx, h.storageFor(a), nil, qs, start, end, step)
+	})
+}
+
+// run evaluates the request's expression, restricted to the merchant of a,
+// with the query newQuery makes of it, within the request's timeout.
+func (h *Handler) run(r *http.Request, a *access, newQuery func(context.Context, string) (promql.Query, error)) (any, error) {
 	ctx, cancel, err := h.timeout(r)
 	if err != nil {
 		return nil, err
@@ -287,7 +284,7 @@ func (h *Handler) queryRange(r *http.Request, a *access) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	qry, err := h.engine.NewRangeQuery(ctx, h.storageFor(a), nil, qs, start, end, step)
+	qry, err := newQuery(ctx, qs)
 	if err != nil {
 		return nil, badData(fmt.Errorf("invalid parameter \"query\": %w", err))
 	}
