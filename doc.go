@@ -38,6 +38,8 @@
 //   - reprocess: re-running processing logic over archived history.
 //   - httpapi: the HTTP layer of an analytics server (ingest endpoints,
 //     token auth, rate limits, the query API), to mount in a program's mux.
+//   - httpapi/promapi: the Prometheus HTTP API (PromQL) over the engine's
+//     merged view, per merchant, for Grafana, promtool and client_golang.
 //   - examples/server, examples/loadgen: an analytics server and its load
 //     generator.
 //

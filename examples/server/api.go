@@ -39,6 +39,7 @@ func (a *api) handler() http.Handler {
 		mux.Handle(pattern, a.metrics.Instrument(route, h))
 	}
 	a.http.Register(mux)
+	mux.Handle("/api/v1/", a.metrics.Instrument("/api/v1", a.promHandler())) // PromQL: promql.go
 	handle("POST /v1/admin/flush", "/v1/admin/flush", a.admin(a.postFlush))
 	handle("POST /v1/admin/merchants", "/v1/admin/merchants", a.admin(a.postMerchant))
 	handle("POST /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.postReprocess))

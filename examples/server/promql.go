@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/hourglass-io/hourglass/httpapi"
+	"github.com/hourglass-io/hourglass/httpapi/promapi"
+)
+
+// promHandler is the Prometheus query API (/api/v1/...) over the engine's
+// merged view: Grafana, promtool and client_golang read with the merchant
+// token (Bearer, basic-auth password, X-Hourglass-Token) or the admin
+// token, which sees all merchants.
+func (a *api) promHandler() http.Handler {
+	return promapi.NewHandler(a.eng, &promapi.Options{
+		Authorize:  a.promAuthorize,
+		Metrics:    func(context.Context) ([]string, error) { return processorMetrics, nil },
+		Registerer: a.reg, // prometheus_engine_* on /metrics
+		Logger:     a.log,
+	})
+}
+
+// promAuthorize tells the merchant, or the admin, of a query request.
+func (a *api) promAuthorize(r *http.Request) (merchant string, admin bool, err error) {
+	tok := httpapi.TokenOf(r)
+	if t := r.Header.Get("X-Hourglass-Token"); t != "" {
+		tok = strings.TrimSpace(t)
+	}
+	if a.tokens.IsAdmin(tok) {
+		return "", true, nil
+	}
+	if m, ok := a.tokens.Merchant(tok); ok {
+		return m, false, nil
+	}
+	return "", false, errors.New("missing or invalid token (Authorization: Bearer <token>, basic auth with the token as password, or X-Hourglass-Token)")
+}
