@@ -54,8 +54,18 @@ type Options struct {
 	// archives stand for several regions). None: nothing is archived.
 	Archives []archive.Archive
 	// Source names this engine in archive segment names; "" means the
-	// host name (characters outside [a-zA-Z0-9_.-] replaced by '-').
+	// host name (characters outside [a-zA-Z0-9_.-] replaced by '-'). It
+	// is not the writer id of the engine's cells (see Writer): archive
+	// segment names stay what they were before writer ids existed.
 	Source string
+	// Writer is the writer id of the engine's cells in the store (see
+	// tsstore.Cell.Writer and ValidateWriterID); "" means the cache's own
+	// id (Cache.WriterID), generated once per data directory or Redis
+	// prefix and persisted. Set it only to keep an identity across a new
+	// cache storage (a moved data directory), never to the same value in
+	// two engines at once. Generations the cache holds from before it had
+	// a writer id keep the legacy writer "" either way.
+	Writer string
 	// FlushInterval is the period of the flush timer; a negative value
 	// disables the timer (flushes then happen on size, Flush and Close).
 	FlushInterval time.Duration
@@ -137,7 +147,11 @@ type Engine struct {
 	identity bool
 	width    time.Duration
 	wms      int64
-	flushMu  sync.Mutex // serialises flushes; guards seals and progress
+	// writer and since give each generation its store identity (see
+	// writerOf).
+	writer  string
+	since   uint64
+	flushMu sync.Mutex // serialises flushes; guards seals and progress
 	// seals paces seals: it keeps a cell from receiving points in two
 	// generations whose numbers are equal modulo the cell width in ms
 	// (their Seq would collide). See seal.go.
@@ -230,6 +244,13 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	e.log = o.Logger
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	e.writer, e.since = cache.WriterID()
+	if o.Writer != "" {
+		e.writer = o.Writer
+	}
+	if err := ValidateWriterID(e.writer); err != nil {
+		return nil, fmt.Errorf("writeback: the writer id (Options.Writer or the cache's): %w", err)
 	}
 	e.width = store.CellWidth()
 	e.wms = e.width.Milliseconds()
@@ -349,12 +370,17 @@ func (e *Engine) signalFlush() {
 	}
 }
 
-// seq returns the Seq of the cells of generation gen.
-func (e *Engine) seq(gen uint64) uint32 { return uint32(gen % uint64(e.wms)) }
+// WriterID returns the writer id of the engine's cells (Options.Writer or
+// the cache's id). Generation g's cells are stored with Writer WriterID()
+// for g below the cell width in ms and "WriterID()/<g / width>" after.
+func (e *Engine) WriterID() string { return e.writer }
 
-// identify sets the store identity (Writer, Seq) of a cached cell, which
-// follows from its generation.
-func (e *Engine) identify(c *GenCell) { c.Seq = e.seq(c.Gen) }
+// identify sets the store identity (Writer, Seq) of a cell of generation
+// gen, which follows from the generation alone. Flush, Query and Cells all
+// name cells through it.
+func (e *Engine) identify(c *tsstore.Cell, gen uint64) {
+	c.Writer, c.Seq = writerOf(e.writer, e.since, e.wms, gen)
+}
 
 // Cells returns every cell selected by sel, exactly once, from the cache
 // and the store merged by identity (as Query merges them): each cell is a
@@ -383,7 +409,7 @@ func (e *Engine) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cel
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(c)
+		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		out = append(out, c.Cell)
 	}
@@ -447,7 +473,7 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(c)
+		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
@@ -564,9 +590,8 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	if err != nil {
 		return false, err
 	}
-	seq := e.seq(g.Gen)
 	for i := range cells {
-		cells[i].Seq = seq
+		e.identify(&cells[i], g.Gen)
 	}
 	// Oldest data first, so that a split flush keeps the oldest fresh.
 	// The order must be the same on every call: progress is an index.

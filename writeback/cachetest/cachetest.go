@@ -72,6 +72,42 @@ func Run(t *testing.T, newStorage NewStorage) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStorage(t)) })
 	}
+	t.Run("WriterID", func(t *testing.T) { testWriterID(t, newStorage) })
+}
+
+// testWriterID checks that a cache's writer id is valid, the same across
+// reopens (also after its generations were committed), and different for
+// another storage; new storage has no legacy generations (since is the
+// first generation).
+func testWriterID(t *testing.T, newStorage NewStorage) {
+	o := newStorage(t)
+	c := o(t)
+	id, since := c.WriterID()
+	if err := writeback.ValidateWriterID(id); err != nil {
+		t.Fatalf("WriterID() = %q: %v", id, err)
+	}
+	mustAppend(t, c, batch(pt("views", "m1", Base, 1)))
+	g, ok, err := c.Seal(ctx)
+	if err != nil || !ok {
+		t.Fatalf("Seal = %d, %v, %v", g, ok, err)
+	}
+	if since > g {
+		t.Errorf("WriterID() since = %d on new storage, after its first generation %d", since, g)
+	}
+	if err := c.Commit(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, o)
+	if id2, since2 := c.WriterID(); id2 != id || since2 != since {
+		t.Errorf("WriterID() after reopen = %q, %d; want %q, %d", id2, since2, id, since)
+	}
+	other := open(t, newStorage(t))
+	if id3, _ := other.WriterID(); id3 == id {
+		t.Errorf("two storages have the same writer id %q", id)
+	}
 }
 
 func open(t *testing.T, o Opener) writeback.Cache {

@@ -93,6 +93,11 @@ type Cache struct {
 
 	points, cells, bytes atomic.Int64
 
+	// writer and since are the writer id and its first generation, set
+	// by Open.
+	writer string
+	since  uint64
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -157,6 +162,11 @@ func Open(dir string, opts *Options) (*Cache, error) {
 	}
 	c.lockFile = lf
 	if err := c.replay(); err != nil {
+		c.closeFiles()
+		return nil, err
+	}
+	if err := c.loadWriter(); err != nil {
+		_ = c.cur.f.Close()
 		c.closeFiles()
 		return nil, err
 	}
