@@ -17,12 +17,8 @@
 // # Flush
 //
 // A flush seals the open generation (new writes go to the next one), gives
-// the sealed generation's cells their Seq (the generation number modulo
-// the cell width in ms; seals are paced so that no cell can get points in
-// two generations with the same Seq: about one per 8.7 s on average with
-// the defaults, in bursts of up to 100, see Options.SealSpacing), writes
-// them to the store oldest
-// first, appends the generation's raw log to every archive in segments of
+// the sealed generation's cells their store identity (see Writer ids
+// below), writes them to the store oldest first, appends the generation's raw log to every archive in segments of
 // at most SegmentPoints, and only after all of that succeeded commits the
 // generation: the cache drops it. Every step is idempotent, so a crash or
 // an error anywhere before the commit replays the same flush and a crash
@@ -44,12 +40,26 @@
 // against memstore under concurrent writes, flushes, failures and
 // restarts).
 //
-// # One writer per series
+// # Writer ids
 //
-// Seq numbers are per engine. Two engines must not hold points of the same
-// series at once (DESIGN.md: one writer per merchant; the balancer's
-// merchant affinity keeps a merchant on one server). When a merchant moves,
-// flush the old server before the new one takes it.
+// Every cache has a writer id ([Cache.WriterID]): random, made once per
+// data directory (localcache: the file WRITER) or Redis prefix (rediscache:
+// the key {prefix}:writer), never the host name, and the same across
+// restarts; Options.Writer may set it explicitly. Generation g's cells are
+// stored with Writer = the id (for g below the cell width in ms, 60,000
+// with 1-minute cells; "<id>/<g/60000>" after) and Seq = g mod 60,000, so
+// (Writer, Seq) is unique per generation and per engine: partials of two
+// engines, or of two generations of one engine, never share an identity,
+// and seals need no pacing. Several engines may therefore hold points of
+// the same series at once (a merchant that reaches two servers when the
+// balancer ejects one, or on a restart): the store keeps their partials
+// apart and sums them. Generations a cache held before it had a writer id
+// (a data directory or prefix written by an older version) keep the legacy
+// writer "", so a crash-replayed flush of one is not stored twice.
+//
+// Each engine's Query and Cells merge its own cache with the store: a
+// point another engine holds in its cache is seen once that engine has
+// flushed it.
 //
 // # Caches
 //

@@ -83,17 +83,11 @@ type Options struct {
 	// MaxLate and MaxFuture bound a point's timestamp around the time of
 	// the write; points outside are rejected with tsstore.ErrInvalid.
 	MaxLate, MaxFuture time.Duration
-	// SealSpacing paces seals so that no cell can receive points in two
-	// generations whose numbers are equal modulo the cell width in ms
-	// (their Seq would collide). Zero derives the pace from MaxLate,
-	// MaxFuture and the cell width: one seal per about 8.7 s on average
-	// with the defaults, with a burst of up to 100 seals after a quiet
-	// time, so a Flush or Close right after a timed flush does not wait
-	// (the first seal after New does, once). A positive value is a fixed
-	// least time between two seals instead (no burst); the caller then
-	// answers for the Seq guarantee. A negative value disables the pacing:
-	// only for a writer that sends points in time order, such as
-	// reprocess, where a cell can only span consecutive generations.
+	// SealSpacing is ignored.
+	//
+	// Deprecated: seals are no longer paced. (Writer, Seq) is unique per
+	// generation (see Engine.WriterID), so two generations never give a
+	// cell the same identity however close their seals are.
 	SealSpacing time.Duration
 	// SegmentPoints is the most raw points per archive segment.
 	SegmentPoints int
@@ -149,13 +143,9 @@ type Engine struct {
 	wms      int64
 	// writer and since give each generation its store identity (see
 	// writerOf).
-	writer  string
-	since   uint64
-	flushMu sync.Mutex // serialises flushes; guards seals and progress
-	// seals paces seals: it keeps a cell from receiving points in two
-	// generations whose numbers are equal modulo the cell width in ms
-	// (their Seq would collide). See seal.go.
-	seals    sealBucket
+	writer   string
+	since    uint64
+	flushMu  sync.Mutex // serialises flushes; guards progress
 	progress map[uint64]*genProgress
 
 	kick   chan struct{}
@@ -256,11 +246,6 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	e.wms = e.width.Milliseconds()
 	if e.wms < 2 {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
-	}
-	if o.SealSpacing == 0 {
-		e.seals = newSealBucket(o.MaxLate+o.MaxFuture+e.width, e.wms, o.Now())
-	} else {
-		e.seals = fixedSpacing(o.SealSpacing, o.Now())
 	}
 	e.wg.Add(1)
 	go e.loop()
@@ -553,27 +538,10 @@ func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	return rep, nil
 }
 
-// seal seals the open generation, first waiting for the seal pacing.
+// seal seals the open generation.
 func (e *Engine) seal(ctx context.Context) error {
-	for {
-		wait := e.seals.wait(e.opts.Now())
-		if wait <= 0 {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	_, ok, err := e.cache.Seal(ctx)
-	if err != nil {
+	if _, _, err := e.cache.Seal(ctx); err != nil {
 		return fmt.Errorf("writeback: seal: %w", err)
-	}
-	if ok {
-		e.seals.take(e.opts.Now())
 	}
 	return nil
 }

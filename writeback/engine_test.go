@@ -98,7 +98,7 @@ func (e *env) close() {
 		return
 	}
 	e.closed = true
-	e.clock.Advance(2 * time.Second) // past the seal spacing: Close flushes
+	e.clock.Advance(2 * time.Second)
 	e.store.failWrites.Store(false)
 	_ = e.eng.Close()
 	_ = e.cache.Close()
