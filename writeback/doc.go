@@ -30,6 +30,26 @@
 // then refused with tsstore.ErrBackPressure; the backlog drains on
 // recovery, at DrainRate when set.
 //
+// # Quarantine
+//
+// A flush never halts on cells a store refuses for good. When a store
+// Write fails with tsstore.ErrConflict or tsstore.ErrInvalid, the engine
+// bisects the chunk (rewriting a stored cell is a no-op) down to the
+// single cells the store refuses, writes all the others, keeps the refused
+// ones durably in the cache's quarantine with the store's reason
+// ([QuarantineCache]: localcache's append-only, fsynced, CRC-checked
+// QUARANTINE file; rediscache's {prefix}:quarantine hash), logs one line
+// per cell naming it and the reason, and commits the generation.
+// [Engine.Quarantined] lists them, [Engine.Resubmit] writes them to the
+// store again once the cause is fixed (those that land leave the
+// quarantine); Stats and the metrics hourglass_writeback_quarantined_cells_total
+// and hourglass_writeback_quarantined_cells count them. Quarantined cells
+// are in neither the store nor the cache's generations, so Query does not
+// count them until they land. Retryable errors (tsstore.ErrUnavailable,
+// back-pressure) keep the generation sealed and are retried as before. A
+// cache without the capability keeps that behaviour for refusals too,
+// with an error saying so.
+//
 // # Read path
 //
 // [Engine.Query] reads the cache's selected cells first, then answers from

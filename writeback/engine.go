@@ -121,6 +121,10 @@ type FlushReport struct {
 	// archive).
 	Cells, Points int64
 	Segments      int
+	// Quarantined is the number of cells the store refused for good
+	// (see Engine.Quarantined); they were not written, and did not stop
+	// the flush.
+	Quarantined int64
 	// Overrun reports that the flush stopped at its budget with
 	// RemainingCells still to write.
 	Overrun        bool
@@ -143,10 +147,12 @@ type Engine struct {
 	wms      int64
 	// writer and since give each generation its store identity (see
 	// writerOf).
-	writer   string
-	since    uint64
-	flushMu  sync.Mutex // serialises flushes; guards progress
-	progress map[uint64]*genProgress
+	writer string
+	since  uint64
+	// quarantine is the cache's QuarantineCache capability, nil without.
+	quarantine QuarantineCache
+	flushMu    sync.Mutex // serialises flushes and Resubmit; guards progress
+	progress   map[uint64]*genProgress
 
 	kick   chan struct{}
 	stop   chan struct{}
@@ -167,6 +173,7 @@ type genProgress struct {
 type engineStats struct {
 	points, writes, rejected, backPressure       atomic.Int64
 	flushes, flushErrors, overruns, cellsFlushed atomic.Int64
+	quarantined                                  atomic.Int64
 	lastFlushNanos, lastFlushCells               atomic.Int64
 	// speed is the measured store write speed in cells/s (float64 bits).
 	speed atomic.Uint64
@@ -235,6 +242,7 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.Default()
 	}
+	e.quarantine, _ = cache.(QuarantineCache)
 	e.writer, e.since = cache.WriterID()
 	if o.Writer != "" {
 		e.writer = o.Writer
@@ -582,14 +590,23 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 		t0 := time.Now()
-		if err := e.store.Write(ctx, chunk); err != nil {
+		refused, err := e.writeIsolating(ctx, g.Gen, chunk)
+		if err != nil {
 			return false, fmt.Errorf("store: %w", err)
 		}
 		took := time.Since(t0)
-		e.observeSpeed(len(chunk), took)
+		if len(refused) > 0 {
+			if err := e.quarantineCells(ctx, refused); err != nil {
+				return false, err
+			}
+			rep.Quarantined += int64(len(refused))
+		} else {
+			e.observeSpeed(len(chunk), took)
+		}
 		pr.cellsDone += len(chunk)
-		rep.Cells += int64(len(chunk))
-		e.stats.cellsFlushed.Add(int64(len(chunk)))
+		written := int64(len(chunk) - len(refused))
+		rep.Cells += written
+		e.stats.cellsFlushed.Add(written)
 		if backlog && e.opts.DrainRate > 0 {
 			if pause := time.Duration(float64(len(chunk))/e.opts.DrainRate*float64(time.Second)) - took; pause > 0 {
 				select {

@@ -98,6 +98,10 @@ type Cache struct {
 	writer string
 	since  uint64
 
+	qMu       sync.Mutex  // guards quar
+	quar      *quarantine // nil once closed
+	quarCount atomic.Int64
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -166,6 +170,11 @@ func Open(dir string, opts *Options) (*Cache, error) {
 		return nil, err
 	}
 	if err := c.loadWriter(); err != nil {
+		_ = c.cur.f.Close()
+		c.closeFiles()
+		return nil, err
+	}
+	if err := c.loadQuarantine(); err != nil {
 		_ = c.cur.f.Close()
 		c.closeFiles()
 		return nil, err
@@ -680,6 +689,7 @@ func (c *Cache) Close() error {
 	if c.cur != nil {
 		err = c.closeWAL(c.cur)
 	}
+	c.closeQuarantine()
 	c.closeFiles()
 	return err
 }

@@ -99,6 +99,8 @@ type Cache struct {
 	// by Open.
 	writer string
 	since  uint64
+	// quarCount is the size of the quarantine as last seen.
+	quarCount atomic.Int64
 
 	// mu guards open, sealed, closed and the generations' sealed flags.
 	// It is held only to read or swap them, never during I/O.
@@ -255,6 +257,9 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 		return nil, err
 	}
 	if err := c.loadWriter(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadQuarantineCount(ctx); err != nil {
 		return nil, err
 	}
 	// Batches a crash left pending are folded before the first read.
