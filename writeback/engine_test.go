@@ -58,7 +58,13 @@ type env struct {
 }
 
 func newEnv(t testing.TB, opts *writeback.Options) *env {
-	e := &env{dir: t.TempDir(), clock: newClock(start), mem: memstore.New(nil)}
+	return newEnvOn(t, opts, memstore.New(nil), newClock(start))
+}
+
+// newEnvOn is newEnv over a given store and clock, which several envs
+// (several engines, each with its own cache) may share.
+func newEnvOn(t testing.TB, opts *writeback.Options, mem *memstore.Store, clk *clock) *env {
+	e := &env{dir: t.TempDir(), clock: clk, mem: mem}
 	e.store = &faultStore{Store: e.mem}
 	e.arch = [2]*memArchive{newMemArchive(), newMemArchive()}
 	if opts != nil {
