@@ -183,3 +183,103 @@ func influxRevenue(t *testing.T, url, db string) map[string]float64 {
 	}
 	return out
 }
+
+// TestQuarantineEndpoints makes the real InfluxDB refuse one cell for good
+// (a cell with the server's identity and another aggregate is there
+// already): the flush still lands every other cell and quarantines that
+// one, which GET /v1/admin/quarantine lists (also after a SIGKILL and
+// restart) and /metrics counts; once the cause is removed, POST
+// /v1/admin/quarantine/resubmit lands it.
+func TestQuarantineEndpoints(t *testing.T) {
+	url := servertest.InfluxURL(t)
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	db := "hgtest_quarantine_" + hex.EncodeToString(rb[:])
+	dir := t.TempDir()
+	args := []string{"-store", "influx", "-influx-url", url, "-influx-db", db, "-influx-write-api", "v1", "-archive-dirs", "none"}
+	p := startServer(t, dir, args...)
+	admin := adminToken(t, dir)
+	writer := bannerWriter(t, p)
+	minute := tsstore.CellStart(tsstore.Millis(time.Now()), time.Minute)
+	st, err := influx.Open(url, &influx.Options{Database: db, WriteAPI: influx.WriteV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The cell the first flush (generation 1: Seq 1) will make for "bad",
+	// with another aggregate.
+	squatter := tsstore.Cell{Metric: "revenue", Labels: tsstore.Labels{{Name: "currency", Value: "EUR"}, {Name: "merchant", Value: "bad"}},
+		Start: minute, Writer: writer, Seq: 1, Agg: tsstore.Agg{Count: 1, Sum: 99, Min: 99, Max: 99}}
+	if err := st.Write(context.Background(), []tsstore.Cell{squatter}); err != nil {
+		t.Fatal(err)
+	}
+	for m, amount := range map[string]float64{"bad": 5, "good": 3} {
+		p.mustDo(http.StatusOK, "POST", "/v1/events", p.merchantToken(admin, m), "application/json", fmt.Sprintf(`[{"type":"order","amount":%g,"currency":"EUR","time":%d}]`, amount, minute))
+	}
+	var fr flushResponse
+	if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "POST", "/v1/admin/flush", admin, "", "")), &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Quarantined != 1 || len(fr.Committed) != 1 {
+		t.Fatalf("flush: %+v; want the generation committed with 1 cell quarantined", fr)
+	}
+	quarantine := func(p *serverProc) quarantineResponse {
+		t.Helper()
+		var q quarantineResponse
+		if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "GET", "/v1/admin/quarantine", admin, "", "")), &q); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	q := quarantine(p)
+	if q.Count != 1 || q.Writer != writer || len(q.Cells) != 1 {
+		t.Fatalf("quarantine: %+v; want the one refused cell", q)
+	}
+	if c := q.Cells[0]; c.Metric != "revenue" || c.Labels["merchant"] != "bad" || c.Writer != writer || c.Seq != 1 || c.Sum != 5 || !strings.Contains(c.Reason, "conflict") || c.Start.UnixMilli() != minute {
+		t.Errorf("quarantined cell: %+v", c)
+	}
+	if m := p.mustDo(http.StatusOK, "GET", "/metrics", "", "", ""); !strings.Contains(m, "\nhourglass_writeback_quarantined_cells_total 1\n") || !strings.Contains(m, "\nhourglass_writeback_quarantined_cells 1\n") {
+		t.Errorf("/metrics does not count the quarantined cell:\n%s", grepLines(m, "quarantined"))
+	}
+	if got := influxRevenue(t, url, db); got["good"] != 3 {
+		t.Errorf("revenue of good in the store: %v, want 3 (a refused cell must not hold back the others)", got["good"])
+	}
+	if !strings.Contains(p.stderr.String(), "quarantined") {
+		t.Errorf("no log line for the quarantined cell:\n%s", p.stderr.String())
+	}
+
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	p = startServer(t, dir, args...)
+	if q := quarantine(p); q.Count != 1 {
+		t.Fatalf("quarantine after a SIGKILL and restart: %+v", q)
+	}
+	var rr resubmitResponse
+	if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "POST", "/v1/admin/quarantine/resubmit", admin, "", "")), &rr); err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Landed) != 0 || len(rr.Refused) != 1 {
+		t.Errorf("resubmit while the squatter is there: %+v; want it refused again", rr)
+	}
+	// The operator removes the cause.
+	resp, err := http.PostForm(url+"/query", map[string][]string{"db": {db}, "q": {`DROP SERIES FROM "revenue" WHERE "merchant" = 'bad'`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := json.Unmarshal([]byte(p.mustDo(http.StatusOK, "POST", "/v1/admin/quarantine/resubmit", admin, "", "")), &rr); err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Landed) != 1 || len(rr.Refused) != 0 {
+		t.Errorf("resubmit once the cause is gone: %+v; want it landed", rr)
+	}
+	if q := quarantine(p); q.Count != 0 {
+		t.Errorf("quarantine after the resubmit: %+v", q)
+	}
+	p.stop()
+	if got := influxRevenue(t, url, db); got["bad"] != 5 || got["good"] != 3 {
+		t.Errorf("revenue in the store: %v, want bad 5 and good 3", got)
+	}
+}
