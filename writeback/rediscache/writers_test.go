@@ -107,3 +107,54 @@ func TestInvariantManyWriters(t *testing.T) {
 		}
 	})
 }
+
+// TestLegacyPrefixKeepsTheLegacyWriter: a prefix written without a writer
+// id (its key deleted here, as the code before writer ids left it) gets one
+// on the next Open; the generations it already held flush under the legacy
+// writer "", the open one and later ones under the new id.
+func TestLegacyPrefixKeepsTheLegacyWriter(t *testing.T) {
+	cl := sharedClient(t)
+	ctx := context.Background()
+	opts := &rediscache.Options{Prefix: uniquePrefix(t, cl), Shards: 2, Logger: slog.New(slog.DiscardHandler)}
+	store := memstore.New(nil)
+	defer store.Close()
+	cache, eng := openEngine(t, cl, opts, store, nil)
+	now := time.Now().UnixMilli()
+	write := func(eng *writeback.Engine, m string) {
+		ls, _ := tsstore.NewLabels("merchant", m)
+		if err := eng.Write(ctx, []tsstore.Point{{Metric: "views", Labels: ls, Timestamp: now, Value: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(eng, "m1")
+	if _, _, err := cache.Seal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(eng, "m2")
+	_ = cache.Close()
+	_ = eng.Close() // its final flush fails over the closed cache: generation 1 stays sealed
+	if err := cl.Del(ctx, "{"+opts.Prefix+"}:writer").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cache, eng = openEngine(t, cl, opts, store, nil)
+	defer cache.Close()
+	defer eng.Close()
+	id, since := cache.WriterID()
+	if since != 2 {
+		t.Fatalf("WriterID() = %q, %d; want the open generation 2 first under the new id", id, since)
+	}
+	if _, err := eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := store.Cells(ctx, tsstore.Selector{Metric: "views", From: 0, To: tsstore.MaxTimestamp - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range cells {
+		got[c.Labels.Get("merchant")] = c.Writer
+	}
+	if want := map[string]string{"m1": "", "m2": id}; !cmp.Equal(want, got) {
+		t.Errorf("writers of the stored cells: %v, want %v", got, want)
+	}
+}
