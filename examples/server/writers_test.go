@@ -31,9 +31,7 @@ func TestManyWritersOneStore(t *testing.T) {
 	url := servertest.InfluxURL(t)
 	for _, cache := range []string{"local", "redis"} {
 		t.Run(cache, func(t *testing.T) {
-			var rb [4]byte
-			_, _ = rand.Read(rb[:])
-			tag := hex.EncodeToString(rb[:])
+			tag := randomTag()
 			db := "hgtest_writers_" + tag
 			shared := t.TempDir()
 			args := func(name string) []string {
@@ -144,6 +142,14 @@ func TestManyWritersOneStore(t *testing.T) {
 	}
 }
 
+// randomTag returns 8 random hex digits, for names of databases and
+// prefixes that no other test run uses.
+func randomTag() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // bannerWriter returns the writer id the server's banner prints.
 func bannerWriter(t *testing.T, p *serverProc) string {
 	t.Helper()
@@ -192,9 +198,7 @@ func influxRevenue(t *testing.T, url, db string) map[string]float64 {
 // /v1/admin/quarantine/resubmit lands it.
 func TestQuarantineEndpoints(t *testing.T) {
 	url := servertest.InfluxURL(t)
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	db := "hgtest_quarantine_" + hex.EncodeToString(rb[:])
+	db := "hgtest_quarantine_" + randomTag()
 	dir := t.TempDir()
 	args := []string{"-store", "influx", "-influx-url", url, "-influx-db", db, "-influx-write-api", "v1", "-archive-dirs", "none"}
 	p := startServer(t, dir, args...)
