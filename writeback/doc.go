@@ -65,8 +65,10 @@
 // Every cache has a writer id ([Cache.WriterID]): random, made once per
 // data directory (localcache: the file WRITER) or Redis prefix (rediscache:
 // the key {prefix}:writer), never the host name, and the same across
-// restarts; Options.Writer may set it explicitly. Generation g's cells are
-// stored with Writer = the id (for g below the cell width in ms, 60,000
+// restarts; Options.Source may set it explicitly. The engine's writer id
+// is also the source of its archive segments, so generation g's raw points
+// are segment (source id, generation g) and its cells are stored with
+// Writer = the id (for g below the cell width in ms, 60,000
 // with 1-minute cells; "<id>/<g/60000>" after) and Seq = g mod 60,000, so
 // (Writer, Seq) is unique per generation and per engine: partials of two
 // engines, or of two generations of one engine, never share an identity,
@@ -75,7 +77,8 @@
 // balancer ejects one, or on a restart): the store keeps their partials
 // apart and sums them. Generations a cache held before it had a writer id
 // (a data directory or prefix written by an older version) keep the legacy
-// writer "", so a crash-replayed flush of one is not stored twice.
+// writer "" and the archive source of that time, so a crash-replayed flush
+// of one is neither stored nor archived twice.
 //
 // Each engine's Query and Cells merge its own cache with the store: a
 // point another engine holds in its cache is seen once that engine has

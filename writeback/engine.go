@@ -53,19 +53,18 @@ type Options struct {
 	// Archives receive every flushed generation's raw points (several
 	// archives stand for several regions). None: nothing is archived.
 	Archives []archive.Archive
-	// Source names this engine in archive segment names; "" means the
-	// host name (characters outside [a-zA-Z0-9_.-] replaced by '-'). It
-	// is not the writer id of the engine's cells (see Writer): archive
-	// segment names stay what they were before writer ids existed.
+	// Source names this engine: it is the writer id of its cells in the
+	// store (tsstore.Cell.Writer; see Engine.WriterID) and the source of
+	// its archive segments, so that a flush's cells and raw points name
+	// the same writer. "" means the cache's own id (Cache.WriterID), made
+	// once per data directory or Redis prefix and persisted. It must pass
+	// ValidateWriterID and archive.SegmentID's check ([a-zA-Z0-9_.-]). Set
+	// it only to keep an identity across a new cache storage, and never to
+	// the same value in two engines at once. Generations the cache holds
+	// from before it had a writer id keep the legacy writer "" and are
+	// archived under the source of that time (this field when set, else
+	// the host name, as before).
 	Source string
-	// Writer is the writer id of the engine's cells in the store (see
-	// tsstore.Cell.Writer and ValidateWriterID); "" means the cache's own
-	// id (Cache.WriterID), generated once per data directory or Redis
-	// prefix and persisted. Set it only to keep an identity across a new
-	// cache storage (a moved data directory), never to the same value in
-	// two engines at once. Generations the cache holds from before it had
-	// a writer id keep the legacy writer "" either way.
-	Writer string
 	// FlushInterval is the period of the flush timer; a negative value
 	// disables the timer (flushes then happen on size, Flush and Close).
 	FlushInterval time.Duration
@@ -146,9 +145,11 @@ type Engine struct {
 	width    time.Duration
 	wms      int64
 	// writer and since give each generation its store identity (see
-	// writerOf).
-	writer string
-	since  uint64
+	// writerOf) and archive source; generations before since are archived
+	// under legacySource.
+	writer       string
+	since        uint64
+	legacySource string
 	// quarantine is the cache's QuarantineCache capability, nil without.
 	quarantine QuarantineCache
 	flushMu    sync.Mutex // serialises flushes and Resubmit; guards progress
@@ -195,13 +196,21 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 		o.Processor = tsstore.Identity{}
 	}
 	_, e.identity = o.Processor.(tsstore.Identity)
-	if o.Source == "" {
+	e.writer, e.since = cache.WriterID()
+	e.legacySource = o.Source
+	if o.Source != "" {
+		e.writer = o.Source
+	} else {
 		h, _ := os.Hostname()
-		o.Source = sanitizeSource(h)
+		e.legacySource = sanitizeSource(h)
 	}
-	if err := (archive.SegmentID{Source: o.Source, MaxTime: 0}).Validate(); err != nil {
-		return nil, fmt.Errorf("writeback: Options.Source: %w", err)
+	if err := ValidateWriterID(e.writer); err != nil {
+		return nil, fmt.Errorf("writeback: the writer id (Options.Source or the cache's): %w", err)
 	}
+	if err := (archive.SegmentID{Source: e.writer, MaxTime: 0}).Validate(); err != nil {
+		return nil, fmt.Errorf("writeback: the writer id (Options.Source or the cache's) as an archive source: %w", err)
+	}
+	o.Source = e.writer
 	if o.FlushInterval == 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
@@ -243,13 +252,6 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 		e.log = slog.Default()
 	}
 	e.quarantine, _ = cache.(QuarantineCache)
-	e.writer, e.since = cache.WriterID()
-	if o.Writer != "" {
-		e.writer = o.Writer
-	}
-	if err := ValidateWriterID(e.writer); err != nil {
-		return nil, fmt.Errorf("writeback: the writer id (Options.Writer or the cache's): %w", err)
-	}
 	e.width = store.CellWidth()
 	e.wms = e.width.Milliseconds()
 	if e.wms < 2 {
@@ -363,8 +365,8 @@ func (e *Engine) signalFlush() {
 	}
 }
 
-// WriterID returns the writer id of the engine's cells (Options.Writer or
-// the cache's id). Generation g's cells are stored with Writer WriterID()
+// WriterID returns the writer id of the engine's cells and the source of
+// its archive segments (Options.Source or the cache's id). Generation g's cells are stored with Writer WriterID()
 // for g below the cell width in ms and "WriterID()/<g / width>" after.
 func (e *Engine) WriterID() string { return e.writer }
 
@@ -617,6 +619,10 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
+	source := e.writer
+	if g.Gen < e.since {
+		source = e.legacySource
+	}
 	for i, a := range e.opts.Archives {
 		if pr.archivesDone[i] {
 			continue
@@ -624,7 +630,7 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		part := 0
 		var points int64
 		err := e.cache.SealedLog(ctx, g.Gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
-			id := archive.SegmentID{Source: e.opts.Source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
+			id := archive.SegmentID{Source: source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
 			for i := range ps {
 				id.MinTime = min(id.MinTime, ps[i].Timestamp)
 				id.MaxTime = max(id.MaxTime, ps[i].Timestamp)

@@ -71,7 +71,6 @@ func newEnvOn(t testing.TB, opts *writeback.Options, mem *memstore.Store, clk *c
 		e.opts = *opts
 	}
 	e.opts.Archives = []archive.Archive{e.arch[0], e.arch[1]}
-	e.opts.Source = "test"
 	e.opts.Now = e.clock.Now
 	e.opts.Logger = slog.New(slog.DiscardHandler)
 	if e.opts.FlushInterval == 0 {

@@ -24,7 +24,7 @@ func NewWriterID() string {
 	return lowerBase32.EncodeToString(b[:])[:WriterIDLen]
 }
 
-// ValidateWriterID checks a writer id given to an engine (Options.Writer)
+// ValidateWriterID checks a writer id given to an engine (Options.Source)
 // or kept by a cache: 1 to 64 bytes of [a-zA-Z0-9_.:-]. Unlike a cell's
 // writer (tsstore.ValidateWriter) it may not hold '/': the engine appends
 // "/<n>" to it for generation numbers past the cell width in ms, and an id

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
@@ -67,7 +68,8 @@ func TestLegacyDirectoryKeepsTheLegacyWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := newClock(time.UnixMilli(base).Add(time.Minute))
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	arch := newMemArchive()
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, Now: clk.Now, Archives: []archive.Archive{arch}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +92,19 @@ func TestLegacyDirectoryKeepsTheLegacyWriter(t *testing.T) {
 	sortCells(got)
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("store after the flush of a legacy directory (-want +got):\n%s", d)
+	}
+	// The archive: generation 1 under the source of its time (the host
+	// name, as the old process named it), generation 2 under the writer id.
+	segs, err := arch.Segments(ctx, 0, tsstore.MaxTimestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[uint64]string{}
+	for _, sg := range segs {
+		sources[sg.ID.Generation] = sg.ID.Source
+	}
+	if len(sources) != 2 || sources[2] != id || sources[1] == id || sources[1] == "" {
+		t.Errorf("archive sources by generation: %v; want 1 under the host name, 2 under the writer id %q", sources, id)
 	}
 }
 
@@ -122,7 +137,7 @@ func TestWriterOfGenerations(t *testing.T) {
 	}
 	defer cache.Close()
 	clk := newClock(start)
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, Writer: "w1", Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, Source: "w1", Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
