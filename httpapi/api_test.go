@@ -40,7 +40,7 @@ func newTestAPI(t *testing.T, opts *Options) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, memstore.New(nil), &writeback.Options{SealSpacing: time.Millisecond})
+	eng, err := writeback.New(cache, memstore.New(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,9 @@ import (
 
 // tee is the store of the write-back engine in the archive tests: every
 // write acknowledged by the replicated store goes to the oracle too. When
-// writer is set, cells of the legacy writer "" get it as their Writer (an
-// engine whose writer id is writer, fewer than 60000 generations).
+// writer is set, every cell gets it as its Writer, standing in for an engine
+// whose writer id is writer (fewer than 60000 generations) while the
+// archive names the engine's own source.
 type tee struct {
 	*replicate.Store
 	oracle tsstore.Store
@@ -33,9 +34,7 @@ func (t tee) Write(ctx context.Context, cells []tsstore.Cell) error {
 	if t.writer != "" {
 		cells = slices.Clone(cells)
 		for i := range cells {
-			if cells[i].Writer == "" {
-				cells[i].Writer = t.writer
-			}
+			cells[i].Writer = t.writer
 		}
 	}
 	if err := t.Store.Write(ctx, cells); err != nil {
@@ -71,7 +70,7 @@ func (p *archivePipeline) start(t *testing.T, s *replicate.Store) {
 	}
 	t.Cleanup(func() { _ = cache.Close() })
 	p.eng, err = writeback.New(cache, tee{s, p.oracle, p.writer}, &writeback.Options{Processor: cachetest.OrderProcessor, Archives: []archive.Archive{p.arc},
-		FlushInterval: -1, SealSpacing: -1, Source: "live", Logger: quiet})
+		FlushInterval: -1, Source: "live", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestWritebackFlush(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cache.Close()
-			eng, err := writeback.New(cache, s, &writeback.Options{FlushInterval: -1, SealSpacing: -1, Logger: quiet, Source: "test"})
+			eng, err := writeback.New(cache, s, &writeback.Options{FlushInterval: -1, Logger: quiet, Source: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}

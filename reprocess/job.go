@@ -323,7 +323,6 @@ func (r *run) exec(ctx context.Context) (err error) {
 			FlushAtBytes:  math.MaxInt64,
 			MaxLate:       2 * century,
 			MaxFuture:     2 * century,
-			SealSpacing:   -1,
 			Logger:        r.log,
 		})
 		if err != nil {

@@ -166,7 +166,6 @@ func (e *env) deploy(t testing.TB, p tsstore.Processor) {
 	// ms), so Seqs cannot collide without the default seal spacing.
 	e.eng, err = writeback.New(e.cache, e.sw, &writeback.Options{
 		Processor: p, Archives: []archive.Archive{e.arch}, Source: "live", FlushInterval: -1, SegmentPoints: 2000,
-		SealSpacing: time.Nanosecond,
 	})
 	if err != nil {
 		t.Fatal(err)

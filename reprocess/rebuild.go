@@ -59,7 +59,7 @@ func Rebuild(ctx context.Context, a archive.Archive, names []string, from, to in
 	const century = 100 * 365 * 24 * time.Hour
 	eng, err := writeback.New(cache, ss, &writeback.Options{
 		Processor: proc, Source: "reprocess", FlushInterval: -1, FlushBudget: century,
-		MaxCacheBytes: math.MaxInt64, FlushAtBytes: math.MaxInt64, MaxLate: 2 * century, MaxFuture: 2 * century, SealSpacing: -1,
+		MaxCacheBytes: math.MaxInt64, FlushAtBytes: math.MaxInt64, MaxLate: 2 * century, MaxFuture: 2 * century,
 	})
 	if err != nil {
 		return res, err

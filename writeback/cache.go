@@ -153,6 +153,17 @@ type Cache interface {
 	// Stats returns the current totals; it must be cheap.
 	Stats() CacheStats
 
+	// WriterID returns the cache's writer id and the first generation
+	// written under it. The id is made once per storage (a data
+	// directory, a Redis prefix) by NewWriterID when Open finds none, and
+	// persisted, so it stays the same across restarts and differs between
+	// two storages. since is the open generation at the moment the id was
+	// made: 1 for new storage; for storage written by a version without
+	// writer ids, the generations before since keep the legacy writer ""
+	// (a crash-replayed flush of one must not store its cells a second
+	// time under another identity). It must be cheap (set at Open).
+	WriterID() (id string, since uint64)
+
 	// Close releases resources. Unflushed generations stay in the log
 	// (localcache) or the server (rediscache) for the next Open.
 	Close() error

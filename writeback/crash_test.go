@@ -60,7 +60,6 @@ func openCrashSystem(dir string, fsync localcache.FsyncPolicy, flushEvery time.D
 		FlushInterval: flushEvery,
 		FlushJitter:   0.01,
 		MaxLate:       time.Hour,
-		SealSpacing:   10 * time.Millisecond,
 		Logger:        slog.New(slog.DiscardHandler),
 	})
 	return s, err

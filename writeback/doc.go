@@ -17,12 +17,8 @@
 // # Flush
 //
 // A flush seals the open generation (new writes go to the next one), gives
-// the sealed generation's cells their Seq (the generation number modulo
-// the cell width in ms; seals are paced so that no cell can get points in
-// two generations with the same Seq: about one per 8.7 s on average with
-// the defaults, in bursts of up to 100, see Options.SealSpacing), writes
-// them to the store oldest
-// first, appends the generation's raw log to every archive in segments of
+// the sealed generation's cells their store identity (see Writer ids
+// below), writes them to the store oldest first, appends the generation's raw log to every archive in segments of
 // at most SegmentPoints, and only after all of that succeeded commits the
 // generation: the cache drops it. Every step is idempotent, so a crash or
 // an error anywhere before the commit replays the same flush and a crash
@@ -34,6 +30,26 @@
 // then refused with tsstore.ErrBackPressure; the backlog drains on
 // recovery, at DrainRate when set.
 //
+// # Quarantine
+//
+// A flush never halts on cells a store refuses for good. When a store
+// Write fails with tsstore.ErrConflict or tsstore.ErrInvalid, the engine
+// bisects the chunk (rewriting a stored cell is a no-op) down to the
+// single cells the store refuses, writes all the others, keeps the refused
+// ones durably in the cache's quarantine with the store's reason
+// ([QuarantineCache]: localcache's append-only, fsynced, CRC-checked
+// QUARANTINE file; rediscache's {prefix}:quarantine hash), logs one line
+// per cell naming it and the reason, and commits the generation.
+// [Engine.Quarantined] lists them, [Engine.Resubmit] writes them to the
+// store again once the cause is fixed (those that land leave the
+// quarantine); Stats and the metrics hourglass_writeback_quarantined_cells_total
+// and hourglass_writeback_quarantined_cells count them. Quarantined cells
+// are in neither the store nor the cache's generations, so Query does not
+// count them until they land. Retryable errors (tsstore.ErrUnavailable,
+// back-pressure) keep the generation sealed and are retried as before. A
+// cache without the capability keeps that behaviour for refusals too,
+// with an error saying so.
+//
 // # Read path
 //
 // [Engine.Query] reads the cache's selected cells first, then answers from
@@ -44,12 +60,29 @@
 // against memstore under concurrent writes, flushes, failures and
 // restarts).
 //
-// # One writer per series
+// # Writer ids
 //
-// Seq numbers are per engine. Two engines must not hold points of the same
-// series at once (DESIGN.md: one writer per merchant; the balancer's
-// merchant affinity keeps a merchant on one server). When a merchant moves,
-// flush the old server before the new one takes it.
+// Every cache has a writer id ([Cache.WriterID]): random, made once per
+// data directory (localcache: the file WRITER) or Redis prefix (rediscache:
+// the key {prefix}:writer), never the host name, and the same across
+// restarts; Options.Source may set it explicitly. The engine's writer id
+// is also the source of its archive segments, so generation g's raw points
+// are segment (source id, generation g) and its cells are stored with
+// Writer = the id (for g below the cell width in ms, 60,000
+// with 1-minute cells; "<id>/<g/60000>" after) and Seq = g mod 60,000, so
+// (Writer, Seq) is unique per generation and per engine: partials of two
+// engines, or of two generations of one engine, never share an identity,
+// and seals need no pacing. Several engines may therefore hold points of
+// the same series at once (a merchant that reaches two servers when the
+// balancer ejects one, or on a restart): the store keeps their partials
+// apart and sums them. Generations a cache held before it had a writer id
+// (a data directory or prefix written by an older version) keep the legacy
+// writer "" and the archive source of that time, so a crash-replayed flush
+// of one is neither stored nor archived twice.
+//
+// Each engine's Query and Cells merge its own cache with the store: a
+// point another engine holds in its cache is seen once that engine has
+// flushed it.
 //
 // # Caches
 //

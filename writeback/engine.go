@@ -53,8 +53,17 @@ type Options struct {
 	// Archives receive every flushed generation's raw points (several
 	// archives stand for several regions). None: nothing is archived.
 	Archives []archive.Archive
-	// Source names this engine in archive segment names; "" means the
-	// host name (characters outside [a-zA-Z0-9_.-] replaced by '-').
+	// Source names this engine: it is the writer id of its cells in the
+	// store (tsstore.Cell.Writer; see Engine.WriterID) and the source of
+	// its archive segments, so that a flush's cells and raw points name
+	// the same writer. "" means the cache's own id (Cache.WriterID), made
+	// once per data directory or Redis prefix and persisted. It must pass
+	// ValidateWriterID and archive.SegmentID's check ([a-zA-Z0-9_.-]). Set
+	// it only to keep an identity across a new cache storage, and never to
+	// the same value in two engines at once. Generations the cache holds
+	// from before it had a writer id keep the legacy writer "" and are
+	// archived under the source of that time (this field when set, else
+	// the host name, as before).
 	Source string
 	// FlushInterval is the period of the flush timer; a negative value
 	// disables the timer (flushes then happen on size, Flush and Close).
@@ -73,18 +82,6 @@ type Options struct {
 	// MaxLate and MaxFuture bound a point's timestamp around the time of
 	// the write; points outside are rejected with tsstore.ErrInvalid.
 	MaxLate, MaxFuture time.Duration
-	// SealSpacing paces seals so that no cell can receive points in two
-	// generations whose numbers are equal modulo the cell width in ms
-	// (their Seq would collide). Zero derives the pace from MaxLate,
-	// MaxFuture and the cell width: one seal per about 8.7 s on average
-	// with the defaults, with a burst of up to 100 seals after a quiet
-	// time, so a Flush or Close right after a timed flush does not wait
-	// (the first seal after New does, once). A positive value is a fixed
-	// least time between two seals instead (no burst); the caller then
-	// answers for the Seq guarantee. A negative value disables the pacing:
-	// only for a writer that sends points in time order, such as
-	// reprocess, where a cell can only span consecutive generations.
-	SealSpacing time.Duration
 	// SegmentPoints is the most raw points per archive segment.
 	SegmentPoints int
 	// FlushChunk is the number of cells per store write.
@@ -117,6 +114,10 @@ type FlushReport struct {
 	// archive).
 	Cells, Points int64
 	Segments      int
+	// Quarantined is the number of cells the store refused for good
+	// (see Engine.Quarantined); they were not written, and did not stop
+	// the flush.
+	Quarantined int64
 	// Overrun reports that the flush stopped at its budget with
 	// RemainingCells still to write.
 	Overrun        bool
@@ -137,12 +138,16 @@ type Engine struct {
 	identity bool
 	width    time.Duration
 	wms      int64
-	flushMu  sync.Mutex // serialises flushes; guards seals and progress
-	// seals paces seals: it keeps a cell from receiving points in two
-	// generations whose numbers are equal modulo the cell width in ms
-	// (their Seq would collide). See seal.go.
-	seals    sealBucket
-	progress map[uint64]*genProgress
+	// writer and since give each generation its store identity (see
+	// writerOf) and archive source; generations before since are archived
+	// under legacySource.
+	writer       string
+	since        uint64
+	legacySource string
+	// quarantine is the cache's QuarantineCache capability, nil without.
+	quarantine QuarantineCache
+	flushMu    sync.Mutex // serialises flushes and Resubmit; guards progress
+	progress   map[uint64]*genProgress
 
 	kick   chan struct{}
 	stop   chan struct{}
@@ -163,6 +168,7 @@ type genProgress struct {
 type engineStats struct {
 	points, writes, rejected, backPressure       atomic.Int64
 	flushes, flushErrors, overruns, cellsFlushed atomic.Int64
+	quarantined                                  atomic.Int64
 	lastFlushNanos, lastFlushCells               atomic.Int64
 	// speed is the measured store write speed in cells/s (float64 bits).
 	speed atomic.Uint64
@@ -184,13 +190,21 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 		o.Processor = tsstore.Identity{}
 	}
 	_, e.identity = o.Processor.(tsstore.Identity)
-	if o.Source == "" {
+	e.writer, e.since = cache.WriterID()
+	e.legacySource = o.Source
+	if o.Source != "" {
+		e.writer = o.Source
+	} else {
 		h, _ := os.Hostname()
-		o.Source = sanitizeSource(h)
+		e.legacySource = sanitizeSource(h)
 	}
-	if err := (archive.SegmentID{Source: o.Source, MaxTime: 0}).Validate(); err != nil {
-		return nil, fmt.Errorf("writeback: Options.Source: %w", err)
+	if err := ValidateWriterID(e.writer); err != nil {
+		return nil, fmt.Errorf("writeback: the writer id (Options.Source or the cache's): %w", err)
 	}
+	if err := (archive.SegmentID{Source: e.writer, MaxTime: 0}).Validate(); err != nil {
+		return nil, fmt.Errorf("writeback: the writer id (Options.Source or the cache's) as an archive source: %w", err)
+	}
+	o.Source = e.writer
 	if o.FlushInterval == 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
@@ -231,15 +245,11 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.Default()
 	}
+	e.quarantine, _ = cache.(QuarantineCache)
 	e.width = store.CellWidth()
 	e.wms = e.width.Milliseconds()
 	if e.wms < 2 {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
-	}
-	if o.SealSpacing == 0 {
-		e.seals = newSealBucket(o.MaxLate+o.MaxFuture+e.width, e.wms, o.Now())
-	} else {
-		e.seals = fixedSpacing(o.SealSpacing, o.Now())
 	}
 	e.wg.Add(1)
 	go e.loop()
@@ -349,12 +359,17 @@ func (e *Engine) signalFlush() {
 	}
 }
 
-// seq returns the Seq of the cells of generation gen.
-func (e *Engine) seq(gen uint64) uint32 { return uint32(gen % uint64(e.wms)) }
+// WriterID returns the writer id of the engine's cells and the source of
+// its archive segments (Options.Source or the cache's id). Generation g's cells are stored with Writer WriterID()
+// for g below the cell width in ms and "WriterID()/<g / width>" after.
+func (e *Engine) WriterID() string { return e.writer }
 
-// identify sets the store identity (Writer, Seq) of a cached cell, which
-// follows from its generation.
-func (e *Engine) identify(c *GenCell) { c.Seq = e.seq(c.Gen) }
+// identify sets the store identity (Writer, Seq) of a cell of generation
+// gen, which follows from the generation alone. Flush, Query and Cells all
+// name cells through it.
+func (e *Engine) identify(c *tsstore.Cell, gen uint64) {
+	c.Writer, c.Seq = writerOf(e.writer, e.since, e.wms, gen)
+}
 
 // Cells returns every cell selected by sel, exactly once, from the cache
 // and the store merged by identity (as Query merges them): each cell is a
@@ -383,7 +398,7 @@ func (e *Engine) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cel
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(c)
+		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		out = append(out, c.Cell)
 	}
@@ -447,7 +462,7 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(c)
+		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
@@ -527,27 +542,10 @@ func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	return rep, nil
 }
 
-// seal seals the open generation, first waiting for the seal pacing.
+// seal seals the open generation.
 func (e *Engine) seal(ctx context.Context) error {
-	for {
-		wait := e.seals.wait(e.opts.Now())
-		if wait <= 0 {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	_, ok, err := e.cache.Seal(ctx)
-	if err != nil {
+	if _, _, err := e.cache.Seal(ctx); err != nil {
 		return fmt.Errorf("writeback: seal: %w", err)
-	}
-	if ok {
-		e.seals.take(e.opts.Now())
 	}
 	return nil
 }
@@ -564,9 +562,8 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	if err != nil {
 		return false, err
 	}
-	seq := e.seq(g.Gen)
 	for i := range cells {
-		cells[i].Seq = seq
+		e.identify(&cells[i], g.Gen)
 	}
 	// Oldest data first, so that a split flush keeps the oldest fresh.
 	// The order must be the same on every call: progress is an index.
@@ -589,14 +586,23 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 		t0 := time.Now()
-		if err := e.store.Write(ctx, chunk); err != nil {
+		refused, err := e.writeIsolating(ctx, g.Gen, chunk)
+		if err != nil {
 			return false, fmt.Errorf("store: %w", err)
 		}
 		took := time.Since(t0)
-		e.observeSpeed(len(chunk), took)
+		if len(refused) > 0 {
+			if err := e.quarantineCells(ctx, refused); err != nil {
+				return false, err
+			}
+			rep.Quarantined += int64(len(refused))
+		} else {
+			e.observeSpeed(len(chunk), took)
+		}
 		pr.cellsDone += len(chunk)
-		rep.Cells += int64(len(chunk))
-		e.stats.cellsFlushed.Add(int64(len(chunk)))
+		written := int64(len(chunk) - len(refused))
+		rep.Cells += written
+		e.stats.cellsFlushed.Add(written)
 		if backlog && e.opts.DrainRate > 0 {
 			if pause := time.Duration(float64(len(chunk))/e.opts.DrainRate*float64(time.Second)) - took; pause > 0 {
 				select {
@@ -607,6 +613,10 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
+	source := e.writer
+	if g.Gen < e.since {
+		source = e.legacySource
+	}
 	for i, a := range e.opts.Archives {
 		if pr.archivesDone[i] {
 			continue
@@ -614,7 +624,7 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		part := 0
 		var points int64
 		err := e.cache.SealedLog(ctx, g.Gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
-			id := archive.SegmentID{Source: e.opts.Source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
+			id := archive.SegmentID{Source: source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
 			for i := range ps {
 				id.MinTime = min(id.MinTime, ps[i].Timestamp)
 				id.MaxTime = max(id.MaxTime, ps[i].Timestamp)

@@ -58,14 +58,19 @@ type env struct {
 }
 
 func newEnv(t testing.TB, opts *writeback.Options) *env {
-	e := &env{dir: t.TempDir(), clock: newClock(start), mem: memstore.New(nil)}
+	return newEnvOn(t, opts, memstore.New(nil), newClock(start))
+}
+
+// newEnvOn is newEnv over a given store and clock, which several envs
+// (several engines, each with its own cache) may share.
+func newEnvOn(t testing.TB, opts *writeback.Options, mem *memstore.Store, clk *clock) *env {
+	e := &env{dir: t.TempDir(), clock: clk, mem: mem}
 	e.store = &faultStore{Store: e.mem}
 	e.arch = [2]*memArchive{newMemArchive(), newMemArchive()}
 	if opts != nil {
 		e.opts = *opts
 	}
 	e.opts.Archives = []archive.Archive{e.arch[0], e.arch[1]}
-	e.opts.Source = "test"
 	e.opts.Now = e.clock.Now
 	e.opts.Logger = slog.New(slog.DiscardHandler)
 	if e.opts.FlushInterval == 0 {
@@ -98,7 +103,7 @@ func (e *env) close() {
 		return
 	}
 	e.closed = true
-	e.clock.Advance(2 * time.Second) // past the seal spacing: Close flushes
+	e.clock.Advance(2 * time.Second)
 	e.store.failWrites.Store(false)
 	_ = e.eng.Close()
 	_ = e.cache.Close()

@@ -25,6 +25,10 @@ type faultStore struct {
 	// Write and Cells.
 	beforeWrite, beforeCells func()
 	writes                   atomic.Int64
+	// refuse, when set and returning true for a cell, makes every Write
+	// that holds the cell fail with ErrConflict (as a store that holds
+	// another partial under the cell's identity): refused for good.
+	refuse atomic.Pointer[func(*tsstore.Cell) bool]
 }
 
 func (s *faultStore) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
@@ -46,8 +50,25 @@ func (s *faultStore) Write(ctx context.Context, cells []tsstore.Cell) error {
 		}
 		return tsstore.Errorf(tsstore.ErrUnavailable, "faultStore: injected failure")
 	}
+	if f := s.refuse.Load(); f != nil {
+		for i := range cells {
+			if (*f)(&cells[i]) {
+				return tsstore.Errorf(tsstore.ErrConflict, "faultStore: cell %s%s@%d writer %q seq %d is refused for good", cells[i].Metric, cells[i].Labels, cells[i].Start, cells[i].Writer, cells[i].Seq)
+			}
+		}
+	}
 	s.writes.Add(1)
 	return s.Store.Write(ctx, cells)
+}
+
+// refuseWhere makes the store refuse the cells f selects for good; nil
+// lifts it.
+func (s *faultStore) refuseWhere(f func(*tsstore.Cell) bool) {
+	if f == nil {
+		s.refuse.Store(nil)
+		return
+	}
+	s.refuse.Store(&f)
 }
 
 // memArchive is an in-memory archive with the archive contract's

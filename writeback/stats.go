@@ -29,6 +29,11 @@ type Stats struct {
 	Flushes, FlushErrors, BudgetOverruns int64
 	// CellsFlushed counts cells written to the store.
 	CellsFlushed int64
+	// QuarantinedCells counts the cells the store refused for good
+	// during this engine's flushes; Quarantine is the number the cache's
+	// quarantine holds now (see Engine.Quarantined).
+	QuarantinedCells int64
+	Quarantine       int
 	// LastFlushDuration and LastFlushCells describe the last flush.
 	LastFlushDuration time.Duration
 	LastFlushCells    int64
@@ -49,6 +54,10 @@ func (e *Engine) Stats() Stats {
 		LastFlushDuration: time.Duration(e.stats.lastFlushNanos.Load()),
 		LastFlushCells:    e.stats.lastFlushCells.Load(),
 		StoreSpeed:        e.speed(),
+		QuarantinedCells:  e.stats.quarantined.Load(),
+	}
+	if e.quarantine != nil {
+		s.Quarantine = e.quarantine.QuarantinedCount()
 	}
 	if !cs.OldestWrite.IsZero() {
 		s.OldestUnflushed = e.opts.Now().Sub(cs.OldestWrite)
@@ -79,6 +88,8 @@ var metrics = []promstats.Metric[Stats]{
 	counter("flush_errors_total", "Flush attempts that failed.", func(s *Stats) float64 { return float64(s.FlushErrors) }),
 	counter("flush_budget_overruns_total", "Flushes stopped at their budget.", func(s *Stats) float64 { return float64(s.BudgetOverruns) }),
 	counter("cells_flushed_total", "Cells written to the store.", func(s *Stats) float64 { return float64(s.CellsFlushed) }),
+	counter("quarantined_cells_total", "Cells the store refused for good during flushes, quarantined by the cache.", func(s *Stats) float64 { return float64(s.QuarantinedCells) }),
+	gauge("quarantined_cells", "Cells in the cache's quarantine now (refused by the store, waiting for a resubmit).", func(s *Stats) float64 { return float64(s.Quarantine) }),
 }
 
 func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {

@@ -13,6 +13,10 @@ type flushResponse struct {
 	Segments  int      `json:"segments"`
 	Duration  string   `json:"duration"`
 	Overrun   bool     `json:"overrun"`
+	// Writer is this server's writer id; Quarantined the cells the store
+	// refused for good in this flush (GET /v1/admin/quarantine lists them).
+	Writer      string `json:"writer"`
+	Quarantined int64  `json:"quarantined"`
 }
 
 // postFlush is POST /v1/admin/flush: flush the cache to the store and the
@@ -30,6 +34,7 @@ func (a *api) postFlush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, flushResponse{
 		Committed: c, Cells: rep.Cells, Points: rep.Points, Segments: rep.Segments,
 		Duration: rep.Duration.String(), Overrun: rep.Overrun,
+		Writer: a.eng.WriterID(), Quarantined: rep.Quarantined,
 	})
 }
 

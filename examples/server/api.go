@@ -42,6 +42,8 @@ func (a *api) handler() http.Handler {
 	mux.Handle("/api/v1/", a.metrics.Instrument("/api/v1", a.promHandler())) // PromQL: promql.go
 	handle("POST /v1/admin/flush", "/v1/admin/flush", a.admin(a.postFlush))
 	handle("POST /v1/admin/merchants", "/v1/admin/merchants", a.admin(a.postMerchant))
+	handle("GET /v1/admin/quarantine", "/v1/admin/quarantine", a.admin(a.getQuarantine))
+	handle("POST /v1/admin/quarantine/resubmit", "/v1/admin/quarantine/resubmit", a.admin(a.postResubmit))
 	handle("POST /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.postReprocess))
 	handle("GET /v1/admin/reprocess", "/v1/admin/reprocess", a.admin(a.listReprocess))
 	handle("GET /v1/admin/reprocess/{id}", "/v1/admin/reprocess/{id}", a.admin(a.getReprocess))

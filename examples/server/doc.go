@@ -53,6 +53,19 @@
 // ack level -ack. A local replica without its fence file (new, or lost) is
 // rebuilt as a copy of the primary before anything opens it.
 //
+// # Several servers, one store
+//
+// Servers that share a store (InfluxDB, or a remote-write engine) may all
+// receive a merchant's writes (the balancer prefers one, but ejections and
+// restarts move merchants). Each server's cache has a writer id, printed at
+// start and returned by POST /v1/admin/flush, which every cell it stores
+// carries: the store keeps the servers' partials apart and sums them. A
+// cell the store refuses for good is quarantined instead of halting
+// flushes: GET /v1/admin/quarantine lists such cells with the store's
+// reason, POST /v1/admin/quarantine/resubmit writes them again, and
+// /metrics counts them (hourglass_writeback_quarantined_cells_total, and
+// the gauge hourglass_writeback_quarantined_cells).
+//
 // # Shutdown
 //
 // SIGTERM or SIGINT stops accepting connections, lets the requests in flight

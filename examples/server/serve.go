@@ -96,6 +96,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		}
 	}()
 	reg.MustRegister(eng.Collector())
+	b.describe = append(b.describe, "writer id: "+eng.WriterID()+" (names this server's cells in the store; stable per cache)")
 
 	if c.amqpURL != "" {
 		cons, err := amqpsource.Open(ctx, c.amqpURL, eng, filepath.Join(c.dataDir, "amqp"), &amqpsource.Options{

@@ -48,7 +48,7 @@ func benchRevenue(b *testing.B, kind string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := writeback.New(cache, st, &writeback.Options{FlushInterval: -1, SealSpacing: -1, MaxLate: 40 * 24 * time.Hour,
+	eng, err := writeback.New(cache, st, &writeback.Options{FlushInterval: -1, MaxLate: 40 * 24 * time.Hour,
 		MaxCacheBytes: 4 << 30, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)

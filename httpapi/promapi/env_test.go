@@ -42,7 +42,6 @@ func openEnv(dir string, now time.Time) (*env, error) {
 	}
 	e.eng, err = writeback.New(e.cache, e.store, &writeback.Options{
 		FlushInterval: -1,
-		SealSpacing:   -1,
 		MaxLate:       40 * 24 * time.Hour,
 		Now:           func() time.Time { return now },
 		Logger:        slog.New(slog.DiscardHandler),

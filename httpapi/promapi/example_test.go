@@ -29,7 +29,7 @@ func Example() {
 	defer cache.Close()
 	store := memstore.New(nil)
 	defer store.Close()
-	eng, _ := writeback.New(cache, store, &writeback.Options{Now: func() time.Time { return now }, SealSpacing: -1, Logger: slog.New(slog.DiscardHandler)})
+	eng, _ := writeback.New(cache, store, &writeback.Options{Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 	defer eng.Close()
 
 	for _, p := range []struct {

@@ -28,7 +28,7 @@ func TestSettleAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	eng, err := writeback.New(cache, memstore.New(nil), &writeback.Options{FlushInterval: -1, SealSpacing: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	eng, err := writeback.New(cache, memstore.New(nil), &writeback.Options{FlushInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

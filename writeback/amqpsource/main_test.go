@@ -56,7 +56,7 @@ func newEngine(t testing.TB, dir string, store tsstore.Store) *writeback.Engine 
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, SealSpacing: 10 * time.Millisecond, Source: "test", Logger: quiet})
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,9 +68,46 @@ func Run(t *testing.T, newStorage NewStorage) {
 		{"Reopen", testReopen},
 		{"ConcurrentAppendsAndSeals", testConcurrent},
 		{"Closed", testClosed},
+		{"Quarantine", testQuarantine},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStorage(t)) })
+	}
+	t.Run("WriterID", func(t *testing.T) { testWriterID(t, newStorage) })
+}
+
+// testWriterID checks that a cache's writer id is valid, the same across
+// reopens (also after its generations were committed), and different for
+// another storage; new storage has no legacy generations (since is the
+// first generation).
+func testWriterID(t *testing.T, newStorage NewStorage) {
+	o := newStorage(t)
+	c := o(t)
+	id, since := c.WriterID()
+	if err := writeback.ValidateWriterID(id); err != nil {
+		t.Fatalf("WriterID() = %q: %v", id, err)
+	}
+	mustAppend(t, c, batch(pt("views", "m1", Base, 1)))
+	g, ok, err := c.Seal(ctx)
+	if err != nil || !ok {
+		t.Fatalf("Seal = %d, %v, %v", g, ok, err)
+	}
+	if since > g {
+		t.Errorf("WriterID() since = %d on new storage, after its first generation %d", since, g)
+	}
+	if err := c.Commit(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, o)
+	if id2, since2 := c.WriterID(); id2 != id || since2 != since {
+		t.Errorf("WriterID() after reopen = %q, %d; want %q, %d", id2, since2, id, since)
+	}
+	other := open(t, newStorage(t))
+	if id3, _ := other.WriterID(); id3 == id {
+		t.Errorf("two storages have the same writer id %q", id)
 	}
 }
 
@@ -431,4 +468,74 @@ func testClosed(t *testing.T, o Opener) {
 	if _, err := c.Cells(ctx, all()); !errors.Is(err, tsstore.ErrClosed) {
 		t.Errorf("Cells after Close: %v, want ErrClosed", err)
 	}
+}
+
+// testQuarantine checks the optional writeback.QuarantineCache capability:
+// added cells are listed with everything they were added with, a cell
+// added again replaces its entry, released cells leave, and all of it
+// survives a reopen.
+func testQuarantine(t *testing.T, o Opener) {
+	c := o(t)
+	q, ok := c.(writeback.QuarantineCache)
+	if !ok {
+		_ = c.Close()
+		t.Skipf("%T does not implement writeback.QuarantineCache", c)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	qc := func(merchant, writer string, seq uint32, reason string) writeback.QuarantinedCell {
+		return writeback.QuarantinedCell{
+			Cell: tsstore.Cell{Metric: "revenue", Labels: tsstore.Labels{{Name: "currency", Value: "EUR"}, {Name: "merchant", Value: merchant}},
+				Start: Base, Writer: writer, Seq: seq, Agg: agg(7, 3.5)},
+			Gen: uint64(seq), Reason: reason, Time: at,
+		}
+	}
+	a, b, d := qc("m1", "w1", 1, "conflict: stored as 10"), qc("m1", "w1/2", 1, "invalid: bad"), qc("m2 \"x\"", "", 3, "conflict")
+	check := func(what string, want ...writeback.QuarantinedCell) {
+		t.Helper()
+		got, err := q.Quarantined(ctx)
+		if err != nil {
+			t.Fatalf("%s: Quarantined: %v", what, err)
+		}
+		sortQ := cmpopts.SortSlices(func(x, y writeback.QuarantinedCell) bool {
+			return x.Cell.Labels.Compare(y.Cell.Labels) < 0 || x.Cell.Labels.Compare(y.Cell.Labels) == 0 && x.Cell.Writer < y.Cell.Writer
+		})
+		if d := cmp.Diff(want, got, sortQ, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("%s: Quarantined (-want +got):\n%s", what, d)
+		}
+		if n := q.QuarantinedCount(); n != len(want) {
+			t.Errorf("%s: QuarantinedCount = %d, want %d", what, n, len(want))
+		}
+	}
+	check("empty")
+	if err := q.Quarantine(ctx, []writeback.QuarantinedCell{a, b}); err != nil {
+		t.Fatalf("Quarantine: %v", err)
+	}
+	a2 := a
+	a2.Reason, a2.Time = "conflict again", at.Add(time.Hour)
+	if err := q.Quarantine(ctx, []writeback.QuarantinedCell{a2, d}); err != nil {
+		t.Fatalf("Quarantine: %v", err)
+	}
+	check("after two adds", a2, b, d)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = o(t)
+	q = c.(writeback.QuarantineCache)
+	check("after reopen", a2, b, d)
+	unknown := a.Cell
+	unknown.Seq = 9
+	if err := q.Release(ctx, []tsstore.CellID{b.Cell.ID(), unknown.ID()}); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	check("after release", a2, d)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, o)
+	q = c.(writeback.QuarantineCache)
+	check("after release and reopen", a2, d)
+	if err := q.Release(ctx, []tsstore.CellID{a.Cell.ID(), d.Cell.ID()}); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	check("all released")
 }

@@ -11,6 +11,15 @@
 // engine's flush. A torn record at the end of the open file (a crash during
 // a write) is cut off; corruption elsewhere fails Open, naming the file.
 //
+// dir/WRITER keeps the cache's writer id (writeback.Cache.WriterID), made
+// once when a directory has none and written atomically (a temporary file,
+// fsync, rename, fsync of the directory). dir/QUARANTINE is the quarantine
+// (writeback.QuarantineCache): an append-only log of records framed like
+// the write-ahead log's (length, CRC-32C, payload), each fsynced, adding
+// refused cells with their reasons or releasing resubmitted ones; a torn
+// record at its end is cut off, and it is rewritten atomically once most
+// of its records are dead.
+//
 // Fsync policies: FsyncInterval (default; group commit every 100 ms, a
 // machine crash loses at most that window, a process crash nothing),
 // FsyncAlways (acknowledge after the fsync covering the write, shared by

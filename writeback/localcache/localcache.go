@@ -93,6 +93,15 @@ type Cache struct {
 
 	points, cells, bytes atomic.Int64
 
+	// writer and since are the writer id and its first generation, set
+	// by Open.
+	writer string
+	since  uint64
+
+	qMu       sync.Mutex  // guards quar
+	quar      *quarantine // nil once closed
+	quarCount atomic.Int64
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -157,6 +166,16 @@ func Open(dir string, opts *Options) (*Cache, error) {
 	}
 	c.lockFile = lf
 	if err := c.replay(); err != nil {
+		c.closeFiles()
+		return nil, err
+	}
+	if err := c.loadWriter(); err != nil {
+		_ = c.cur.f.Close()
+		c.closeFiles()
+		return nil, err
+	}
+	if err := c.loadQuarantine(); err != nil {
+		_ = c.cur.f.Close()
 		c.closeFiles()
 		return nil, err
 	}
@@ -670,6 +689,7 @@ func (c *Cache) Close() error {
 	if c.cur != nil {
 		err = c.closeWAL(c.cur)
 	}
+	c.closeQuarantine()
 	c.closeFiles()
 	return err
 }

@@ -28,7 +28,10 @@
 //
 // The meta keys ({prefix}:meta, :sealed, :dropping) hold the open
 // generation, the sealed ones and the committed ones being deleted; every
-// shard has a fence, the highest sealed generation.
+// shard has a fence, the highest sealed generation. {prefix}:writer keeps
+// the cache's writer id (writeback.Cache.WriterID), set once with SET NX;
+// {prefix}:quarantine is the quarantine (writeback.QuarantineCache), a
+// hash from cell identity to the refused cell and its reason in JSON.
 //
 // # Writes: one cheap command per batch, cells folded in bulk
 //

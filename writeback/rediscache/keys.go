@@ -25,6 +25,8 @@ import (
 //	{p}:meta      hash: open = the open generation
 //	{p}:sealed    sorted set of sealed, uncommitted generations
 //	{p}:dropping  set of committed generations whose keys are being deleted
+//	{p}:writer    the writer id and its first generation (writeback.FormatWriterFile)
+//	{p}:quarantine hash: cell identity -> writeback.QuarantinedCell (JSON)
 type keyspace struct {
 	prefix string
 	tags   []string // "{prefix:s}" per shard
@@ -41,6 +43,10 @@ func newKeyspace(prefix string, shards int) keyspace {
 func (k *keyspace) meta() string     { return "{" + k.prefix + "}:meta" }
 func (k *keyspace) sealed() string   { return "{" + k.prefix + "}:sealed" }
 func (k *keyspace) dropping() string { return "{" + k.prefix + "}:dropping" }
+func (k *keyspace) writer() string   { return "{" + k.prefix + "}:writer" }
+func (k *keyspace) quarantine() string {
+	return "{" + k.prefix + "}:quarantine"
+}
 
 func (k *keyspace) fence(s int) string { return k.tags[s] + ":fence" }
 func (k *keyspace) gens(s int) string  { return k.tags[s] + ":gens" }

@@ -30,7 +30,6 @@ func TestInvariant(t *testing.T) {
 		defer store.Close()
 		engOpts := engineOptions()
 		engOpts.Processor = cachetest.OrderProcessor
-		engOpts.SealSpacing = -1 // few generations: no Seq can collide
 		open := func() (*rediscache.Cache, *writeback.Engine) { return openEngine(rt, cl, opts, store, engOpts) }
 		cache, eng := open()
 		now := time.Now()

@@ -95,6 +95,12 @@ type Cache struct {
 	aofAlways bool
 	idPrefix  [8]byte
 	nextID    atomic.Uint64
+	// writer and since are the writer id and its first generation, set
+	// by Open.
+	writer string
+	since  uint64
+	// quarCount is the size of the quarantine as last seen.
+	quarCount atomic.Int64
 
 	// mu guards open, sealed, closed and the generations' sealed flags.
 	// It is held only to read or swap them, never during I/O.
@@ -248,6 +254,12 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 	ch := make(chan struct{})
 	c.folded.Store(&ch)
 	if err := c.recover(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadWriter(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadQuarantineCount(ctx); err != nil {
 		return nil, err
 	}
 	// Batches a crash left pending are folded before the first read.
