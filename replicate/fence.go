@@ -15,8 +15,10 @@ import (
 )
 
 // ErrFenced is wrapped (with kind tsstore.ErrConflict) by the errors of
-// writes refused because the writer's epoch is older than the replica's.
-var ErrFenced = errors.New("fenced")
+// writes refused because the writer's epoch is older than the replica's. It
+// is tsstore.ErrFenced, so that a write-back engine over a replicated store
+// tells a fenced writer from refused cells.
+var ErrFenced = tsstore.ErrFenced
 
 // Fencer is the optional capability of a replica that enforces fencing: it
 // remembers the newest epoch it has seen and refuses writes from older

@@ -26,6 +26,13 @@ var (
 	ErrBackPressure = errors.New("back-pressure")
 )
 
+// ErrFenced is wrapped, together with the kind ErrConflict, by the errors of
+// writes refused because the writer was fenced by a newer epoch (see package
+// replicate). The refusal is about the writer, not the cells: the same cells
+// written by the writer of the newer epoch are accepted, so a write-back
+// engine retries them rather than quarantining them.
+var ErrFenced = errors.New("fenced")
+
 // Errorf formats an error of the given kind: the result wraps kind and any
 // %w operands of format, so errors.Is matches both.
 func Errorf(kind error, format string, args ...any) error {

@@ -29,6 +29,9 @@ type faultStore struct {
 	// that holds the cell fail with ErrConflict (as a store that holds
 	// another partial under the cell's identity): refused for good.
 	refuse atomic.Pointer[func(*tsstore.Cell) bool]
+	// fenced makes every Write fail as a replicated store fenced by a
+	// newer epoch does: ErrConflict wrapping tsstore.ErrFenced.
+	fenced atomic.Bool
 }
 
 func (s *faultStore) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
@@ -49,6 +52,9 @@ func (s *faultStore) Write(ctx context.Context, cells []tsstore.Cell) error {
 			}
 		}
 		return tsstore.Errorf(tsstore.ErrUnavailable, "faultStore: injected failure")
+	}
+	if s.fenced.Load() {
+		return tsstore.Errorf(tsstore.ErrConflict, "faultStore: write refused, a newer epoch fenced this writer: %w", tsstore.ErrFenced)
 	}
 	if f := s.refuse.Load(); f != nil {
 		for i := range cells {

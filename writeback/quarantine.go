@@ -45,8 +45,13 @@ type QuarantineCache interface {
 }
 
 // refusedForGood reports whether a store error refuses the cells for good:
-// retrying the same cells cannot succeed.
+// retrying the same cells cannot succeed. A fenced writer (tsstore.ErrFenced,
+// of kind ErrConflict) is not: the refusal is about the writer's epoch, and
+// the flush is retried like after an outage.
 func refusedForGood(err error) bool {
+	if errors.Is(err, tsstore.ErrFenced) {
+		return false
+	}
 	return errors.Is(err, tsstore.ErrConflict) || errors.Is(err, tsstore.ErrInvalid)
 }
 

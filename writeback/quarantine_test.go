@@ -132,3 +132,31 @@ func TestQuarantineNeedsTheCapability(t *testing.T) {
 	}
 	e.store.refuseWhere(nil)
 }
+
+// TestFencedIsNotQuarantined: a store that refuses a write because a newer
+// epoch fenced the writer (a conflict about the writer, not the cells)
+// keeps the generation sealed and retried; nothing is quarantined, and the
+// cells land once the store takes writes again.
+func TestFencedIsNotQuarantined(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.eng.Write(ctx, []tsstore.Point{pt("views", "m1", e.clock.Millis(), 1), pt("views", "m2", e.clock.Millis(), 2)}); err != nil {
+		t.Fatal(err)
+	}
+	e.store.fenced.Store(true)
+	if _, err := e.eng.Flush(ctx); !errors.Is(err, tsstore.ErrFenced) {
+		t.Fatalf("Flush into a fenced store = %v; want the fenced error", err)
+	}
+	if st := e.eng.Stats(); st.SealedGenerations != 1 || st.QuarantinedCells != 0 || st.Quarantine != 0 {
+		t.Fatalf("after a fenced flush: %d sealed generations, %d cells quarantined (%d held); want 1 and 0", st.SealedGenerations, st.QuarantinedCells, st.Quarantine)
+	}
+	if q, err := e.eng.Quarantined(ctx); err != nil || len(q) != 0 {
+		t.Fatalf("Quarantined = %v, %v; want none", q, err)
+	}
+	e.store.fenced.Store(false)
+	if _, err := e.eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.mem.Len(); got != 2 {
+		t.Errorf("the store holds %d cells after the retry, want 2", got)
+	}
+}
