@@ -84,6 +84,20 @@
 // point another engine holds in its cache is seen once that engine has
 // flushed it.
 //
+// # Peers
+//
+// With Options.Peers, a query also merges the cells that other live
+// writers (the other servers of a cluster) hold in their caches, read
+// after this engine's cache and before the store, so that a cell a peer
+// flushes meanwhile counts once. [Engine.CachedCells] is what an engine
+// offers its peers; [EnginePeers] serves engines of one process,
+// rediscache.Registry the other prefixes of one Redis, and
+// writeback/peerhttp other servers over HTTP. A peer that does not answer
+// makes the answer partial, never silently: [Engine.QueryDetailed] and
+// [Engine.CellsDetailed] name the missing peers, and every partial answer
+// counts in Stats.PartialAnswers (hourglass_writeback_partial_answers_total)
+// and is logged.
+//
 // # Caches
 //
 // localcache (memory + write-ahead log) is the embedded default; rediscache

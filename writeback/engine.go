@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -101,6 +102,10 @@ type Options struct {
 	Logger *slog.Logger
 	// OnFlush, when set, is called after every flush attempt.
 	OnFlush func(FlushReport)
+	// Peers, when set, gives queries the cells other live writers hold
+	// in their caches (see Peers); nil means this engine's cache and the
+	// store only.
+	Peers Peers
 }
 
 // FlushReport describes one flush.
@@ -167,6 +172,7 @@ type genProgress struct {
 
 type engineStats struct {
 	points, writes, rejected, backPressure       atomic.Int64
+	partial                                      atomic.Int64
 	flushes, flushErrors, overruns, cellsFlushed atomic.Int64
 	quarantined                                  atomic.Int64
 	lastFlushNanos, lastFlushCells               atomic.Int64
@@ -371,30 +377,30 @@ func (e *Engine) identify(c *tsstore.Cell, gen uint64) {
 	c.Writer, c.Seq = writerOf(e.writer, e.since, e.wms, gen)
 }
 
-// Cells returns every cell selected by sel, exactly once, from the cache
-// and the store merged by identity (as Query merges them): each cell is a
-// partial with its store identity (Writer, Seq), cached or stored, so
-// summing the partials of a (series, Start) gives the exact cell. It is
-// the engine's view for callers that aggregate on their own, such as a
-// PromQL engine.
-func (e *Engine) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+// CellsDetailed is Cells, and names the peers whose cells the answer
+// lacks (none: the answer is exact).
+func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, []string, error) {
 	if e.closed.Load() {
-		return nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: cells")
+		return nil, nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: cells")
 	}
 	if err := sel.Validate(); err != nil {
-		return nil, fmt.Errorf("writeback: cells: %w", err)
+		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
-	// The cache first: a cell committed after this read is in the store
-	// when the store is read below.
+	// The cache and the peers first: a cell committed after these reads
+	// is in the store when the store is read below.
 	cached, err := e.cache.Cells(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("writeback: cells from the cache: %w", err)
+		return nil, nil, fmt.Errorf("writeback: cells from the cache: %w", err)
+	}
+	peer, missing, err := e.peerCells(ctx, sel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
 	stored, err := e.store.Cells(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("writeback: cells from the store: %w", err)
+		return nil, nil, fmt.Errorf("writeback: cells from the store: %w", err)
 	}
-	out := make([]tsstore.Cell, 0, len(cached)+len(stored))
+	out := make([]tsstore.Cell, 0, len(cached)+len(peer)+len(stored))
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
@@ -402,38 +408,47 @@ func (e *Engine) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cel
 		seen[c.ID()] = struct{}{}
 		out = append(out, c.Cell)
 	}
+	out = addPeerCells(out, seen, peer)
 	for i := range stored {
 		if _, dup := seen[stored[i].ID()]; !dup {
 			out = append(out, stored[i])
 		}
 	}
-	return out, nil
+	e.notePartial("cells", missing)
+	return out, missing, nil
 }
 
-// Query answers q exactly from the cache and the store: the store alone
-// for buckets older than the oldest selected cell in the cache, and for
-// the rest the cache's cells merged with the store's cells by identity, so
-// that a cell present in both while it is flushed counts once.
-func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
+// QueryDetailed is Query, and names the peers whose cells the answer
+// lacks (none: the answer is exact).
+func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, []string, error) {
 	if e.closed.Load() {
-		return nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: query")
+		return nil, nil, tsstore.Errorf(tsstore.ErrClosed, "writeback: query")
 	}
 	if err := q.Validate(e.width); err != nil {
-		return nil, fmt.Errorf("writeback: query: %w", err)
+		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
 	sel := q.Selector()
-	// The cache first: a cell committed after this read is in the store
-	// when the store is read below.
+	// The cache and the peers first: a cell committed after these reads
+	// is in the store when the store is read below.
 	cached, err := e.cache.Cells(ctx, sel)
 	if err != nil {
-		return nil, fmt.Errorf("writeback: query cache: %w", err)
+		return nil, nil, fmt.Errorf("writeback: query cache: %w", err)
 	}
-	if len(cached) == 0 {
-		return e.store.Query(ctx, q)
+	peer, missing, err := e.peerCells(ctx, sel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
-	oldest := cached[0].Start
+	e.notePartial("query", missing)
+	if len(cached) == 0 && len(peer) == 0 {
+		r, err := e.store.Query(ctx, q)
+		return r, missing, err
+	}
+	oldest := int64(math.MaxInt64)
 	for i := range cached {
 		oldest = min(oldest, cached[i].Start)
+	}
+	for i := range peer {
+		oldest = min(oldest, peer[i].Start)
 	}
 	split := q.BucketStart(oldest)
 	b := tsstore.NewResultBuilder(&q)
@@ -442,7 +457,7 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 		old.To = split
 		r, err := e.store.Query(ctx, old)
 		if err != nil {
-			return nil, fmt.Errorf("writeback: query store: %w", err)
+			return nil, nil, fmt.Errorf("writeback: query store: %w", err)
 		}
 		for _, s := range r.Series {
 			for _, bk := range s.Buckets {
@@ -454,7 +469,7 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 	recent.From = split
 	stored, err := e.store.Cells(ctx, recent)
 	if err != nil {
-		return nil, fmt.Errorf("writeback: query store cells: %w", err)
+		return nil, nil, fmt.Errorf("writeback: query store cells: %w", err)
 	}
 	// A cell's Seq follows from its generation, sealed or not: a cell of
 	// the open generation may have been sealed, stored and committed since
@@ -466,13 +481,16 @@ func (e *Engine) Query(ctx context.Context, q Query) (*tsstore.Result, error) {
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
+	for _, c := range addPeerCells(nil, seen, peer) {
+		b.Add(c.Labels, c.Start, c.Agg)
+	}
 	for i := range stored {
 		c := &stored[i]
 		if _, dup := seen[c.ID()]; !dup {
 			b.Add(c.Labels, c.Start, c.Agg)
 		}
 	}
-	return b.Result(), nil
+	return b.Result(), missing, nil
 }
 
 // Query is tsstore.Query, named here for the engine's signature.

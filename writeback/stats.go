@@ -39,6 +39,9 @@ type Stats struct {
 	LastFlushCells    int64
 	// StoreSpeed is the measured store write speed in cells/s.
 	StoreSpeed float64
+	// PartialAnswers counts queries (Query, Cells and their Detailed
+	// forms) answered without the cells of some peers (Options.Peers).
+	PartialAnswers int64
 }
 
 // Stats returns the engine's current figures.
@@ -54,6 +57,7 @@ func (e *Engine) Stats() Stats {
 		LastFlushDuration: time.Duration(e.stats.lastFlushNanos.Load()),
 		LastFlushCells:    e.stats.lastFlushCells.Load(),
 		StoreSpeed:        e.speed(),
+		PartialAnswers:    e.stats.partial.Load(),
 		QuarantinedCells:  e.stats.quarantined.Load(),
 	}
 	if e.quarantine != nil {
@@ -90,6 +94,7 @@ var metrics = []promstats.Metric[Stats]{
 	counter("cells_flushed_total", "Cells written to the store.", func(s *Stats) float64 { return float64(s.CellsFlushed) }),
 	counter("quarantined_cells_total", "Cells the store refused for good during flushes, quarantined by the cache.", func(s *Stats) float64 { return float64(s.QuarantinedCells) }),
 	gauge("quarantined_cells", "Cells in the cache's quarantine now (refused by the store, waiting for a resubmit).", func(s *Stats) float64 { return float64(s.Quarantine) }),
+	counter("partial_answers_total", "Queries answered without the cells of some peers.", func(s *Stats) float64 { return float64(s.PartialAnswers) }),
 }
 
 func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {
