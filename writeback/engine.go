@@ -408,12 +408,13 @@ func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tss
 		seen[c.ID()] = struct{}{}
 		out = append(out, c.Cell)
 	}
-	out = addPeerCells(out, seen, peer)
 	for i := range stored {
 		if _, dup := seen[stored[i].ID()]; !dup {
 			out = append(out, stored[i])
+			markStored(seen, peer, &stored[i])
 		}
 	}
+	out = addPeerCells(out, seen, peer)
 	e.notePartial("cells", missing)
 	return out, missing, nil
 }
@@ -481,14 +482,15 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
-	for _, c := range addPeerCells(nil, seen, peer) {
-		b.Add(c.Labels, c.Start, c.Agg)
-	}
 	for i := range stored {
 		c := &stored[i]
 		if _, dup := seen[c.ID()]; !dup {
 			b.Add(c.Labels, c.Start, c.Agg)
+			markStored(seen, peer, c)
 		}
+	}
+	for _, c := range addPeerCells(nil, seen, peer) {
+		b.Add(c.Labels, c.Start, c.Agg)
 	}
 	return b.Result(), missing, nil
 }

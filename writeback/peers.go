@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
@@ -101,9 +102,19 @@ func (e *Engine) peerCells(ctx context.Context, sel tsstore.Selector) ([]tsstore
 	return cells, missing, nil
 }
 
+// markStored records a stored cell's identity in seen when there are
+// peer cells: a peer's copy of a cell the store holds may lack batches the
+// peer had not folded yet (rediscache.Registry), while the stored copy is
+// complete, so the store's copy wins.
+func markStored(seen map[tsstore.CellID]struct{}, peer []tsstore.Cell, c *tsstore.Cell) {
+	if len(peer) > 0 {
+		seen[c.ID()] = struct{}{}
+	}
+}
+
 // addPeerCells appends to out the peer cells whose identity is not in seen
-// yet (the querying engine's cache and the other peers come first), and
-// records them in seen.
+// yet (the querying engine's cache, the store and the other peers come
+// first), and records them in seen.
 func addPeerCells(out []tsstore.Cell, seen map[tsstore.CellID]struct{}, peer []tsstore.Cell) []tsstore.Cell {
 	for i := range peer {
 		id := peer[i].ID()
@@ -114,6 +125,15 @@ func addPeerCells(out []tsstore.Cell, seen map[tsstore.CellID]struct{}, peer []t
 		out = append(out, peer[i])
 	}
 	return out
+}
+
+// CellIdentity returns the store identity (Writer, Seq) that an engine
+// gives the cells of generation gen of a cache whose writer id is writer,
+// first written under it at generation since (Cache.WriterID), for cells
+// of width width. Peers that read another engine's cache without that
+// engine (rediscache.Registry) name its cells with it.
+func CellIdentity(writer string, since uint64, width time.Duration, gen uint64) (string, uint32) {
+	return writerOf(writer, since, width.Milliseconds(), gen)
 }
 
 // notePartial counts and logs an answer that lacks the cells of missing

@@ -81,6 +81,46 @@
 // Open rebuilds the state from the meta keys, finishes interrupted seals
 // (fences) and deletions, reads the counters and folds what is pending.
 //
+// # Clusters: leases, epochs, takeover and reads across prefixes
+//
+// With Options.Cluster, several servers share one Redis, each with its
+// own prefix, as members of a cluster:
+//
+//   - Lease and epoch. Open takes the prefix's lease ({p}:lease, "<owner>
+//     <epoch>", TTL ClusterOptions.LeaseTTL, default 10 s) with the next
+//     epoch ({p}:epoch, INCR), copies the epoch to every shard
+//     ({p:s}:epoch) and registers the prefix ({name}:members). A goroutine
+//     of the Cache renews the lease every TTL/3; Close stops it and
+//     releases the lease. Every append, seal, fence and commit script and
+//     every fold transaction checks the epoch: a cache paused or cut off
+//     past its lease and taken over meanwhile fails them all with
+//     tsstore.ErrClosed (HGFENCED; not retryable: it must be closed) and
+//     reports the loss through ClusterOptions.OnLeaseLost. Whatever it
+//     wrote before the new epoch reached a shard is in Redis and is
+//     flushed by the new owner.
+//   - Takeover. A member with ClusterOptions.Adopt looks every TTL/3 for
+//     registered prefixes without a lease (dead, or closed), opens the
+//     ones it wins (the lease is taken atomically, so only one member
+//     adopts a prefix), which folds what the dead member left pending, and
+//     hands them to Adopt (FlushAdopted: a writeback engine flushes every
+//     generation to the store and archives under the dead member's writer
+//     id), then deregisters the prefix and releases the lease. So a dead
+//     member's acknowledged writes reach the store within the lease TTL
+//     plus one check (TTL/3) plus the flush, without it coming back. A
+//     member restarting on its prefix meanwhile waits for the lease
+//     (ClusterOptions.LeaseWait) and continues its generation numbers.
+//   - Reads across prefixes. Registry (a writeback.Peers) reads the cells
+//     of every other registered prefix, live or dead, with one read script
+//     per shard and generation, each cell with the store identity the
+//     owner's engine gives it. It sees what the owners have folded: an
+//     acknowledged batch of another member within that member's
+//     FoldInterval (default 1 s) plus one fold, a dead member's at once for
+//     what it folded and for the rest when it is adopted (within the lease
+//     TTL plus one check). The generations are read again after the cells:
+//     a generation committed meanwhile is left out (the store holds it),
+//     and a stored copy of a cell wins over a peer's (complete, where the
+//     peer's may lack a batch not folded yet).
+//
 // One Cache per prefix at a time: the ordering above, and the memtables
 // that reads merge, are within one process. A second process writing the
 // same prefix would have its appends refused by the fences

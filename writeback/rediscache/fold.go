@@ -165,7 +165,7 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		return nil
 	}
 	k := &c.keys
-	foldsKey, pendKey, cellsKey := k.folds(s, g.num), k.pend(s, g.num), k.cells(s, g.num)
+	foldsKey, pendKey, cellsKey, epochKey := k.folds(s, g.num), k.pend(s, g.num), k.cells(s, g.num), k.shardEpoch(s)
 	var newCells, bytes int64
 	var foldTo uint64
 	applied := false
@@ -173,8 +173,13 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		pipe := tx.Pipeline()
 		foldsCmd := pipe.Get(ctx, foldsKey)
 		pendCmd := pipe.HGetAll(ctx, pendKey)
+		epochCmd := pipe.Get(ctx, epochKey)
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return classify("fold: read the fold state", err)
+		}
+		// The epoch is watched too: a fold never writes after a takeover.
+		if ep, _ := strconv.ParseUint(epochCmd.Val(), 10, 64); ep != c.epoch {
+			return classify("fold", fmt.Errorf("HGFENCED the shard is at epoch %d, this cache holds epoch %d", ep, c.epoch))
 		}
 		var srv uint64
 		if v, err := foldsCmd.Result(); err == nil {
@@ -288,7 +293,7 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		}
 		applied = true
 		return nil
-	}, foldsKey)
+	}, foldsKey, epochKey)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 // touch them all. The keys of shard s and generation g:
 //
 //	{p:s}:fence        highest sealed generation (appends to it or older are refused)
+//	{p:s}:epoch        the epoch of the cache that may write the shard (see lease.go)
 //	{p:s}:gens         sorted set of generations with data in the shard
 //	{p:s}:g<g>:log     stream: one entry per batch: raw points, cell width, processed points
 //	{p:s}:g<g>:cells   hash: cell field -> packed Agg (see appendField)
@@ -27,6 +28,8 @@ import (
 //	{p}:dropping  set of committed generations whose keys are being deleted
 //	{p}:writer    the writer id and its first generation (writeback.FormatWriterFile)
 //	{p}:quarantine hash: cell identity -> writeback.QuarantinedCell (JSON)
+//	{p}:epoch     the epoch of the cache that may write the prefix (see lease.go)
+//	{p}:lease     "<owner> <epoch>", expiring: the lease of a cache in a cluster
 type keyspace struct {
 	prefix string
 	tags   []string // "{prefix:s}" per shard
@@ -47,9 +50,14 @@ func (k *keyspace) writer() string   { return "{" + k.prefix + "}:writer" }
 func (k *keyspace) quarantine() string {
 	return "{" + k.prefix + "}:quarantine"
 }
+func (k *keyspace) epoch() string { return "{" + k.prefix + "}:epoch" }
+func (k *keyspace) lease() string { return "{" + k.prefix + "}:lease" }
 
 func (k *keyspace) fence(s int) string { return k.tags[s] + ":fence" }
 func (k *keyspace) gens(s int) string  { return k.tags[s] + ":gens" }
+func (k *keyspace) shardEpoch(s int) string {
+	return k.tags[s] + ":epoch"
+}
 
 func (k *keyspace) gen(s int, g uint64, what string) string {
 	var b strings.Builder

@@ -53,24 +53,8 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	c.mu.RUnlock()
 
 	idx := c.opts.IndexLabel
-	value, byValue := "", false
-	for i := range sel.Matchers {
-		m := &sel.Matchers[i]
-		if m.Name == idx && m.Type == tsstore.MatchEqual {
-			value, byValue = m.Value, true
-		}
-	}
-	var lo, hi string
-	if byValue {
-		p := appendFieldPrefix(nil, sel.Metric, value)
-		lo = "[" + string(binary.BigEndian.AppendUint64(p, uint64(sel.From)))
-		hi = "(" + string(binary.BigEndian.AppendUint64(p, uint64(sel.To)))
-	} else {
-		// Every field of the metric starts with metric 0xff and goes on
-		// with a label value (UTF-8, no 0xff) or, for an empty value,
-		// 0xff and a start whose first byte is 0.
-		lo, hi = "["+sel.Metric+"\xff", "("+sel.Metric+"\xff\xff\xff"
-	}
+	r := selectRange(&sel, idx)
+	value, byValue, lo, hi := r.value, r.byValue, r.lo, r.hi
 	pipe := c.client.Pipeline()
 	cmds := make([]*redis.Cmd, 0, len(gens)*c.opts.Shards)
 	for _, g := range gens {
@@ -152,23 +136,64 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 		if gens[fd.gi].committed.Load() {
 			continue
 		}
-		if !matchesValue(sel.Matchers, idx, fd.f.value) {
-			continue
-		}
-		ls, err := fd.f.labels(idx)
+		cell, ok, err := selectedCell(&sel, idx, fd.f, fd.agg)
 		if err != nil {
 			return nil, err
 		}
-		if !tsstore.MatchLabels(sel.Matchers, ls) {
-			continue
+		if ok {
+			out = append(out, writeback.GenCell{Cell: cell, Gen: k.gen, Sealed: sealed[fd.gi]})
 		}
-		out = append(out, writeback.GenCell{
-			Cell:   tsstore.Cell{Metric: sel.Metric, Labels: ls, Start: fd.f.start, Agg: fd.agg},
-			Gen:    k.gen,
-			Sealed: sealed[fd.gi],
-		})
 	}
 	return out, nil
+}
+
+// indexRange is the part of a generation's index that a selector reads.
+type indexRange struct {
+	// value is the index label's value when byValue (an equality
+	// matcher on the index label).
+	value   string
+	byValue bool
+	// lo and hi bound the ZRANGE BYLEX of the index.
+	lo, hi string
+}
+
+// selectRange returns the index range of sel: with an equality matcher on
+// the index label idx, that value's cells within [From, To); otherwise
+// the metric's cells.
+func selectRange(sel *tsstore.Selector, idx string) indexRange {
+	var r indexRange
+	for i := range sel.Matchers {
+		m := &sel.Matchers[i]
+		if m.Name == idx && m.Type == tsstore.MatchEqual {
+			r.value, r.byValue = m.Value, true
+		}
+	}
+	if r.byValue {
+		p := appendFieldPrefix(nil, sel.Metric, r.value)
+		r.lo = "[" + string(binary.BigEndian.AppendUint64(p, uint64(sel.From)))
+		r.hi = "(" + string(binary.BigEndian.AppendUint64(p, uint64(sel.To)))
+	} else {
+		// Every field of the metric starts with metric 0xff and goes on
+		// with a label value (UTF-8, no 0xff) or, for an empty value,
+		// 0xff and a start whose first byte is 0.
+		r.lo, r.hi = "["+sel.Metric+"\xff", "("+sel.Metric+"\xff\xff\xff"
+	}
+	return r
+}
+
+// selectedCell returns the cell of field f with agg when sel selects it.
+func selectedCell(sel *tsstore.Selector, idx string, f parsedField, agg tsstore.Agg) (tsstore.Cell, bool, error) {
+	if f.start < sel.From || f.start >= sel.To || f.metric != sel.Metric || !matchesValue(sel.Matchers, idx, f.value) {
+		return tsstore.Cell{}, false, nil
+	}
+	ls, err := f.labels(idx)
+	if err != nil {
+		return tsstore.Cell{}, false, err
+	}
+	if !tsstore.MatchLabels(sel.Matchers, ls) {
+		return tsstore.Cell{}, false, nil
+	}
+	return tsstore.Cell{Metric: sel.Metric, Labels: ls, Start: f.start, Agg: agg}, true, nil
 }
 
 // matchesValue reports whether the index label value v passes the

@@ -80,6 +80,14 @@ type Options struct {
 	FoldPoints int
 	// Logger receives reports of recovered state; nil means slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, makes the cache a member of a cluster of caches
+	// in one Redis: it holds a lease on its prefix, renewed in the
+	// background, whose epoch fences every write, seal, fold and commit
+	// (a cache that lost its lease fails them with tsstore.ErrClosed),
+	// registers the prefix so that other members read its cells
+	// (Registry) and adopt it when it dies (ClusterOptions.Adopt). nil
+	// means no lease: the prefix belongs to this cache by convention.
+	Cluster *ClusterOptions
 }
 
 // Cache is a writeback.Cache in Redis. Safe for concurrent use. Create
@@ -101,6 +109,10 @@ type Cache struct {
 	since  uint64
 	// quarCount is the size of the quarantine as last seen.
 	quarCount atomic.Int64
+	// epoch is the prefix's epoch this cache writes under, and lease its
+	// cluster state (nil without Options.Cluster); set by Open.
+	epoch uint64
+	lease *lease
 
 	// mu guards open, sealed, closed and the generations' sealed flags.
 	// It is held only to read or swap them, never during I/O.
@@ -253,27 +265,57 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 	}
 	ch := make(chan struct{})
 	c.folded.Store(&ch)
-	if err := c.recover(ctx); err != nil {
+	if o.Cluster != nil {
+		l := &lease{opts: *o.Cluster, owner: newOwner(), adopting: map[string]bool{}}
+		if l.opts.Name == "" {
+			l.opts.Name = DefaultClusterName
+		}
+		if l.opts.LeaseTTL <= 0 {
+			l.opts.LeaseTTL = DefaultLeaseTTL
+		}
+		if l.opts.LeaseWait == 0 {
+			l.opts.LeaseWait = DefaultLeaseWait
+		}
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+		c.lease = l
+	}
+	if err := c.openState(ctx); err != nil {
+		if c.lease != nil {
+			c.lease.cancel()
+			c.releaseLease()
+		}
 		return nil, err
+	}
+	c.kick = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.wg.Add(1)
+	go c.foldLoop()
+	if c.lease != nil {
+		c.wg.Add(1)
+		go c.leaseLoop()
+	}
+	return c, nil
+}
+
+// openState claims the prefix's epoch and recovers its state.
+func (c *Cache) openState(ctx context.Context) error {
+	if err := c.claim(ctx); err != nil {
+		return err
+	}
+	if err := c.recover(ctx); err != nil {
+		return err
 	}
 	if err := c.loadWriter(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.loadQuarantineCount(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	// Batches a crash left pending are folded before the first read.
 	c.recovering = true
 	err := c.foldAll(ctx, true)
 	c.recovering = false
 	if err != nil {
-		return nil, fmt.Errorf("rediscache: open: fold the pending batches: %w", err)
+		return fmt.Errorf("rediscache: open: fold the pending batches: %w", err)
 	}
-	c.kick = make(chan struct{}, 1)
-	c.stop = make(chan struct{})
-	c.wg.Add(1)
-	go c.foldLoop()
-	return c, nil
+	return nil
 }
 
 // checkDurability fails with ErrInvalid for a level the cache cannot give.
@@ -296,6 +338,8 @@ func classify(what string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("rediscache: %s: %w", what, err)
+	case strings.Contains(err.Error(), "HGFENCED"):
+		return tsstore.Errorf(tsstore.ErrClosed, "rediscache: %s: this cache is fenced: another cache took its prefix over (its lease expired): %w", what, err)
 	case strings.Contains(err.Error(), "HGSEALED"):
 		return tsstore.Errorf(tsstore.ErrConflict, "rediscache: %s: another cache sealed the generation (two caches share the prefix?): %w", what, err)
 	}
@@ -382,7 +426,7 @@ func (c *Cache) recover(ctx context.Context) error {
 	pipe = c.client.Pipeline()
 	for _, g := range sealed {
 		if !known[g] {
-			sealScript.Run(ctx, pipe, []string{c.keys.meta(), c.keys.sealed()}, g)
+			sealScript.Run(ctx, pipe, []string{c.keys.meta(), c.keys.sealed(), c.keys.epoch()}, g, c.epoch)
 		}
 	}
 	if openNum != metaOpen {
@@ -390,7 +434,7 @@ func (c *Cache) recover(ctx context.Context) error {
 	}
 	if len(sealed) > 0 {
 		for s := 0; s < c.opts.Shards; s++ {
-			fenceScript.Run(ctx, pipe, []string{c.keys.fence(s)}, sealed[len(sealed)-1])
+			fenceScript.Run(ctx, pipe, []string{c.keys.fence(s), c.keys.shardEpoch(s)}, sealed[len(sealed)-1], c.epoch)
 		}
 	}
 	if err := c.execScripts(ctx, pipe, "open: repair the meta keys and fences"); err != nil {
@@ -449,7 +493,7 @@ func isNoScript(cmds []redis.Cmder) bool {
 }
 
 func (c *Cache) loadScripts(ctx context.Context, s redis.Scripter) error {
-	for _, sc := range []*redis.Script{appendScript, cellsScript, sealScript, fenceScript, commitScript} {
+	for _, sc := range []*redis.Script{appendScript, cellsScript, sealScript, fenceScript, commitScript, claimScript, raiseScript, renewScript} {
 		if err := sc.Load(ctx, s).Err(); err != nil {
 			return err
 		}
@@ -586,11 +630,8 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	g.setLive(id, true)
 
 	k := &c.keys
-	a.keys = append(a.keys[:0], k.fence(shard), k.ids(shard, g.num), k.stat(shard, g.num), k.log(shard, g.num), k.pend(shard, g.num), k.gens(shard))
-	a.args = append(a.args[:0], g.num, id, now, len(b.Raw), bytes, wms, entry)
-	if pentry != nil {
-		a.args = append(a.args, pentry)
-	}
+	a.keys = append(a.keys[:0], k.fence(shard), k.ids(shard, g.num), k.stat(shard, g.num), k.log(shard, g.num), k.pend(shard, g.num), k.gens(shard), k.shardEpoch(shard))
+	a.args = append(a.args[:0], g.num, id, now, len(b.Raw), bytes, wms, entry, pentry, c.epoch)
 
 	var waitErr, err error
 	if dur == writeback.DurabilityReplicated {
@@ -734,7 +775,7 @@ func (c *Cache) Seal(ctx context.Context) (uint64, bool, error) {
 	if g.started.Load() == 0 && g.points.Load() == 0 {
 		return 0, false, nil
 	}
-	if err := c.runScript(ctx, sealScript, []string{c.keys.meta(), c.keys.sealed()}, []any{g.num}, fmt.Sprintf("seal generation %d", g.num)); err != nil {
+	if err := c.runScript(ctx, sealScript, []string{c.keys.meta(), c.keys.sealed(), c.keys.epoch()}, []any{g.num, c.epoch}, fmt.Sprintf("seal generation %d", g.num)); err != nil {
 		return 0, false, err
 	}
 	c.mu.Lock()
@@ -758,7 +799,7 @@ func (c *Cache) fence(ctx context.Context, gen uint64) error {
 	}
 	pipe := c.client.Pipeline()
 	for s := 0; s < c.opts.Shards; s++ {
-		fenceScript.Run(ctx, pipe, []string{c.keys.fence(s)}, gen)
+		fenceScript.Run(ctx, pipe, []string{c.keys.fence(s), c.keys.shardEpoch(s)}, gen, c.epoch)
 	}
 	if err := c.execScripts(ctx, pipe, fmt.Sprintf("fence generation %d", gen)); err != nil {
 		return err
@@ -838,7 +879,7 @@ func (c *Cache) Commit(ctx context.Context, gen uint64) error {
 	if i < 0 {
 		return nil
 	}
-	if err := c.runScript(ctx, commitScript, []string{c.keys.sealed(), c.keys.dropping()}, []any{gen}, fmt.Sprintf("commit generation %d", gen)); err != nil {
+	if err := c.runScript(ctx, commitScript, []string{c.keys.sealed(), c.keys.dropping(), c.keys.epoch()}, []any{gen, c.epoch}, fmt.Sprintf("commit generation %d", gen)); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -928,7 +969,13 @@ func (c *Cache) Close() error {
 	open := c.open
 	c.mu.Unlock()
 	open.inflight.Wait()
+	if c.lease != nil {
+		c.lease.cancel()
+	}
 	close(c.stop)
 	c.wg.Wait()
+	if c.lease != nil {
+		c.releaseLease()
+	}
 	return nil
 }

@@ -9,16 +9,18 @@ import "github.com/redis/go-redis/v9"
 // pending hash.
 //
 //	KEYS[1] fence  KEYS[2] ids  KEYS[3] stat  KEYS[4] log  KEYS[5] pend
-//	KEYS[6] gens
+//	KEYS[6] gens  KEYS[7] the shard's epoch
 //	ARGV[1] gen  ARGV[2] batch id  ARGV[3] now (ms)  ARGV[4] raw points
 //	ARGV[5] bytes  ARGV[6] cell width (ms)  ARGV[7] log entry
-//	ARGV[8] processed points' entry (absent when they are the raw points)
+//	ARGV[8] processed points' entry ("" when they are the raw points)
+//	ARGV[9] the cache's epoch
 //
-// It refuses a sealed generation (gen <= fence), answers a batch id it has
+// It refuses a cache whose epoch is not the shard's (fenced: another cache
+// took the prefix over, see lease.go), a sealed generation (gen <= fence), answers a batch id it has
 // already applied with the first reply (a transport-level retry must not
 // count twice; the HINCRBY makes the retry a write, so that a WAIT after it
 // covers the original), and returns the stream entry ID.
-var appendScript = redis.NewScript(`
+var appendScript = redis.NewScript(epochCheck("KEYS[7]", "ARGV[9]") + `
 local gen = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
 if gen <= fence then
@@ -30,7 +32,7 @@ if done then
   return done
 end
 local id
-if ARGV[8] then
+if ARGV[8] ~= '' then
   id = redis.call('XADD', KEYS[4], '*', 'b', ARGV[7], 'w', ARGV[6], 'p', ARGV[8])
 else
   id = redis.call('XADD', KEYS[4], '*', 'b', ARGV[7], 'w', ARGV[6])
@@ -70,8 +72,9 @@ return out
 `)
 
 // sealScript records generation ARGV[1] as sealed in the meta keys and
-// moves the open generation past it. KEYS[1] meta, KEYS[2] sealed.
-var sealScript = redis.NewScript(`
+// moves the open generation past it. KEYS[1] meta, KEYS[2] sealed,
+// KEYS[3] the prefix's epoch, ARGV[2] the cache's epoch.
+var sealScript = redis.NewScript(epochCheck("KEYS[3]", "ARGV[2]") + `
 local g = tonumber(ARGV[1])
 local open = tonumber(redis.call('HGET', KEYS[1], 'open') or '0')
 if g + 1 > open then
@@ -82,8 +85,9 @@ return 1
 `)
 
 // fenceScript raises a shard's fence to ARGV[1]: appends to generations up
-// to it are refused from then on. KEYS[1] fence.
-var fenceScript = redis.NewScript(`
+// to it are refused from then on. KEYS[1] fence, KEYS[2] the shard's
+// epoch, ARGV[2] the cache's epoch.
+var fenceScript = redis.NewScript(epochCheck("KEYS[2]", "ARGV[2]") + `
 local f = tonumber(redis.call('GET', KEYS[1]) or '0')
 if f < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
@@ -92,8 +96,9 @@ return 1
 `)
 
 // commitScript moves generation ARGV[1] from the sealed set to the
-// dropping set. KEYS[1] sealed, KEYS[2] dropping.
-var commitScript = redis.NewScript(`
+// dropping set. KEYS[1] sealed, KEYS[2] dropping, KEYS[3] the prefix's
+// epoch, ARGV[2] the cache's epoch.
+var commitScript = redis.NewScript(epochCheck("KEYS[3]", "ARGV[2]") + `
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[1])
 return 1
