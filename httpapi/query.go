@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
 )
 
 // labelParam prefixes the query parameters that filter by a label.
@@ -24,7 +26,20 @@ type metricResponse struct {
 	Step     string         `json:"step"`
 	Agg      string         `json:"agg"`
 	Series   []seriesOutput `json:"series"`
+	// Partial reports an answer without the cells of some peers (other
+	// servers of a cluster that did not answer), named in MissingPeers.
+	Partial      bool     `json:"partial,omitempty"`
+	MissingPeers []string `json:"missing_peers,omitempty"`
 }
+
+// DetailedEngine is an Engine that names the peers an answer lacks
+// (*writeback.Engine with Options.Peers): GET /v1/metrics then says
+// "partial": true and lists them in "missing_peers".
+type DetailedEngine interface {
+	QueryDetailed(ctx context.Context, q tsstore.Query) (*tsstore.Result, []string, error)
+}
+
+var _ DetailedEngine = (*writeback.Engine)(nil)
 
 type seriesOutput struct {
 	Labels map[string]string `json:"labels"`
@@ -57,7 +72,13 @@ func (a *API) getMetric(w http.ResponseWriter, r *http.Request, merchant string)
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res, err := a.eng.Query(r.Context(), q)
+	var res *tsstore.Result
+	var missing []string
+	if de, ok := a.eng.(DetailedEngine); ok {
+		res, missing, err = de.QueryDetailed(r.Context(), q)
+	} else {
+		res, err = a.eng.Query(r.Context(), q)
+	}
 	if err != nil {
 		a.WriteEngineError(w, "query", err)
 		return
@@ -66,6 +87,7 @@ func (a *API) getMetric(w http.ResponseWriter, r *http.Request, merchant string)
 	out := metricResponse{
 		Metric: metric, Merchant: merchant, From: tsstore.TimeOf(q.From), To: tsstore.TimeOf(q.To),
 		Step: q.Step.String(), Agg: agg, Series: []seriesOutput{},
+		Partial: len(missing) > 0, MissingPeers: missing,
 	}
 	for _, s := range res.Series {
 		so := seriesOutput{Labels: s.Labels.Map(), Points: make([]pointOutput, 0, len(s.Buckets))}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -134,6 +135,12 @@ func (t *TokenFile) MerchantToken(merchant string) (string, error) {
 
 // AdminToken returns the admin token.
 func (t *TokenFile) AdminToken() string { return t.admin }
+
+// ClusterSecret returns a copy of the file's secret, which the servers of
+// a cluster share: writeback/peerhttp derives the token of their internal
+// endpoint from it (a different HMAC label than any merchant id, so no
+// merchant token can open it).
+func (t *TokenFile) ClusterSecret() []byte { return slices.Clone(t.secret) }
 
 func (t *TokenFile) token(merchant string) string {
 	return tokenPrefix + merchant + "_" + t.sign(merchant)

@@ -13,6 +13,7 @@ import (
 	"github.com/hourglass-io/hourglass/examples/server/web"
 	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/writeback"
+	"github.com/hourglass-io/hourglass/writeback/peerhttp"
 )
 
 // api is the server's HTTP API over one engine: the ingest and query
@@ -63,6 +64,9 @@ func (a *api) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", web.Handler()) // the dashboard
 	mux.Handle("GET "+web.AssetPrefix, web.Handler())
+	// The other servers of a cluster read this one's cached cells here,
+	// with the token derived from the tokens file's secret.
+	mux.Handle("POST "+peerhttp.Path, a.metrics.Instrument(peerhttp.Path, &peerhttp.Handler{Secret: a.tokens.ClusterSecret(), Cells: a.eng.CachedCells}))
 	return mux
 }
 

@@ -32,11 +32,18 @@ type backends struct {
 	redis    redis.UniversalClient
 	repl     *replicate.Store // the replicated store, when -replicas or -standby-influx-urls
 	describe []string         // what was opened, for the start banner
+	// With -cluster: the engine's peers (the other members' prefixes),
+	// the engine options an adopted prefix is flushed with (set before
+	// opened is closed), and the loss of this server's lease.
+	registry  *rediscache.Registry
+	adoptOpts writeback.Options
+	opened    chan struct{}
+	leaseLost chan error
 }
 
 // openBackends opens what c configures. On error, what was opened is closed.
 func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends, err error) {
-	b = &backends{}
+	b = &backends{opened: make(chan struct{}), leaseLost: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			_ = b.close()
@@ -110,11 +117,19 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		if err := pingRedis(cctx, b.redis, c); err != nil {
 			return b, err
 		}
-		rc, err := rediscache.Open(ctx, b.redis, &rediscache.Options{Prefix: c.redisPrefix, Logger: log})
+		ro := &rediscache.Options{Prefix: c.redisPrefix, Logger: log}
+		if c.cluster != "" {
+			ro.Cluster = b.clusterOptions(c)
+		}
+		rc, err := rediscache.Open(ctx, b.redis, ro)
 		if err != nil {
 			return b, fmt.Errorf("cache: %w", err)
 		}
 		b.cache = rc
+		if c.cluster != "" {
+			b.registry = rc.Registry(b.store.CellWidth())
+			b.describe = append(b.describe, fmt.Sprintf("cluster: %s, lease %v on the prefix, epoch %d", c.cluster, c.leaseTTL, rc.Epoch()))
+		}
 		kind := "server"
 		switch {
 		case c.redisMaster != "":
@@ -174,6 +189,30 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		}
 	}
 	return b, nil
+}
+
+// clusterOptions returns the cluster options of the Redis cache: a lease
+// of -lease-ttl, the adoption of dead members' prefixes (flushed to the
+// live store and the archives once openBackends finished), and the report
+// of a lost lease.
+func (b *backends) clusterOptions(c *config) *rediscache.ClusterOptions {
+	return &rediscache.ClusterOptions{
+		Name: c.cluster, LeaseTTL: c.leaseTTL,
+		Adopt: func(ctx context.Context, ac *rediscache.Cache) error {
+			select {
+			case <-b.opened:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return rediscache.FlushAdopted(b.store, &b.adoptOpts)(ctx, ac)
+		},
+		OnLeaseLost: func(err error) {
+			select {
+			case b.leaseLost <- err:
+			default:
+			}
+		},
+	}
 }
 
 // close closes the archives, the cache and the store (after the engine).

@@ -16,6 +16,8 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/promremote"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
+	"github.com/hourglass-io/hourglass/writeback/peerhttp"
+	"github.com/hourglass-io/hourglass/writeback/rediscache"
 )
 
 // Defaults of the server's configuration.
@@ -54,6 +56,9 @@ type config struct {
 	redisCluster  bool
 	redisPassword string
 	redisPrefix   string
+	cluster       string
+	leaseTTL      time.Duration
+	peers         string
 
 	archiveDirs string
 	s3Endpoint  string
@@ -184,6 +189,9 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.boolean(&c.redisCluster, "redis-cluster", "HOURGLASS_REDIS_CLUSTER", false, "-redis-addr lists Redis Cluster nodes (-cache redis)")
 	f.str(&c.redisPassword, "redis-password", "HOURGLASS_REDIS_PASSWORD", "", "Redis password (-cache redis)")
 	f.str(&c.redisPrefix, "redis-prefix", "HOURGLASS_REDIS_PREFIX", "hourglass", "Redis key prefix, one per server (-cache redis)")
+	f.str(&c.cluster, "cluster", "HOURGLASS_CLUSTER", "", "name of the cluster of servers sharing the Redis (-cache redis): each holds a lease on its -redis-prefix, queries merge every member's cells, and a dead member's prefix is adopted and flushed; empty means no cluster")
+	f.dur(&c.leaseTTL, "lease-ttl", "HOURGLASS_LEASE_TTL", rediscache.DefaultLeaseTTL, "lease of a cluster member on its prefix (-cluster): another member adopts the prefix within the TTL plus a third of it after the member stops renewing")
+	f.str(&c.peers, "peers", "HOURGLASS_PEERS", "", "comma-separated base URLs of the other servers (-cache local): queries merge their cached cells, read over "+peerhttp.Path+" with the tokens file's secret; a peer that does not answer makes the answer partial")
 
 	f.str(&c.archiveDirs, "archive-dirs", "HOURGLASS_ARCHIVE_DIRS", "", "comma-separated archive directories; empty means <data>/archive, \"none\" means no directory archive")
 	f.str(&c.s3Endpoint, "s3-endpoint", "HOURGLASS_S3_ENDPOINT", "", "S3 endpoint (host:port or URL) of an archive on object storage, used with -s3-bucket")
@@ -224,6 +232,12 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	case "local", "redis":
 	default:
 		return nil, fmt.Errorf("-cache %q: want local or redis", c.cache)
+	}
+	if c.cluster != "" && c.cache != "redis" {
+		return nil, fmt.Errorf("-cluster %q needs -cache redis (with -cache local, list the other servers in -peers)", c.cluster)
+	}
+	if c.peers != "" && c.cache != "local" {
+		return nil, fmt.Errorf("-peers needs -cache local (with -cache redis, name the cluster in -cluster)")
 	}
 	if c.influxAPI != "" && c.influxAPI != "v1" && c.influxAPI != "v2" {
 		return nil, fmt.Errorf("-influx-write-api %q: want v1 or v2 (or empty to detect)", c.influxAPI)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
+	"github.com/hourglass-io/hourglass/writeback/peerhttp"
 )
 
 // serve runs the server of c until ctx is done, then shuts down gracefully:
@@ -76,7 +78,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		b.describe = append(b.describe, "reprocess: version "+cur+" serves reads of its range")
 	}
 
-	eng, err := writeback.New(b.cache, sw, &writeback.Options{
+	eo := &writeback.Options{
 		Processor:     processors[c.processor],
 		Archives:      b.archives,
 		FlushInterval: c.flushInterval,
@@ -84,7 +86,22 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		MaxCacheBytes: c.maxCacheBytes,
 		Logger:        log,
 		OnFlush:       metrics.onFlush,
-	})
+	}
+	var peers *peerhttp.Client
+	switch {
+	case b.registry != nil:
+		// The writer id (and archive source) is the prefix's own, which
+		// the member that adopts this prefix if this server dies uses too
+		// (see rediscache.FlushAdopted).
+		eo.Peers = b.registry
+		b.adoptOpts = writeback.Options{Processor: eo.Processor, Archives: b.archives, FlushBudget: c.flushBudget, Logger: log}
+		close(b.opened)
+	case c.peers != "":
+		peers = &peerhttp.Client{Peers: splitList(c.peers), Secret: toks.ClusterSecret()}
+		eo.Peers = peers
+		b.describe = append(b.describe, "peers: "+strings.Join(peers.Peers, ", ")+" (their cached cells, over "+peerhttp.Path+")")
+	}
+	eng, err := writeback.New(b.cache, sw, eo)
 	if err != nil {
 		return err
 	}
@@ -143,10 +160,13 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	var lost error
 	select {
 	case err := <-served:
 		return err
 	case <-ctx.Done():
+	case lost = <-b.leaseLost:
+		log.Error("another server took this server's Redis prefix over (this one was paused or cut off past its lease): shutting down", "err", lost)
 	}
 	log.Info("shutting down: draining requests in flight")
 	a.ready.Store(false)
@@ -157,7 +177,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		_ = srv.Close()
 	}
 	<-served
-	return nil
+	return lost
 }
 
 // baseURL returns the URL clients on this machine reach a listener at.
