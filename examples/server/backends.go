@@ -117,7 +117,7 @@ func openBackends(ctx context.Context, c *config, log *slog.Logger) (b *backends
 		if err := pingRedis(cctx, b.redis, c); err != nil {
 			return b, err
 		}
-		ro := &rediscache.Options{Prefix: c.redisPrefix, Logger: log}
+		ro := &rediscache.Options{Prefix: c.redisPrefix, WaitReplicas: c.redisReplicas, Logger: log}
 		if c.cluster != "" {
 			ro.Cluster = b.clusterOptions(c)
 		}

@@ -56,6 +56,7 @@ type config struct {
 	redisCluster  bool
 	redisPassword string
 	redisPrefix   string
+	redisReplicas int
 	cluster       string
 	leaseTTL      time.Duration
 	peers         string
@@ -189,6 +190,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.boolean(&c.redisCluster, "redis-cluster", "HOURGLASS_REDIS_CLUSTER", false, "-redis-addr lists Redis Cluster nodes (-cache redis)")
 	f.str(&c.redisPassword, "redis-password", "HOURGLASS_REDIS_PASSWORD", "", "Redis password (-cache redis)")
 	f.str(&c.redisPrefix, "redis-prefix", "HOURGLASS_REDIS_PREFIX", "hourglass", "Redis key prefix, one per server (-cache redis)")
+	f.num(&c.redisReplicas, "redis-wait-replicas", "HOURGLASS_REDIS_WAIT_REPLICAS", 0, "replicas that must have a write before it is acknowledged (WAIT; -cache redis): with 1 or more a Sentinel failover loses no acknowledged write")
 	f.str(&c.cluster, "cluster", "HOURGLASS_CLUSTER", "", "name of the cluster of servers sharing the Redis (-cache redis): each holds a lease on its -redis-prefix, queries merge every member's cells, and a dead member's prefix is adopted and flushed; empty means no cluster")
 	f.dur(&c.leaseTTL, "lease-ttl", "HOURGLASS_LEASE_TTL", rediscache.DefaultLeaseTTL, "lease of a cluster member on its prefix (-cluster): another member adopts the prefix within the TTL plus a third of it after the member stops renewing")
 	f.str(&c.peers, "peers", "HOURGLASS_PEERS", "", "comma-separated base URLs of the other servers (-cache local): queries merge their cached cells, read over "+peerhttp.Path+" with the tokens file's secret; a peer that does not answer makes the answer partial")
