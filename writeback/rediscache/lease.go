@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -132,6 +133,13 @@ func membersKey(name string) string { return "{" + name + "}:members" }
 type lease struct {
 	opts  ClusterOptions
 	owner string // random per Cache: "<hex>"
+	// base is when the lease state was made; validUntil is how long after
+	// base (monotonic) the lease surely holds: the start of the last
+	// successful claim or renewal plus the TTL. lost is set when a
+	// renewal found another cache's lease.
+	base       time.Time
+	validUntil atomic.Int64
+	lost       atomic.Bool
 	// lostOnce reports the loss of the lease once.
 	lostOnce sync.Once
 	// adopting holds the prefixes being adopted by this cache; guarded
@@ -159,9 +167,11 @@ func (c *Cache) claim(ctx context.Context) error {
 	l := c.lease
 	deadline := time.Now().Add(l.opts.LeaseWait)
 	for {
+		sent := time.Since(l.base)
 		ep, err := claimScript.Run(ctx, c.client, []string{c.keys.lease(), c.keys.epoch()}, l.owner, l.opts.LeaseTTL.Milliseconds()).Uint64()
 		if err == nil {
 			c.epoch = ep
+			l.validUntil.Store(int64(sent + l.opts.LeaseTTL))
 			break
 		}
 		if !strings.Contains(err.Error(), "HGLEASED") {
@@ -215,11 +225,36 @@ func (c *Cache) Epoch() uint64 { return c.epoch }
 // renew renews the lease once; it reports false when the lease is lost.
 func (c *Cache) renew(ctx context.Context) (bool, error) {
 	l := c.lease
+	sent := time.Since(l.base)
 	n, err := renewScript.Run(ctx, c.client, []string{c.keys.lease(), c.keys.epoch()}, l.owner, c.epoch, l.opts.LeaseTTL.Milliseconds(), "").Int()
 	if err != nil {
 		return true, classify("renew the lease", err)
 	}
+	if n == 1 {
+		l.validUntil.Store(int64(sent + l.opts.LeaseTTL))
+	}
 	return n == 1, nil
+}
+
+// checkLease fails when the cache cannot be sure that it still holds its
+// prefix: with tsstore.ErrClosed once it lost its lease, with
+// tsstore.ErrUnavailable while the lease may have expired (the process was
+// paused or cut off from Redis past the TTL: another cache may be taking
+// the prefix over, and this process's memtables may hold batches that
+// another cache folded meanwhile, which a read would count twice). Reads
+// check it; writes and flushes are fenced by the epoch in Redis.
+func (c *Cache) checkLease() error {
+	l := c.lease
+	if l == nil {
+		return nil
+	}
+	if l.lost.Load() {
+		return tsstore.Errorf(tsstore.ErrClosed, "rediscache: prefix %q: this cache lost its lease (epoch %d) to another cache", c.opts.Prefix, c.epoch)
+	}
+	if left := time.Duration(l.validUntil.Load()) - time.Since(l.base); left <= 0 {
+		return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: prefix %q: the lease expired %v ago and is not renewed yet (paused, or cut off from Redis?)", c.opts.Prefix, -left)
+	}
+	return nil
 }
 
 // releaseLease deletes the lease if it is still this cache's.
@@ -252,6 +287,7 @@ func (c *Cache) leaseLoop() {
 				c.log.Warn("rediscache: could not renew the lease; another cache takes the prefix over if this lasts past the TTL", "prefix", c.opts.Prefix, "ttl", l.opts.LeaseTTL, "err", err)
 			case !ok:
 				lost = true
+				l.lost.Store(true)
 				err := tsstore.Errorf(tsstore.ErrClosed, "rediscache: prefix %q: the lease of epoch %d was lost to another cache", c.opts.Prefix, c.epoch)
 				c.log.Error("rediscache: lost the lease: this cache is fenced", "prefix", c.opts.Prefix, "epoch", c.epoch)
 				if l.opts.OnLeaseLost != nil {

@@ -144,6 +144,9 @@ func TestLeaseFencesATakenOverCache(t *testing.T) {
 		t.Fatal("OnLeaseLost was not called within 10 s")
 	}
 	sel := tsstore.Selector{Metric: "views", From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli()}
+	if _, err := a.Cells(ctx, sel); !errors.Is(err, tsstore.ErrClosed) {
+		t.Errorf("Cells of the fenced cache = %v, want ErrClosed (its memtables may hold batches the new owner folded)", err)
+	}
 	cells, err := b.Cells(ctx, sel)
 	if err != nil {
 		t.Fatal(err)

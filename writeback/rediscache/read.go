@@ -35,6 +35,9 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 	if err := sel.Validate(); err != nil {
 		return nil, fmt.Errorf("rediscache: cells: %w", err)
 	}
+	if err := c.checkLease(); err != nil {
+		return nil, err
+	}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -143,6 +146,11 @@ func (c *Cache) Cells(ctx context.Context, sel tsstore.Selector) ([]writeback.Ge
 		if ok {
 			out = append(out, writeback.GenCell{Cell: cell, Gen: k.gen, Sealed: sealed[fd.gi]})
 		}
+	}
+	// Still the prefix's owner after the read: no other cache can have
+	// folded batches that the memtables read here hold.
+	if err := c.checkLease(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -266,7 +266,7 @@ func Open(ctx context.Context, client redis.UniversalClient, opts *Options) (*Ca
 	ch := make(chan struct{})
 	c.folded.Store(&ch)
 	if o.Cluster != nil {
-		l := &lease{opts: *o.Cluster, owner: newOwner(), adopting: map[string]bool{}}
+		l := &lease{opts: *o.Cluster, owner: newOwner(), adopting: map[string]bool{}, base: time.Now()}
 		if l.opts.Name == "" {
 			l.opts.Name = DefaultClusterName
 		}
