@@ -96,9 +96,19 @@ func TestFaultHarness(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.json")
 	ports := []int{servertest.FreePort(t), servertest.FreePort(t), servertest.FreePort(t)}
+	// With root and ip netns, lb runs in a network namespace of its own,
+	// and each server listens on an address of its own on the host's end
+	// of the link, so that the route from lb to one server can be cut.
+	lab, labErr := newNetnsLab(t)
+	hosts := []string{"127.0.0.1", "127.0.0.1", "127.0.0.1"}
+	if lab != nil {
+		for i := range hosts {
+			hosts[i] = lab.serverIP(i)
+		}
+	}
 	args := func(i int) []string {
 		return []string{
-			"-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]), "-tokens", tokens, "-rate", "0", "-archive-dirs", "none",
+			"-addr", fmt.Sprintf("%s:%d", hosts[i], ports[i]), "-tokens", tokens, "-rate", "0", "-archive-dirs", "none",
 			"-cache", "redis", "-redis-addr", sentinel, "-redis-master", "hg", "-redis-wait-replicas", "1",
 			"-redis-prefix", fmt.Sprintf("s%d", i), "-cluster", "fault", "-lease-ttl", ttl.String(),
 			"-store", "influx", "-influx-url", influxURL, "-influx-db", db, "-influx-write-api", "v1",
@@ -127,10 +137,15 @@ func TestFaultHarness(t *testing.T) {
 
 	backends := make([]string, len(ports))
 	for i, p := range ports {
-		backends[i] = fmt.Sprintf("http://127.0.0.1:%d", p)
+		backends[i] = fmt.Sprintf("http://%s:%d", hosts[i], p)
 	}
-	lb := startBalancer(t, "-backends", strings.Join(backends, ","), "-check-interval", "500ms")
-	lbURL := lb.url
+	lbArgs := []string{"-backends", strings.Join(backends, ","), "-check-interval", "500ms"}
+	var lbURL string
+	if lab != nil {
+		lbURL = lab.startBalancer(t, lbArgs...)
+	} else {
+		lbURL = startBalancer(t, lbArgs...).url
+	}
 	waitHTTP(t, lbURL+"/lb/healthz")
 
 	toks, _, err := httpapi.OpenTokenFile(tokens)
@@ -285,11 +300,20 @@ func TestFaultHarness(t *testing.T) {
 		}
 		rep.faults = append(rep.faults, "SIGKILL of the Redis primary at port "+old[1]+", replica promoted by Sentinel, old primary restarted as a replica")
 		pause(8 * time.Second)
-	}
-	if os.Geteuid() != 0 || !haveNetns() {
-		rep.faults = append(rep.faults, "network partition lb ↔ server: skipped (needs root and ip netns)")
-	} else {
-		rep.faults = append(rep.faults, "network partition lb ↔ server: skipped (not implemented in this harness yet)")
+		if lab == nil {
+			if round == 0 {
+				t.Logf("network partition lb ↔ server skipped: %v", labErr)
+				rep.faults = append(rep.faults, fmt.Sprintf("network partition lb ↔ server: skipped (%v)", labErr))
+			}
+			continue
+		}
+		// Cut the route from lb to a server, then restore it.
+		i = (round + 2) % 3
+		lab.partition(t, i, true)
+		pause(6 * time.Second)
+		lab.partition(t, i, false)
+		rep.faults = append(rep.faults, fmt.Sprintf("network partition between lb (namespace %s) and server %d for 6 s", lab.ns, i))
+		pause(6 * time.Second)
 	}
 	t.Log("faults done; stopping the writers")
 	stopClients()
@@ -465,9 +489,82 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// haveNetns reports whether ip netns works here.
-func haveNetns() bool {
-	return exec.Command("ip", "netns", "list").Run() == nil
+// netnsLab is a network namespace for lb, linked by a veth pair to the
+// host, whose end carries one address per server.
+type netnsLab struct {
+	ns, link string
+	net      string // "10.x.y."
+}
+
+// newNetnsLab makes the namespace, or says why it cannot (not root, no ip
+// netns). It is deleted when the test ends.
+func newNetnsLab(t *testing.T) (*netnsLab, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("needs ip (iproute2)")
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	tag := hex.EncodeToString(b[:])
+	l := &netnsLab{ns: "hgf" + tag, link: "hgh" + tag, net: fmt.Sprintf("10.%d.%d.", 200+int(b[0])%50, b[1])}
+	run := func(args ...string) error {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := run("netns", "add", l.ns); err != nil {
+		return nil, fmt.Errorf("ip netns unavailable: %w", err)
+	}
+	t.Cleanup(func() { _ = run("netns", "del", l.ns); _ = run("link", "del", l.link) })
+	steps := [][]string{
+		{"link", "add", l.link, "type", "veth", "peer", "name", "hgn" + tag},
+		{"link", "set", "hgn" + tag, "netns", l.ns},
+		{"addr", "add", l.net + "1/24", "dev", l.link},
+	}
+	for i := range 3 {
+		steps = append(steps, []string{"addr", "add", l.serverIP(i) + "/32", "dev", l.link})
+	}
+	steps = append(steps, []string{"link", "set", l.link, "up"},
+		[]string{"netns", "exec", l.ns, "ip", "addr", "add", l.net + "2/24", "dev", "hgn" + tag},
+		[]string{"netns", "exec", l.ns, "ip", "link", "set", "hgn" + tag, "up"},
+		[]string{"netns", "exec", l.ns, "ip", "link", "set", "lo", "up"},
+		[]string{"netns", "exec", l.ns, "ip", "route", "add", l.net + "0/24", "dev", "hgn" + tag, "metric", "50"})
+	for _, s := range steps {
+		if err := run(s...); err != nil && !strings.Contains(err.Error(), "File exists") {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// serverIP is server i's address on the host's end.
+func (l *netnsLab) serverIP(i int) string { return l.net + strconv.Itoa(11+i) }
+
+// startBalancer starts lb in the namespace and returns its URL.
+func (l *netnsLab) startBalancer(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.ns, serverBin, "lb", "-addr", l.net + "2:0"}, args...)...)
+	cmd.Env = cleanEnv()
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	rest := servertest.StartListening(t, cmd, "hourglass balancer listening on ", stderr)
+	u, _, _ := strings.Cut(rest, ",")
+	return u
+}
+
+// partition cuts (on) or restores the route from lb to server i.
+func (l *netnsLab) partition(t *testing.T, i int, on bool) {
+	t.Helper()
+	op := "del"
+	if on {
+		op = "add"
+	}
+	if out, err := exec.Command("ip", "netns", "exec", l.ns, "ip", "route", op, "prohibit", l.serverIP(i)+"/32").CombinedOutput(); err != nil {
+		t.Fatalf("ip route %s prohibit %s in %s: %v: %s", op, l.serverIP(i), l.ns, err, out)
+	}
 }
 
 // startFaultSentinel starts a Sentinel that monitors the primary at port
