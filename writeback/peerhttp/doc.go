@@ -27,6 +27,16 @@
 // its disk: they are unreadable until it returns, and every answer
 // meanwhile is flagged partial.
 //
+// # Latency
+//
+// BenchmarkQueryThroughPeers: a merchant's query over one hour at one-minute
+// steps (100 merchants, 60 cells each, all in the caches), through one
+// server that holds everything against one of three that each hold a third
+// and ask the other two over HTTP on the same machine. One run on the
+// shared, loaded 2-core machine (go test -run '^$' -bench
+// QueryThroughPeers -benchtime 2000x): p50 0.036 ms and p99 0.36 ms with
+// one server; p50 0.25 ms and p99 4.2 ms with three.
+//
 // # Concurrency
 //
 // Handler and Client are safe for concurrent use.

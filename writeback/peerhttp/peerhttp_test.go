@@ -97,7 +97,7 @@ type node struct {
 	client *peerhttp.Client
 }
 
-func startNodes(t *testing.T, n int, store tsstore.Store) []*node {
+func startNodes(t testing.TB, n int, store tsstore.Store) []*node {
 	nodes := make([]*node, n)
 	for i := range nodes {
 		nd := &node{client: &peerhttp.Client{Secret: secret, Timeout: time.Second}}

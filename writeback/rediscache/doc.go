@@ -121,6 +121,16 @@
 //     and a stored copy of a cell wins over a peer's (complete, where the
 //     peer's may lack a batch not folded yet).
 //
+// BenchmarkQueryThroughRegistry: a merchant's query over one hour at
+// one-minute steps (100 merchants, 60 cells each, in the caches), through
+// the one member that holds everything against one of three members that
+// each hold a third: p50 0.30 ms and p99 3.4 ms with one member, p50 0.93
+// ms and p99 4.3 ms with three (one run on the shared, loaded 2-core
+// machine, private redis-server; go test -run '^$' -bench
+// QueryThroughRegistry -benchtime 1000x). A query reads each other
+// prefix's meta keys twice and its cells once: three round trips per
+// member.
+//
 // One Cache per prefix at a time: the ordering above, and the memtables
 // that reads merge, are within one process. A second process writing the
 // same prefix would have its appends refused by the fences

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,5 +98,69 @@ func TestRegistryExact(t *testing.T) {
 			}
 		}
 		check(fmt.Sprintf("round %d", round))
+	}
+}
+
+// BenchmarkQueryThroughRegistry measures the latency of a merchant's query
+// (one hour at one-minute steps) through one member of a cluster that
+// holds all the data, and through one of three members that each hold a
+// third of the same data (the query reads the two others' prefixes).
+// go test -run '^$' -bench QueryThroughRegistry ./writeback/rediscache
+func BenchmarkQueryThroughRegistry(b *testing.B) {
+	const merchants = 100
+	r := servertest.StartRedis(b)
+	cl := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer cl.Close()
+	ctx := context.Background()
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			store := memstore.New(nil)
+			engines := make([]*writeback.Engine, n)
+			for i := range engines {
+				c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: fmt.Sprintf("b%d-%d", n, i), Logger: quiet, Cluster: &rediscache.ClusterOptions{Name: fmt.Sprintf("bench%d", n)}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				e, err := writeback.New(c, store, &writeback.Options{FlushInterval: -1, Logger: quiet, Peers: c.Registry(time.Minute)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer e.Close()
+				engines[i] = e
+			}
+			now := time.Now().Truncate(time.Minute)
+			defer func() {
+				for _, e := range engines {
+					_ = e.Close()
+				}
+			}()
+			for m := range merchants {
+				for min := range 60 {
+					p := pt("views", fmt.Sprintf("m%d", m), now.Add(-time.Duration(min)*time.Minute).UnixMilli(), 1)
+					if err := engines[(m+min)%n].Write(ctx, []tsstore.Point{p}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			// The other members' batches are read once folded.
+			time.Sleep(2 * rediscache.DefaultFoldInterval)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := range b.N {
+				m, _ := tsstore.NewMatcher(tsstore.MatchEqual, "merchant", fmt.Sprintf("m%d", i%merchants))
+				q := tsstore.Query{Metric: "views", Matchers: []tsstore.Matcher{m}, From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Minute).UnixMilli(), Step: time.Minute}
+				t0 := time.Now()
+				_, missing, err := engines[0].QueryDetailed(ctx, q)
+				lat = append(lat, time.Since(t0))
+				if err != nil || len(missing) > 0 {
+					b.Fatalf("query: %v, missing %v", err, missing)
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
 	}
 }
