@@ -355,3 +355,47 @@ func perMerchant(t *testing.T, s tsstore.Store) map[string]tsstore.Agg {
 	}
 	return out
 }
+
+// TestReadsWaitForARenewedLease pauses the Redis server past the lease: the
+// cache cannot renew it, and its reads fail with ErrUnavailable (another
+// cache may be taking the prefix over) until a renewal succeeds again.
+func TestReadsWaitForARenewedLease(t *testing.T) {
+	r := servertest.StartRedis(t)
+	cl := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer cl.Close()
+	ctx := context.Background()
+	c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: "p", Shards: 1, Logger: quiet, Cluster: &rediscache.ClusterOptions{Name: "w", LeaseTTL: 600 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, err := cl.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no process_id in INFO server:\n%s", info)
+	}
+	sel := tsstore.Selector{Metric: "views", From: 0, To: time.Now().Add(time.Hour).UnixMilli()}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(800 * time.Millisecond)
+	_, err = c.Cells(ctx, sel)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, tsstore.ErrUnavailable) {
+		t.Errorf("Cells with the lease expired = %v, want ErrUnavailable", err)
+	}
+	waitFor(t, 10*time.Second, "a read once the lease is renewed", func() bool {
+		_, err := c.Cells(ctx, sel)
+		return err == nil
+	})
+}
