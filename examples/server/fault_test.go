@@ -86,7 +86,7 @@ func TestFaultHarness(t *testing.T) {
 	// Redis: a primary, a replica, a Sentinel.
 	primary := servertest.StartRedis(t)
 	replica := servertest.StartRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
-	sentinel := startFaultSentinel(t, primary.Port)
+	sentinel := servertest.StartSentinel(t, primary.Port, 1)
 	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel})
 	defer sc.Close()
 
@@ -565,34 +565,4 @@ func (l *netnsLab) partition(t *testing.T, i int, on bool) {
 	if out, err := exec.Command("ip", "netns", "exec", l.ns, "ip", "route", op, "prohibit", l.serverIP(i)+"/32").CombinedOutput(); err != nil {
 		t.Fatalf("ip route %s prohibit %s in %s: %v: %s", op, l.serverIP(i), l.ns, err, out)
 	}
-}
-
-// startFaultSentinel starts a Sentinel that monitors the primary at port
-// as "hg" with a quorum of one and a fast failover, and waits until it
-// knows the replica.
-func startFaultSentinel(t *testing.T, primaryPort int) string {
-	t.Helper()
-	dir := t.TempDir()
-	port := servertest.FreePort(t)
-	conf := filepath.Join(dir, "sentinel.conf")
-	cfg := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
-		"sentinel monitor hg 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds hg 500\n"+
-		"sentinel failover-timeout hg 4000\n", port, dir, filepath.Join(dir, "sentinel.log"), primaryPort)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("redis-server", conf, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
-	defer sc.Close()
-	waitFor(t, 15*time.Second, "the sentinel knows the primary and its replica", func() bool {
-		rs, err := sc.Replicas(context.Background(), "hg").Result()
-		return err == nil && len(rs) == 1 && !strings.Contains(rs[0]["flags"], "disconnected")
-	})
-	return addr
 }

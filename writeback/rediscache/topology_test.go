@@ -3,9 +3,7 @@ package rediscache_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,36 +122,6 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// startSentinel starts a Sentinel on a free port that monitors the
-// primary at port as "hg", with a quorum of one and a fast failover.
-func startSentinel(t *testing.T, primaryPort int) string {
-	t.Helper()
-	dir := t.TempDir()
-	port := servertest.FreePort(t)
-	conf := filepath.Join(dir, "sentinel.conf")
-	cfg := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
-		"sentinel monitor hg 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds hg 500\n"+
-		"sentinel failover-timeout hg 4000\n", port, dir, filepath.Join(dir, "sentinel.log"), primaryPort)
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("redis-server", conf, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
-	defer sc.Close()
-	// Sentinel learns the replicas from the primary's INFO.
-	waitFor(t, 15*time.Second, "the sentinel knows the primary and its replica", func() bool {
-		rs, err := sc.Replicas(context.Background(), "hg").Result()
-		return err == nil && len(rs) == 1 && !strings.Contains(rs[0]["flags"], "disconnected")
-	})
-	return addr
-}
-
 // TestSentinelFailover runs the conformance suite and the engine through
 // a Sentinel failover client (made by NewUniversalClient), then writes
 // with WAIT 1 while the primary is killed with SIGKILL: Sentinel promotes
@@ -168,7 +136,7 @@ func TestSentinelFailover(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
 	defer rc.Close()
 	waitReplication(t, rc)
-	sentinel := startSentinel(t, primary.Port)
+	sentinel := servertest.StartSentinel(t, primary.Port, 1)
 	cl := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "hg", MaxRetries: 1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 3 * time.Second})
 	defer cl.Close()
 
