@@ -24,6 +24,11 @@
 // series. One request is one Engine.Write: all of its points are kept, or
 // none.
 //
+// An Engine that is also a DetailedEngine (*writeback.Engine with
+// Options.Peers: the other servers of a cluster) names the peers an answer
+// lacks: GET /v1/metrics then says "partial": true and lists them in
+// "missing_peers".
+//
 // Line protocol fields become metrics named measurement_field (measurement
 // alone for a field "value"), tags become labels, booleans count as 1 and
 // 0, string fields are skipped; parsing uses the parser of Telegraf and
