@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,8 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/internal/servertest"
+	"github.com/hourglass-io/hourglass/tsstore/influx"
 	"github.com/hourglass-io/hourglass/writeback/peerhttp"
 )
 
@@ -58,5 +63,55 @@ func TestPeersOverHTTP(t *testing.T) {
 	}
 	if m := b.mustDo(http.StatusOK, "GET", "/metrics", "", "", ""); !strings.Contains(m, "hourglass_writeback_partial_answers_total 1") {
 		t.Errorf("/metrics does not count one partial answer:\n%s", grepLines(m, "partial"))
+	}
+}
+
+// TestTakeoverThroughServers runs two servers as one cluster over a Redis
+// and the real InfluxDB, writes through the first, SIGKILLs it before any
+// flush, and checks that the second answers every acknowledged write at
+// once (the first server's folded cells and then its adopted prefix) and
+// that they reach the store within the lease TTL plus a check and a flush,
+// without the first server coming back.
+func TestTakeoverThroughServers(t *testing.T) {
+	influxURL := servertest.InfluxURL(t)
+	r := servertest.StartRedis(t)
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.json")
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	db := "hgtakeover" + hex.EncodeToString(rb[:])
+	const ttl = 2 * time.Second
+	start := func(name string) *serverProc {
+		return startServer(t, filepath.Join(dir, name), "-tokens", tokens, "-archive-dirs", "none", "-cache", "redis", "-redis-addr", r.Addr,
+			"-redis-prefix", name, "-cluster", "tk", "-lease-ttl", ttl.String(), "-store", "influx", "-influx-url", influxURL, "-influx-db", db, "-influx-write-api", "v1")
+	}
+	a := start("a")
+	b := start("b")
+	demo := a.exports["HG_TOKEN"]
+	const writes = 50
+	for range writes {
+		a.mustDo(http.StatusOK, "POST", "/v1/events", demo, "application/json", `[{"type":"order","amount":1,"currency":"EUR"}]`)
+	}
+	_ = a.cmd.Process.Kill()
+	_ = a.cmd.Wait()
+	killed := time.Now()
+	// Through the second server: every write, once the first server's
+	// pending batches are folded by the adoption at the latest.
+	waitFor(t, ttl+ttl/3+10*time.Second, "the second server reads every write of the killed one", func() bool {
+		return b.query(demo, "revenue", "from=now-1h&step=1h", "currency")["EUR"] == writes
+	})
+	readable := time.Since(killed)
+	// In the store itself, without the first server.
+	store, err := influx.Open(influxURL, &influx.Options{Database: db, WriteAPI: influx.WriteV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	waitFor(t, ttl+ttl/3+30*time.Second, "the killed server's writes reach the store", func() bool {
+		return storeRevenueByMerchant(t, store)[httpapi.DemoMerchant] == writes
+	})
+	t.Logf("the killed server's %d writes: readable through the other %v after the SIGKILL, in the store after %v (lease TTL %v)", writes, readable.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), ttl)
+	if got := b.query(demo, "revenue", "from=now-1h&step=1h", "currency")["EUR"]; got != writes {
+		t.Errorf("after the takeover the second server reads %v, want %d", got, writes)
 	}
 }
