@@ -54,6 +54,10 @@ type faultReport struct {
 	shortReads, overReads             atomic.Int64
 	lost, double                      int64
 	longestUnreadable                 atomic.Int64 // ns
+	// longestSeen is when (since the writers began) the longest
+	// unreadable write was seen; mu guards it.
+	mu          sync.Mutex
+	longestSeen time.Duration
 	flushErrors, quarantined, partial int64
 	faults                            []string
 }
@@ -163,6 +167,7 @@ func TestFaultHarness(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
 
+	began := time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var stopOnce sync.Once
@@ -234,12 +239,12 @@ func TestFaultHarness(t *testing.T) {
 				if n := int(got); n < before {
 					rep.shortReads.Add(1)
 					age := start.Sub(ackTimes[n])
-					for {
-						old := rep.longestUnreadable.Load()
-						if int64(age) <= old || rep.longestUnreadable.CompareAndSwap(old, int64(age)) {
-							break
-						}
+					rep.mu.Lock()
+					if int64(age) > rep.longestUnreadable.Load() {
+						rep.longestUnreadable.Store(int64(age))
+						rep.longestSeen = time.Since(began)
 					}
+					rep.mu.Unlock()
 				}
 			}
 		}()
@@ -251,9 +256,10 @@ func TestFaultHarness(t *testing.T) {
 		// SIGKILL a server, restart it.
 		i := round % 3
 		scrape(servers[i])
+		at := time.Now()
 		_ = servers[i].cmd.Process.Kill()
 		_ = servers[i].cmd.Wait()
-		rep.faults = append(rep.faults, fmt.Sprintf("SIGKILL of server %d, restarted 2 s later", i))
+		rep.fault(began, at, fmt.Sprintf("SIGKILL of server %d, restarted 2 s later", i))
 		pause(2 * time.Second)
 		restart(i)
 		pause(6 * time.Second)
@@ -261,6 +267,7 @@ func TestFaultHarness(t *testing.T) {
 		// SIGSTOP a server past its lease, SIGCONT: it must exit fenced.
 		i = (round + 1) % 3
 		scrape(servers[i])
+		at = time.Now()
 		_ = servers[i].cmd.Process.Signal(syscall.SIGSTOP)
 		pause(2*ttl + 2*time.Second)
 		_ = servers[i].cmd.Process.Signal(syscall.SIGCONT)
@@ -276,7 +283,7 @@ func TestFaultHarness(t *testing.T) {
 			_ = servers[i].cmd.Process.Kill()
 			<-exited
 		}
-		rep.faults = append(rep.faults, fmt.Sprintf("SIGSTOP of server %d for %v (lease %v), SIGCONT: fenced, exited, restarted", i, 2*ttl+2*time.Second, ttl))
+		rep.fault(began, at, fmt.Sprintf("SIGSTOP of server %d for %v (lease %v), SIGCONT: fenced, exited, restarted", i, 2*ttl+2*time.Second, ttl))
 		restart(i)
 		pause(6 * time.Second)
 
@@ -290,6 +297,7 @@ func TestFaultHarness(t *testing.T) {
 		if old[1] == strconv.Itoa(replica.Port) {
 			killed = replica
 		}
+		at = time.Now()
 		killed.Kill()
 		waitFor(t, 30*time.Second, "Sentinel promotes the replica", func() bool {
 			a, err := sc.GetMasterAddrByName(ctx, "hg").Result()
@@ -298,21 +306,22 @@ func TestFaultHarness(t *testing.T) {
 		if err := killed.Start(); err != nil {
 			t.Fatal(err)
 		}
-		rep.faults = append(rep.faults, "SIGKILL of the Redis primary at port "+old[1]+", replica promoted by Sentinel, old primary restarted as a replica")
+		rep.fault(began, at, "SIGKILL of the Redis primary at port "+old[1]+", replica promoted by Sentinel, old primary restarted as a replica")
 		pause(8 * time.Second)
 		if lab == nil {
 			if round == 0 {
 				t.Logf("network partition lb ↔ server skipped: %v", labErr)
-				rep.faults = append(rep.faults, fmt.Sprintf("network partition lb ↔ server: skipped (%v)", labErr))
+				rep.fault(began, at, fmt.Sprintf("network partition lb ↔ server: skipped (%v)", labErr))
 			}
 			continue
 		}
 		// Cut the route from lb to a server, then restore it.
 		i = (round + 2) % 3
+		at = time.Now()
 		lab.partition(t, i, true)
 		pause(6 * time.Second)
 		lab.partition(t, i, false)
-		rep.faults = append(rep.faults, fmt.Sprintf("network partition between lb (namespace %s) and server %d for 6 s", lab.ns, i))
+		rep.fault(began, at, fmt.Sprintf("network partition between lb (namespace %s) and server %d for 6 s", lab.ns, i))
 		pause(6 * time.Second)
 	}
 	t.Log("faults done; stopping the writers")
@@ -367,10 +376,10 @@ func TestFaultHarness(t *testing.T) {
 		"  faults:\n    %s\n"+
 		"  writes acknowledged %d, outcome unknown %d, refused %d\n"+
 		"  lost %d, counted twice %d\n"+
-		"  reads %d: short of the acknowledged writes %d (the longest an acknowledged write was seen unreadable: %v), over the sent writes %d\n"+
+		"  reads %d: short of the acknowledged writes %d (the longest an acknowledged write was seen unreadable: %v, at t+%v), over the sent writes %d\n"+
 		"  flush errors %d (retried), quarantined cells %d, partial answers %d",
 		rounds, strings.Join(rep.faults, "\n    "), rep.acked.Load(), rep.uncertain.Load(), rep.refused.Load(),
-		rep.lost, rep.double, rep.reads.Load(), rep.shortReads.Load(), time.Duration(rep.longestUnreadable.Load()).Round(time.Millisecond), rep.overReads.Load(),
+		rep.lost, rep.double, rep.reads.Load(), rep.shortReads.Load(), time.Duration(rep.longestUnreadable.Load()).Round(time.Millisecond), rep.longestSeen.Round(100*time.Millisecond), rep.overReads.Load(),
 		rep.flushErrors, rep.quarantined, rep.partial)
 	if rep.lost != 0 || rep.double != 0 {
 		t.Errorf("lost %d acknowledged writes, counted %d twice; want 0 and 0", rep.lost, rep.double)
@@ -381,6 +390,11 @@ func TestFaultHarness(t *testing.T) {
 	if rep.acked.Load() == 0 {
 		t.Error("no write was acknowledged")
 	}
+}
+
+// fault records a fault with its start since the writers began.
+func (r *faultReport) fault(began, at time.Time, what string) {
+	r.faults = append(r.faults, fmt.Sprintf("t+%v: %s", at.Sub(began).Round(100*time.Millisecond), what))
 }
 
 // faultPost posts body with token and returns the status (0 when the
