@@ -164,9 +164,11 @@ type querier struct {
 	s          *Storage
 	mint, maxt int64
 
-	mu      sync.Mutex // guards samples and series
+	mu      sync.Mutex // guards samples, series and missing
 	samples int
 	series  int
+	// missing are the peers the answers so far lacked (PartialSource).
+	missing []string
 }
 
 var _ storage.Querier = (*querier)(nil)
@@ -181,7 +183,25 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return &seriesSet{series: ss, i: -1}
+	return &seriesSet{series: ss, i: -1, warnings: q.partialWarning()}
+}
+
+// partialWarning returns a warning naming the peers that the answers so
+// far lacked, if any.
+func (q *querier) partialWarning() annotations.Annotations {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.missing) == 0 {
+		return nil
+	}
+	return annotations.New().Add(fmt.Errorf("partial answer: the cached cells of peers %s are missing (they did not answer)", strings.Join(q.missing, ", ")))
+}
+
+// PartialSource is an optional capability of a BucketSource: naming the
+// peers an answer lacks (*writeback.Engine with Options.Peers, the other
+// servers of a cluster). Their names become a warning of the query.
+type PartialSource interface {
+	QueryDetailed(ctx context.Context, q tsstore.Query) (*tsstore.Result, []string, error)
 }
 
 // LabelValues returns the values of the label name in the series matching
@@ -437,7 +457,16 @@ func (l *loader) group(ls tsstore.Labels) *cellGroup {
 // returning how many it read.
 func (q *querier) loadPart(ctx context.Context, l *loader, sel tsstore.Selector) (int, error) {
 	if bs, ok := q.s.src.(BucketSource); ok {
-		res, err := bs.Query(ctx, tsstore.Query{Metric: sel.Metric, Matchers: sel.Matchers, From: sel.From, To: sel.To, Step: q.s.src.CellWidth()})
+		tq := tsstore.Query{Metric: sel.Metric, Matchers: sel.Matchers, From: sel.From, To: sel.To, Step: q.s.src.CellWidth()}
+		var res *tsstore.Result
+		var err error
+		if ps, ok := q.s.src.(PartialSource); ok {
+			var missing []string
+			res, missing, err = ps.QueryDetailed(ctx, tq)
+			q.noteMissing(missing)
+		} else {
+			res, err = bs.Query(ctx, tq)
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -473,6 +502,20 @@ func (q *querier) loadPart(ctx context.Context, l *loader, sel tsstore.Selector)
 		last.parts = append(last.parts, part)
 	}
 	return len(cells), nil
+}
+
+// noteMissing adds peers an answer lacked.
+func (q *querier) noteMissing(missing []string) {
+	if len(missing) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range missing {
+		if !slices.Contains(q.missing, m) {
+			q.missing = append(q.missing, m)
+		}
+	}
 }
 
 func mod(a, b int64) int64 {
@@ -604,8 +647,9 @@ func (s fpoints) Get(i int) chunks.Sample { return &s[i] }
 func (s fpoints) Len() int                { return len(s) }
 
 type seriesSet struct {
-	series []*cellSeries
-	i      int
+	series   []*cellSeries
+	i        int
+	warnings annotations.Annotations
 }
 
 func (s *seriesSet) Next() bool {
@@ -614,4 +658,4 @@ func (s *seriesSet) Next() bool {
 }
 func (s *seriesSet) At() storage.Series                { return s.series[s.i] }
 func (s *seriesSet) Err() error                        { return nil }
-func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return s.warnings }
