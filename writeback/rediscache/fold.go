@@ -46,6 +46,10 @@ func (c *Cache) foldLoop() {
 	}
 }
 
+// errReplicasBehind marks a fold applied on the primary that too few
+// replicas acknowledged.
+var errReplicasBehind = errors.New("the fold is on the primary")
+
 func (c *Cache) kickFold() {
 	select {
 	case c.kick <- struct{}{}:
@@ -127,13 +131,28 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 	c.mu.Unlock()
 	for _, m := range mems {
 		m.inflight.Wait()
+		// A fold applied on the primary that too few replicas acknowledged
+		// does not stop the other shards' folds: each shard's batches are
+		// visible to other readers of the prefix (Registry) only once
+		// folded, so stopping at the first such shard would delay the
+		// others by a fold interval each while a replica is missing.
+		var behind error
 		for s := range m.shards {
 			if err := c.foldShard(ctx, g, m, s); err != nil {
 				if force {
 					g.suspect.Store(true)
 				}
-				return fmt.Errorf("generation %d, shard %d: %w", g.num, s, err)
+				err = fmt.Errorf("generation %d, shard %d: %w", g.num, s, err)
+				if !errors.Is(err, errReplicasBehind) {
+					return err
+				}
+				if behind == nil {
+					behind = err
+				}
 			}
+		}
+		if behind != nil {
+			return behind
 		}
 		c.mu.Lock()
 		if i := slices.Index(g.frozen, m); i >= 0 {
@@ -288,7 +307,7 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 			}
 			if n < c.opts.WaitReplicas {
 				// Applied on the primary; the retry finds it applied.
-				return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: fold: only %d of %d replicas acknowledged it within %v", n, c.opts.WaitReplicas, c.opts.WaitTimeout)
+				return tsstore.Errorf(tsstore.ErrUnavailable, "rediscache: fold: only %d of %d replicas acknowledged it within %v: %w", n, c.opts.WaitReplicas, c.opts.WaitTimeout, errReplicasBehind)
 			}
 		}
 		applied = true

@@ -2,6 +2,7 @@ package rediscache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -162,5 +163,40 @@ func BenchmarkQueryThroughRegistry(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
+	}
+}
+
+// TestFoldWithoutReplicasFoldsEveryShard: while the replicas a fold waits
+// for are missing, one fold still folds every shard (each applied on the
+// primary), so other members see every batch after one fold, not one
+// shard per fold interval.
+func TestFoldWithoutReplicasFoldsEveryShard(t *testing.T) {
+	r := servertest.StartRedis(t)
+	cl := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer cl.Close()
+	ctx := context.Background()
+	c, err := rediscache.Open(ctx, cl, &rediscache.Options{Prefix: "p", Shards: 8, WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond, FoldInterval: time.Hour, Logger: quiet, Cluster: &rediscache.ClusterOptions{Name: "nr"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Now()
+	const merchants = 40
+	for i := range merchants {
+		ps := []tsstore.Point{pt("views", fmt.Sprintf("m%d", i), now.UnixMilli(), 1)}
+		if err := c.Append(ctx, &writeback.Batch{Raw: ps, Processed: ps, CellWidth: time.Minute, Durability: writeback.DurabilityLogged}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Fold(ctx); !errors.Is(err, tsstore.ErrUnavailable) {
+		t.Fatalf("Fold without the replica = %v, want ErrUnavailable", err)
+	}
+	reg := rediscache.NewRegistry(cl, &rediscache.RegistryOptions{Name: "nr"})
+	cells, missing, err := reg.PeerCells(ctx, tsstore.Selector{Metric: "views", From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli()})
+	if err != nil || len(missing) > 0 {
+		t.Fatal(err, missing)
+	}
+	if len(cells) != merchants {
+		t.Errorf("another member sees %d of the %d merchants' cells after one fold", len(cells), merchants)
 	}
 }
