@@ -161,7 +161,9 @@
 //     points twice if the first one survives: the caller must choose
 //     between possible loss (no retry) and possible duplication (retry).
 //     When WaitReplicas > 0, Seal, Commit and every fold wait for the
-//     replicas too.
+//     replicas too (a fold round that finds them behind folds its other
+//     shards without waiting: a fold lost in a failover is redone from the
+//     log).
 //
 // What an acknowledged batch needs to survive is its log entry and its
 // pend entry, which the script writes together: the cells hash is derived

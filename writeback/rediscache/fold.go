@@ -132,13 +132,15 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 	for _, m := range mems {
 		m.inflight.Wait()
 		// A fold applied on the primary that too few replicas acknowledged
-		// does not stop the other shards' folds: each shard's batches are
-		// visible to other readers of the prefix (Registry) only once
-		// folded, so stopping at the first such shard would delay the
-		// others by a fold interval each while a replica is missing.
+		// does not stop the other shards' folds, which then skip the WAIT:
+		// each shard's batches are visible to other readers of the prefix
+		// (Registry) only once folded, and stopping at the first such
+		// shard, or waiting WaitTimeout for each, would delay the others
+		// by a fold interval or a timeout each while a replica is missing.
+		// (A fold lost in a failover is done again from the log.)
 		var behind error
 		for s := range m.shards {
-			if err := c.foldShard(ctx, g, m, s); err != nil {
+			if err := c.foldShard(ctx, g, m, s, behind != nil); err != nil {
 				if force {
 					g.suspect.Store(true)
 				}
@@ -174,8 +176,9 @@ func (c *Cache) foldGen(ctx context.Context, g *generation, force bool) error {
 // the fold count, so the WATCH makes the read-merge-write exact; the
 // server's work is plain hash commands, no Lua. A fold count already at
 // the one this fold sets means that an earlier attempt whose reply was
-// lost applied.
-func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int) error {
+// lost applied. noWait skips the WAIT of Options.WaitReplicas (an earlier
+// shard of the round found the replicas behind).
+func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int, noWait bool) error {
 	ms := &m.shards[s]
 	ms.mu.Lock()
 	done := ms.done
@@ -300,7 +303,7 @@ func (c *Cache) foldShard(ctx context.Context, g *generation, m *memtable, s int
 		if err != nil {
 			return classify(fmt.Sprintf("fold %d batches", len(ids)), err)
 		}
-		if c.opts.WaitReplicas > 0 {
+		if c.opts.WaitReplicas > 0 && !noWait {
 			n, err := tx.Do(ctx, "wait", c.opts.WaitReplicas, c.opts.WaitTimeout.Milliseconds()).Int()
 			if err != nil {
 				return classify("fold: WAIT", err)
