@@ -492,6 +492,11 @@ func testQuarantine(t *testing.T, o Opener) {
 	a, b, d := qc("m1", "w1", 1, "conflict: stored as 10"), qc("m1", "w1/2", 1, "invalid: bad"), qc("m2 \"x\"", "", 3, "conflict")
 	check := func(what string, want ...writeback.QuarantinedCell) {
 		t.Helper()
+		// The count first: after a reopen it must be known before any
+		// listing (the engine's stats and gauge read it).
+		if n := q.QuarantinedCount(); n != len(want) {
+			t.Errorf("%s: QuarantinedCount before listing = %d, want %d", what, n, len(want))
+		}
 		got, err := q.Quarantined(ctx)
 		if err != nil {
 			t.Fatalf("%s: Quarantined: %v", what, err)

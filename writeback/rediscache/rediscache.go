@@ -308,6 +308,9 @@ func (c *Cache) openState(ctx context.Context) error {
 	if err := c.loadWriter(ctx); err != nil {
 		return err
 	}
+	if err := c.loadQuarantineCount(ctx); err != nil {
+		return err
+	}
 	// Batches a crash left pending are folded before the first read.
 	c.recovering = true
 	err := c.foldAll(ctx, true)
