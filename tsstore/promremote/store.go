@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/gate"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -41,8 +42,7 @@ type Store struct {
 	bounds          [lockStripes]map[string]int64
 	boundsPerStripe int // 0: no bounds are kept
 
-	mu     sync.RWMutex // guards closed; held for reading by every operation
-	closed bool
+	calls gate.Gate // operations in progress; closed by Close
 }
 
 const lockStripes = 64
@@ -174,29 +174,25 @@ func (s *Store) ReadAPI() ReadAPI { return s.readAPI }
 // Options.FlushURLs).
 func (s *Store) FlushURLs() []string { return append([]string(nil), s.flushURLs...) }
 
-// begin starts an operation: it fails with ErrClosed after Close, and
-// otherwise holds the read lock until end, so that Close waits for it.
+// begin starts an operation: it fails with ErrClosed once Close has
+// begun, and otherwise counts the operation until end, so that Close waits
+// for it.
 func (s *Store) begin(op string) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	if !s.calls.Enter() {
 		return tsstore.Errorf(tsstore.ErrClosed, "promremote: %s", op)
 	}
 	return nil
 }
 
-func (s *Store) end() { s.mu.RUnlock() }
+func (s *Store) end() { s.calls.Leave() }
 
 // Close waits for the operations in flight (writes are synchronous, so
 // nothing is left buffered) and releases the store's connections. Every
 // later call fails with ErrClosed; Close itself returns nil again.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.calls.Close() {
 		return nil
 	}
-	s.closed = true
 	s.closeIdle()
 	return nil
 }
