@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/internal/gate"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // Store is a tsstore.Store on an InfluxDB server. Create one with Open. It
@@ -41,18 +41,13 @@ type Store struct {
 	v1WriteURL string
 	from       string // the InfluxQL FROM prefix: "db"."rp". or ""
 
-	// stripes serialize the conflict check and write of the series that
-	// hash to them, within this Store, and guard bounds.
-	stripes [lockStripes]sync.Mutex
-	// bounds[i] maps the series key and writer of series of stripe i to an upper
-	// bound of its stored point times (see bounds.go).
-	bounds          [lockStripes]map[boundKey]int64
-	boundsPerStripe int // 0: no bounds are kept
+	// bounds keeps an upper bound of the stored point times of series
+	// and writers (see bounds.go); its stripes (by series key) serialize
+	// the conflict check and write of a series within this Store.
+	bounds bounds.Table[boundKey]
 
 	calls gate.Gate // operations in progress; closed by Close
 }
-
-const lockStripes = 64
 
 var _ tsstore.Store = (*Store)(nil)
 
@@ -106,12 +101,11 @@ func Open(serverURL string, opts *Options) (*Store, error) {
 		maxRetryInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
 		http:             o.HTTPClient,
 	}
-	switch {
-	case o.MaxTrackedSeries == 0:
-		s.boundsPerStripe = (DefaultMaxTrackedSeries + lockStripes - 1) / lockStripes
-	case o.MaxTrackedSeries > 0:
-		s.boundsPerStripe = (o.MaxTrackedSeries + lockStripes - 1) / lockStripes
+	tracked := o.MaxTrackedSeries
+	if tracked == 0 {
+		tracked = DefaultMaxTrackedSeries
 	}
+	s.bounds.SetLimit(tracked) // negative: none
 	if s.maxRetries == 0 {
 		s.maxRetries = DefaultMaxRetries
 	} else if s.maxRetries < 0 {
@@ -250,10 +244,10 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			if k > 0 && ids[k].Series == ids[k-1].Series {
 				stripes[k] = stripes[k-1]
 			} else {
-				stripes[k] = stripeOf(ids[k].Series)
+				stripes[k] = bounds.Stripe(ids[k].Series)
 			}
 		}
-		unlock := s.lockStripes(stripes)
+		unlock := s.bounds.Lock(len(stripes), func(k int) int { return stripes[k] })
 		defer unlock()
 		var err error
 		if todo, index, err = s.checkConflicts(ctx, todo, index, ids, stripes); err != nil {
@@ -291,9 +285,9 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	var unknown map[boundKey]*unknownSeries
 	for k, c := range todo {
 		t := c.Start + int64(c.Seq)
-		if s.boundsPerStripe > 0 {
+		if s.bounds.Enabled() {
 			key := boundKey{ids[k].Series, ids[k].Writer}
-			b, ok := s.bounds[stripes[k]][key]
+			b, ok := s.bounds.Get(stripes[k], key)
 			if ok && t > b {
 				continue
 			}
@@ -311,16 +305,16 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 		check = append(check, k)
 	}
 	if len(unknown) > 0 {
-		bounds, err := s.readBounds(ctx, unknown)
+		read, err := s.readBounds(ctx, unknown)
 		if err != nil {
 			return nil, nil, fmt.Errorf("influx: write: conflict check: %w", err)
 		}
-		for key, b := range bounds {
-			s.remember(unknown[key].stripe, key, b)
+		for key, b := range read {
+			s.bounds.Remember(unknown[key].stripe, key, b)
 		}
 		kept := check[:0]
 		for _, k := range check {
-			b, ok := bounds[boundKey{ids[k].Series, ids[k].Writer}]
+			b, ok := read[boundKey{ids[k].Series, ids[k].Writer}]
 			if !ok || todo[k].Start+int64(todo[k].Seq) <= b {
 				kept = append(kept, k)
 			}
@@ -365,30 +359,9 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	// Raised before sending: whatever part of the batch a failed write
 	// leaves stored is below the new bounds, so they stay upper bounds.
 	for k, c := range todo {
-		s.raise(stripes[k], boundKey{ids[k].Series, ids[k].Writer}, c.Start+int64(c.Seq))
+		s.bounds.Raise(stripes[k], boundKey{ids[k].Series, ids[k].Writer}, c.Start+int64(c.Seq))
 	}
 	return todo, index, nil
-}
-
-// lockStripes locks the given stripes (with repetitions) in order and
-// returns the function that unlocks them.
-func (s *Store) lockStripes(stripes []int) func() {
-	var mask [lockStripes]bool
-	for _, i := range stripes {
-		mask[i] = true
-	}
-	for i := range mask {
-		if mask[i] {
-			s.stripes[i].Lock()
-		}
-	}
-	return func() {
-		for i := range mask {
-			if mask[i] {
-				s.stripes[i].Unlock()
-			}
-		}
-	}
 }
 
 // Conflict-check reads: cells of one metric whose times are within

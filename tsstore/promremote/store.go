@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/hourglass-io/hourglass/internal/gate"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // Store is a tsstore.Store on a Prometheus remote-write engine. Create one
@@ -33,19 +33,13 @@ type Store struct {
 	// and -futureRetention): it drops rows outside behind a 2xx.
 	retention, future time.Duration
 
-	// stripes serialize the conflict check and write of the series that
-	// hash to them, within this Store, and guard bounds.
-	stripes [lockStripes]sync.Mutex
-	// bounds[i] maps the key of a series (metric, labels, writer) of
-	// stripe i to an upper bound of its stored sample times (see
-	// conflict.go).
-	bounds          [lockStripes]map[string]int64
-	boundsPerStripe int // 0: no bounds are kept
+	// bounds keeps an upper bound of the stored sample times of series
+	// (metric, labels, writer; see conflict.go); its stripes serialize the
+	// conflict check and write of a series within this Store.
+	bounds bounds.Table[string]
 
 	calls gate.Gate // operations in progress; closed by Close
 }
-
-const lockStripes = 64
 
 var _ tsstore.Store = (*Store)(nil)
 
@@ -118,12 +112,11 @@ func Open(ctx context.Context, writeURL, readURL string, opts *Options) (*Store,
 	case s.maxRetries < 0:
 		s.maxRetries = 0
 	}
-	switch {
-	case o.MaxTrackedSeries == 0:
-		s.boundsPerStripe = (DefaultMaxTrackedSeries + lockStripes - 1) / lockStripes
-	case o.MaxTrackedSeries > 0:
-		s.boundsPerStripe = (o.MaxTrackedSeries + lockStripes - 1) / lockStripes
+	tracked := o.MaxTrackedSeries
+	if tracked == 0 {
+		tracked = DefaultMaxTrackedSeries
 	}
+	s.bounds.SetLimit(tracked) // negative: none
 	if s.http == nil {
 		s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		s.ownHTTP = true

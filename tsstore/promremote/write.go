@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // The labels of the encoding (see the package comment).
@@ -92,7 +93,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			continue
 		}
 		seen[id] = i
-		todo = append(todo, pending{c: c, index: i, series: series, stripe: stripeOf(series), ts: c.Start + int64(c.Seq)})
+		todo = append(todo, pending{c: c, index: i, series: series, stripe: bounds.Stripe(series), ts: c.Start + int64(c.Seq)})
 	}
 	slices.SortFunc(todo, func(a, b pending) int {
 		if c := strings.Compare(a.series, b.series); c != 0 {
@@ -101,7 +102,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		return cmp.Compare(a.ts, b.ts)
 	})
 
-	unlock := s.lockStripes(todo)
+	unlock := s.bounds.Lock(len(todo), func(i int) int { return todo[i].stripe })
 	defer unlock()
 	todo, err := s.checkConflicts(ctx, todo)
 	if err != nil {
