@@ -16,6 +16,7 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api"
 
 	"github.com/hourglass-io/hourglass/internal/gate"
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
@@ -27,9 +28,8 @@ type Store struct {
 	opts  Options // with defaults filled in
 	width time.Duration
 
-	timeout                         time.Duration
-	maxRetries                      int
-	retryInterval, maxRetryInterval time.Duration
+	timeout time.Duration
+	retry   httpretry.Policy
 
 	http    *http.Client
 	ownHTTP bool
@@ -92,24 +92,26 @@ func Open(serverURL string, opts *Options) (*Store, error) {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "influx: open: unknown query language %d", int(o.QueryLanguage))
 	}
 	s := &Store{
-		url:              u,
-		opts:             o,
-		width:            o.CellWidth,
-		timeout:          orDefault(o.RequestTimeout, DefaultRequestTimeout),
-		maxRetries:       o.MaxRetries,
-		retryInterval:    orDefault(o.RetryInterval, DefaultRetryInterval),
-		maxRetryInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
-		http:             o.HTTPClient,
+		url:     u,
+		opts:    o,
+		width:   o.CellWidth,
+		timeout: orDefault(o.RequestTimeout, DefaultRequestTimeout),
+		retry: httpretry.Policy{
+			MaxRetries:  o.MaxRetries,
+			Interval:    orDefault(o.RetryInterval, DefaultRetryInterval),
+			MaxInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
+		},
+		http: o.HTTPClient,
 	}
 	tracked := o.MaxTrackedSeries
 	if tracked == 0 {
 		tracked = DefaultMaxTrackedSeries
 	}
 	s.bounds.SetLimit(tracked) // negative: none
-	if s.maxRetries == 0 {
-		s.maxRetries = DefaultMaxRetries
-	} else if s.maxRetries < 0 {
-		s.maxRetries = 0
+	if s.retry.MaxRetries == 0 {
+		s.retry.MaxRetries = DefaultMaxRetries
+	} else if s.retry.MaxRetries < 0 {
+		s.retry.MaxRetries = 0
 	}
 	if s.http == nil {
 		s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

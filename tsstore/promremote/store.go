@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hourglass-io/hourglass/internal/gate"
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
@@ -24,7 +25,7 @@ type Store struct {
 	flushURLs  []string
 	readSpan   int64   // ms
 	tolerance  float64 // relative; 0 means exact
-	maxRetries int
+	retry      httpretry.Policy
 	http       *http.Client
 	ownHTTP    bool
 	extKeys    map[string]bool // names of ExternalLabels
@@ -99,18 +100,22 @@ func Open(ctx context.Context, writeURL, readURL string, opts *Options) (*Store,
 		readAPI:    o.ReadAPI,
 		flushURLs:  o.FlushURLs,
 		readSpan:   o.MaxReadSpan.Milliseconds(),
-		maxRetries: o.MaxRetries,
-		http:       o.HTTPClient,
-		extKeys:    make(map[string]bool, len(o.ExternalLabels)),
+		retry: httpretry.Policy{
+			MaxRetries:  o.MaxRetries,
+			Interval:    o.RetryInterval,
+			MaxInterval: o.MaxRetryInterval,
+		},
+		http:    o.HTTPClient,
+		extKeys: make(map[string]bool, len(o.ExternalLabels)),
 	}
 	for _, l := range o.ExternalLabels {
 		s.extKeys[l.Name] = true
 	}
 	switch {
-	case s.maxRetries == 0:
-		s.maxRetries = DefaultMaxRetries
-	case s.maxRetries < 0:
-		s.maxRetries = 0
+	case s.retry.MaxRetries == 0:
+		s.retry.MaxRetries = DefaultMaxRetries
+	case s.retry.MaxRetries < 0:
+		s.retry.MaxRetries = 0
 	}
 	tracked := o.MaxTrackedSeries
 	if tracked == 0 {

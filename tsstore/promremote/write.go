@@ -13,6 +13,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
@@ -179,17 +180,17 @@ func (s *Store) settle(ctx context.Context) error {
 // naming the series the engine's message names (or the first of the
 // request's).
 func (s *Store) writeError(err error, chunk []pending) error {
-	var f *failure
+	var f *httpretry.Failure
 	if !errors.As(err, &f) {
 		return fmt.Errorf("promremote: write: %w", err)
 	}
-	kind := f.kind()
+	kind := kindOf(f)
 	if kind != tsstore.ErrInvalid {
 		return tsstore.Errorf(kind, "promremote: write to %s: %w", s.writeURL, f)
 	}
 	named := chunk[0]
 	for _, p := range chunk {
-		if mentions(f.msg, p.c) {
+		if mentions(f.Msg, p.c) {
 			named = p
 			break
 		}
