@@ -13,6 +13,23 @@ import (
 	"time"
 )
 
+// Start starts cmd and returns a scanner of its stdout and the builder
+// that collects its stderr (read it after cmd.Wait). It fails the test
+// when cmd cannot start.
+func Start(t testing.TB, cmd *exec.Cmd) (*bufio.Scanner, *strings.Builder) {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return bufio.NewScanner(out), stderr
+}
+
 // KillAfterAck starts cmd, a child that prints "ack N" on stdout after
 // each piece of work N it has made durable, and kills it with SIGKILL
 // after a random delay in [minDelay, minDelay+spread) from its first
@@ -23,19 +40,10 @@ import (
 // the last N acknowledged, or none when there was none.
 func KillAfterAck(t testing.TB, round int, cmd *exec.Cmd, none int, minDelay, spread time.Duration) int {
 	t.Helper()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sc, stderr := Start(t, cmd)
 	lines := make(chan int)
 	go func() {
 		defer close(lines)
-		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if n, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
 				v, _ := strconv.Atoi(n)
