@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -21,44 +19,14 @@ import (
 // as long as nobody else writes the series as the same writer (the
 // one-Store-per-writer assumption in the package comment).
 //
-// bounds[i] holds the series whose key hashes to stripe i (all writers of
-// a series share its stripe), guarded by stripes[i]. A stripe holds at most boundsPerStripe series; adding one
-// more evicts an arbitrary one, whose next write is checked and reads its
-// bound back again.
+// The bounds are kept in a bounds.Table, striped by series key (all
+// writers of a series share its stripe). It holds at most MaxTrackedSeries
+// series; adding one more evicts an arbitrary one, whose next write is
+// checked and reads its bound back again.
 
 // boundKey is what a bound is kept for: a series (its key) and a writer,
 // whose points are an InfluxDB series of their own.
 type boundKey struct{ series, writer string }
-
-// stripeOf returns the lock stripe of a series key.
-func stripeOf(series string) int { return int(xxhash.Sum64String(series) % lockStripes) }
-
-// remember sets the bound of a series whose bound was just read, evicting
-// an arbitrary series of the stripe when it is full. The stripe must be
-// locked.
-func (s *Store) remember(stripe int, series boundKey, bound int64) {
-	m := s.bounds[stripe]
-	if m == nil {
-		m = make(map[boundKey]int64)
-		s.bounds[stripe] = m
-	}
-	if _, ok := m[series]; !ok && len(m) >= s.boundsPerStripe {
-		for k := range m { // map order is random: an arbitrary victim
-			delete(m, k)
-			break
-		}
-	}
-	m[series] = bound
-}
-
-// raise raises the bound of a remembered series to t (a point about to be
-// written). A series that is not remembered (never read, or evicted) stays
-// so: a bound must start with a read. The stripe must be locked.
-func (s *Store) raise(stripe int, series boundKey, t int64) {
-	if b, ok := s.bounds[stripe][series]; ok && t > b {
-		s.bounds[stripe][series] = t
-	}
-}
 
 // unknownSeries is a series without a bound in a Write: lo is the earliest
 // point time of its cells.

@@ -10,13 +10,15 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 
+	"github.com/hourglass-io/hourglass/internal/gate"
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // Store is a tsstore.Store on an InfluxDB server. Create one with Open. It
@@ -26,9 +28,8 @@ type Store struct {
 	opts  Options // with defaults filled in
 	width time.Duration
 
-	timeout                         time.Duration
-	maxRetries                      int
-	retryInterval, maxRetryInterval time.Duration
+	timeout time.Duration
+	retry   httpretry.Policy
 
 	http    *http.Client
 	ownHTTP bool
@@ -40,19 +41,13 @@ type Store struct {
 	v1WriteURL string
 	from       string // the InfluxQL FROM prefix: "db"."rp". or ""
 
-	// stripes serialize the conflict check and write of the series that
-	// hash to them, within this Store, and guard bounds.
-	stripes [lockStripes]sync.Mutex
-	// bounds[i] maps the series key and writer of series of stripe i to an upper
-	// bound of its stored point times (see bounds.go).
-	bounds          [lockStripes]map[boundKey]int64
-	boundsPerStripe int // 0: no bounds are kept
+	// bounds keeps an upper bound of the stored point times of series
+	// and writers (see bounds.go); its stripes (by series key) serialize
+	// the conflict check and write of a series within this Store.
+	bounds bounds.Table[boundKey]
 
-	mu     sync.RWMutex // guards closed; held for reading by every operation
-	closed bool
+	calls gate.Gate // operations in progress; closed by Close
 }
-
-const lockStripes = 64
 
 var _ tsstore.Store = (*Store)(nil)
 
@@ -97,25 +92,26 @@ func Open(serverURL string, opts *Options) (*Store, error) {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "influx: open: unknown query language %d", int(o.QueryLanguage))
 	}
 	s := &Store{
-		url:              u,
-		opts:             o,
-		width:            o.CellWidth,
-		timeout:          orDefault(o.RequestTimeout, DefaultRequestTimeout),
-		maxRetries:       o.MaxRetries,
-		retryInterval:    orDefault(o.RetryInterval, DefaultRetryInterval),
-		maxRetryInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
-		http:             o.HTTPClient,
+		url:     u,
+		opts:    o,
+		width:   o.CellWidth,
+		timeout: orDefault(o.RequestTimeout, DefaultRequestTimeout),
+		retry: httpretry.Policy{
+			MaxRetries:  o.MaxRetries,
+			Interval:    orDefault(o.RetryInterval, DefaultRetryInterval),
+			MaxInterval: orDefault(o.MaxRetryInterval, DefaultMaxRetryInterval),
+		},
+		http: o.HTTPClient,
 	}
-	switch {
-	case o.MaxTrackedSeries == 0:
-		s.boundsPerStripe = (DefaultMaxTrackedSeries + lockStripes - 1) / lockStripes
-	case o.MaxTrackedSeries > 0:
-		s.boundsPerStripe = (o.MaxTrackedSeries + lockStripes - 1) / lockStripes
+	tracked := o.MaxTrackedSeries
+	if tracked == 0 {
+		tracked = DefaultMaxTrackedSeries
 	}
-	if s.maxRetries == 0 {
-		s.maxRetries = DefaultMaxRetries
-	} else if s.maxRetries < 0 {
-		s.maxRetries = 0
+	s.bounds.SetLimit(tracked) // negative: none
+	if s.retry.MaxRetries == 0 {
+		s.retry.MaxRetries = DefaultMaxRetries
+	} else if s.retry.MaxRetries < 0 {
+		s.retry.MaxRetries = 0
 	}
 	if s.http == nil {
 		s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -152,29 +148,25 @@ func orDefault(d, def time.Duration) time.Duration {
 // CellWidth returns the width of the store's cells.
 func (s *Store) CellWidth() time.Duration { return s.width }
 
-// begin starts an operation: it fails with ErrClosed after Close, and
-// otherwise holds the read lock until end, so that Close waits for it.
+// begin starts an operation: it fails with ErrClosed once Close has
+// begun, and otherwise counts the operation until end, so that Close waits
+// for it.
 func (s *Store) begin(op string) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	if !s.calls.Enter() {
 		return tsstore.Errorf(tsstore.ErrClosed, "influx: %s", op)
 	}
 	return nil
 }
 
-func (s *Store) end() { s.mu.RUnlock() }
+func (s *Store) end() { s.calls.Leave() }
 
 // Close waits for the operations in flight (writes are synchronous, so
 // nothing is left buffered) and releases the store's connections. Every
 // later call fails with ErrClosed; Close itself returns nil again.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.calls.Close() {
 		return nil
 	}
-	s.closed = true
 	s.client.Close()
 	if s.ownHTTP {
 		s.http.CloseIdleConnections()
@@ -254,10 +246,10 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			if k > 0 && ids[k].Series == ids[k-1].Series {
 				stripes[k] = stripes[k-1]
 			} else {
-				stripes[k] = stripeOf(ids[k].Series)
+				stripes[k] = bounds.Stripe(ids[k].Series)
 			}
 		}
-		unlock := s.lockStripes(stripes)
+		unlock := s.bounds.Lock(len(stripes), func(k int) int { return stripes[k] })
 		defer unlock()
 		var err error
 		if todo, index, err = s.checkConflicts(ctx, todo, index, ids, stripes); err != nil {
@@ -295,9 +287,9 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	var unknown map[boundKey]*unknownSeries
 	for k, c := range todo {
 		t := c.Start + int64(c.Seq)
-		if s.boundsPerStripe > 0 {
+		if s.bounds.Enabled() {
 			key := boundKey{ids[k].Series, ids[k].Writer}
-			b, ok := s.bounds[stripes[k]][key]
+			b, ok := s.bounds.Get(stripes[k], key)
 			if ok && t > b {
 				continue
 			}
@@ -315,16 +307,16 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 		check = append(check, k)
 	}
 	if len(unknown) > 0 {
-		bounds, err := s.readBounds(ctx, unknown)
+		read, err := s.readBounds(ctx, unknown)
 		if err != nil {
 			return nil, nil, fmt.Errorf("influx: write: conflict check: %w", err)
 		}
-		for key, b := range bounds {
-			s.remember(unknown[key].stripe, key, b)
+		for key, b := range read {
+			s.bounds.Remember(unknown[key].stripe, key, b)
 		}
 		kept := check[:0]
 		for _, k := range check {
-			b, ok := bounds[boundKey{ids[k].Series, ids[k].Writer}]
+			b, ok := read[boundKey{ids[k].Series, ids[k].Writer}]
 			if !ok || todo[k].Start+int64(todo[k].Seq) <= b {
 				kept = append(kept, k)
 			}
@@ -369,30 +361,9 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 	// Raised before sending: whatever part of the batch a failed write
 	// leaves stored is below the new bounds, so they stay upper bounds.
 	for k, c := range todo {
-		s.raise(stripes[k], boundKey{ids[k].Series, ids[k].Writer}, c.Start+int64(c.Seq))
+		s.bounds.Raise(stripes[k], boundKey{ids[k].Series, ids[k].Writer}, c.Start+int64(c.Seq))
 	}
 	return todo, index, nil
-}
-
-// lockStripes locks the given stripes (with repetitions) in order and
-// returns the function that unlocks them.
-func (s *Store) lockStripes(stripes []int) func() {
-	var mask [lockStripes]bool
-	for _, i := range stripes {
-		mask[i] = true
-	}
-	for i := range mask {
-		if mask[i] {
-			s.stripes[i].Lock()
-		}
-	}
-	return func() {
-		for i := range mask {
-			if mask[i] {
-				s.stripes[i].Unlock()
-			}
-		}
-	}
 }
 
 // Conflict-check reads: cells of one metric whose times are within

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -20,33 +19,12 @@ import (
 
 	http2 "github.com/influxdata/influxdb-client-go/v2/api/http"
 
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-// writeFailure is a failed write request: a transport error or an HTTP
-// answer outside 2xx.
-type writeFailure struct {
-	status     int // 0 for a transport error
-	msg        string
-	retryAfter time.Duration
-	err        error // the transport or client error
-}
-
-func (f *writeFailure) retryable() bool {
-	return f.status == 0 || f.status == http.StatusTooManyRequests || f.status >= 500
-}
-
-func (f *writeFailure) Error() string {
-	if f.status == 0 {
-		return f.err.Error()
-	}
-	return fmt.Sprintf("HTTP %d: %s", f.status, f.msg)
-}
-
-func (f *writeFailure) Unwrap() error { return f.err }
-
 // postBatch sends one batch of lines through the configured write API.
-func (s *Store) postBatch(ctx context.Context, body []byte) *writeFailure {
+func (s *Store) postBatch(ctx context.Context, body []byte) *httpretry.Failure {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if s.opts.WriteAPI == WriteV1 {
@@ -64,9 +42,9 @@ func (s *Store) postBatch(ctx context.Context, body []byte) *writeFailure {
 		if he.Code != "" && !strings.Contains(msg, he.Code) {
 			msg = he.Code + ": " + msg
 		}
-		return &writeFailure{status: he.StatusCode, msg: msg, retryAfter: time.Duration(he.RetryAfter) * time.Second, err: he}
+		return &httpretry.Failure{Status: he.StatusCode, Msg: msg, RetryAfter: time.Duration(he.RetryAfter) * time.Second, Err: he}
 	}
-	return &writeFailure{err: err}
+	return &httpretry.Failure{Err: err}
 }
 
 // gzipper compresses request bodies; pooled, because a gzip.Writer holds
@@ -91,7 +69,7 @@ func (z *gzipper) Close() error {
 var gzipPool = sync.Pool{New: func() any { return &gzipper{w: gzip.NewWriter(nil)} }}
 
 // postV1 POSTs body to the 1.x /write endpoint.
-func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
+func (s *Store) postV1(ctx context.Context, body []byte) *httpretry.Failure {
 	var rd io.Reader = bytes.NewReader(body)
 	if !s.opts.DisableGzip {
 		z := gzipPool.Get().(*gzipper)
@@ -105,7 +83,7 @@ func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.v1WriteURL, rd)
 	if err != nil {
-		return &writeFailure{err: err}
+		return &httpretry.Failure{Err: err}
 	}
 	if z, ok := rd.(*gzipper); ok {
 		req.ContentLength = int64(z.rd.Len()) // not chunked
@@ -117,7 +95,7 @@ func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
 	s.authorize(req)
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return &writeFailure{err: err}
+		return &httpretry.Failure{Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -129,8 +107,8 @@ func (s *Store) postV1(ctx context.Context, body []byte) *writeFailure {
 
 // failureOf reads an error answer of InfluxDB: {"error": "..."} (1.x),
 // {"code": ..., "message": "..."} (2.x), or the X-Influxdb-Error header.
-func failureOf(resp *http.Response) *writeFailure {
-	f := &writeFailure{status: resp.StatusCode}
+func failureOf(resp *http.Response) *httpretry.Failure {
+	f := &httpretry.Failure{Status: resp.StatusCode}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var body struct {
 		Error   string `json:"error"`
@@ -139,23 +117,23 @@ func failureOf(resp *http.Response) *writeFailure {
 	}
 	switch {
 	case json.Unmarshal(raw, &body) == nil && (body.Error != "" || body.Message != ""):
-		f.msg = body.Error
-		if f.msg == "" {
-			f.msg = strings.TrimPrefix(body.Code+": ", ": ") + body.Message
+		f.Msg = body.Error
+		if f.Msg == "" {
+			f.Msg = strings.TrimPrefix(body.Code+": ", ": ") + body.Message
 		}
 	case resp.Header.Get("X-Influxdb-Error") != "":
-		f.msg = resp.Header.Get("X-Influxdb-Error")
+		f.Msg = resp.Header.Get("X-Influxdb-Error")
 	default:
-		f.msg = strings.TrimSpace(string(raw))
-		if f.msg == "" {
-			f.msg = resp.Status
+		f.Msg = strings.TrimSpace(string(raw))
+		if f.Msg == "" {
+			f.Msg = resp.Status
 		}
 	}
 	if v := resp.Header.Get("Retry-After"); v != "" {
 		if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-			f.retryAfter = time.Duration(secs) * time.Second
+			f.RetryAfter = time.Duration(secs) * time.Second
 		} else if t, err := http.ParseTime(v); err == nil {
-			f.retryAfter = time.Until(t)
+			f.RetryAfter = time.Until(t)
 		}
 	}
 	return f
@@ -176,40 +154,16 @@ func (s *Store) authorize(req *http.Request) {
 // final failure. lines maps the batch's lines to the cells they encode, to
 // name a rejected one.
 func (s *Store) sendBatch(ctx context.Context, body []byte, cells []*tsstore.Cell, index []int) error {
-	for attempt := 0; ; attempt++ {
-		f := s.postBatch(ctx, body)
-		if f == nil {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("influx: write: %w", err)
-		}
-		if !f.retryable() || attempt >= s.maxRetries {
-			return s.classify(f, body, cells, index, attempt)
-		}
-		delay := f.retryAfter
-		if delay <= 0 {
-			delay = s.backoff(attempt)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("influx: write: waiting to retry after %v: %w", f, ctx.Err())
-		case <-t.C:
-		}
+	f, retries, err := s.retry.Do(ctx, func() *httpretry.Failure { return s.postBatch(ctx, body) })
+	switch {
+	case err != nil && f != nil:
+		return fmt.Errorf("influx: write: waiting to retry after %v: %w", f, err)
+	case err != nil:
+		return fmt.Errorf("influx: write: %w", err)
+	case f != nil:
+		return s.classify(f, body, cells, index, retries)
 	}
-}
-
-// backoff returns the delay before retry attempt+1: RetryInterval doubled
-// per attempt, capped at MaxRetryInterval, with jitter in [d/2, d].
-func (s *Store) backoff(attempt int) time.Duration {
-	d := s.retryInterval
-	for i := 0; i < attempt && d < s.maxRetryInterval; i++ {
-		d *= 2
-	}
-	d = min(d, s.maxRetryInterval)
-	return d/2 + rand.N(d/2+1)
+	return nil
 }
 
 var (
@@ -221,10 +175,10 @@ var (
 // rejected cell when the server's message lets us find it; everything else
 // (connection refused, 5xx after the retries, 401, 404 database not found)
 // is ErrUnavailable.
-func (s *Store) classify(f *writeFailure, body []byte, cells []*tsstore.Cell, index []int, retries int) error {
-	if f.status != http.StatusBadRequest {
+func (s *Store) classify(f *httpretry.Failure, body []byte, cells []*tsstore.Cell, index []int, retries int) error {
+	if f.Status != http.StatusBadRequest {
 		what := "server answered"
-		if f.status == 0 {
+		if f.Status == 0 {
 			what = "could not reach the server"
 		}
 		return tsstore.Errorf(tsstore.ErrUnavailable, "influx: write to %s (%s API, %d retries): %s: %w", s.url, s.opts.WriteAPI, retries, what, f)
@@ -232,14 +186,14 @@ func (s *Store) classify(f *writeFailure, body []byte, cells []*tsstore.Cell, in
 	name := "a line of the batch"
 	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
 	found := -1
-	if strings.Contains(f.msg, "unable to parse '") {
+	if strings.Contains(f.Msg, "unable to parse '") {
 		for i, l := range lines {
-			if strings.Contains(f.msg, "'"+l+"'") {
+			if strings.Contains(f.Msg, "'"+l+"'") {
 				found = i
 				break
 			}
 		}
-	} else if m := fieldConflict.FindStringSubmatch(f.msg); m != nil {
+	} else if m := fieldConflict.FindStringSubmatch(f.Msg); m != nil {
 		for i, c := range cells {
 			if c.Metric == m[1] {
 				found = i

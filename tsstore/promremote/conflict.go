@@ -6,8 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -20,32 +18,9 @@ import (
 // raised by every write of the Store; it is only valid as long as nobody
 // else writes the series, which holds for writer-scoped cells.
 //
-// bounds[i] holds the series whose key hashes to stripe i, guarded by
-// stripes[i]. A stripe holds at most boundsPerStripe series; adding one
-// more evicts an arbitrary one, whose next write reads its bound again.
-
-func stripeOf(series string) int { return int(xxhash.Sum64String(series) % lockStripes) }
-
-// lockStripes locks the stripes of todo in order and returns the function
-// that unlocks them.
-func (s *Store) lockStripes(todo []pending) func() {
-	var mask [lockStripes]bool
-	for _, p := range todo {
-		mask[p.stripe] = true
-	}
-	for i := range mask {
-		if mask[i] {
-			s.stripes[i].Lock()
-		}
-	}
-	return func() {
-		for i := range mask {
-			if mask[i] {
-				s.stripes[i].Unlock()
-			}
-		}
-	}
-}
+// The bounds are kept in a bounds.Table, striped by series key. It holds
+// at most MaxTrackedSeries series; adding one more evicts an arbitrary
+// one, whose next write reads its bound again.
 
 // checkConflicts returns the cells of todo (sorted by series and time)
 // that must be sent: it drops those stored with the same aggregate and
@@ -62,7 +37,7 @@ func (s *Store) checkConflicts(ctx context.Context, todo []pending) ([]pending, 
 			hi++
 		}
 		p := todo[lo]
-		b, known := s.bounds[p.stripe][p.series]
+		b, known := s.bounds.Get(p.stripe, p.series)
 		switch {
 		case !known:
 			reads = append(reads, seriesRead{cell: p.c, from: p.ts, to: min(max(todo[hi-1].ts, now)+s.readSpan, tsstore.MaxTimestamp-1), establish: true, stripe: p.stripe, key: p.series})
@@ -102,14 +77,14 @@ func (s *Store) checkConflicts(ctx context.Context, todo []pending) ([]pending, 
 		todo = kept
 		for _, r := range reads {
 			if r.establish {
-				s.remember(r.stripe, r.key, r.newest)
+				s.bounds.Remember(r.stripe, r.key, r.newest)
 			}
 		}
 	}
 	// Raised before sending: whatever part of the batch a failed write
 	// leaves stored is below the new bounds, so they stay upper bounds.
 	for _, p := range todo {
-		s.raise(p.stripe, p.series, p.ts)
+		s.bounds.Raise(p.stripe, p.series, p.ts)
 	}
 	return todo, nil
 }
@@ -121,34 +96,4 @@ func (s *Store) same(a, b float64) bool {
 		return true
 	}
 	return s.tolerance > 0 && math.Abs(a-b) <= s.tolerance*math.Max(math.Abs(a), math.Abs(b))
-}
-
-// remember sets the bound of a series whose bound was just read, evicting
-// an arbitrary series of the stripe when it is full. The stripe must be
-// locked.
-func (s *Store) remember(stripe int, series string, bound int64) {
-	if s.boundsPerStripe == 0 {
-		return
-	}
-	m := s.bounds[stripe]
-	if m == nil {
-		m = make(map[string]int64)
-		s.bounds[stripe] = m
-	}
-	if _, ok := m[series]; !ok && len(m) >= s.boundsPerStripe {
-		for k := range m { // map order is random: an arbitrary victim
-			delete(m, k)
-			break
-		}
-	}
-	m[series] = bound
-}
-
-// raise raises the bound of a remembered series to t (a sample about to be
-// written). A series that is not remembered stays so: a bound must start
-// with a read. The stripe must be locked.
-func (s *Store) raise(stripe int, series string, t int64) {
-	if b, ok := s.bounds[stripe][series]; ok && t > b {
-		s.bounds[stripe][series] = t
-	}
 }

@@ -1,18 +1,16 @@
 package promremote_test
 
 import (
-	"bufio"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/crashtest"
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promremote"
@@ -114,56 +112,7 @@ func TestCrashRecovery(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecovery$")
 		cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvNS+"="+ns, crashEnvRound+"="+strconv.Itoa(r), crashEnvFirst+"="+strconv.Itoa(next), servertest.EnvVictoriaMetrics+"="+vmURL)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		acked := next - 1
-		lines := make(chan int)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if n, ok := strings.CutPrefix(sc.Text(), "ack "); ok {
-					v, _ := strconv.Atoi(n)
-					lines <- v
-				}
-			}
-		}()
-		// The kill comes at a random moment after the first
-		// acknowledgement, so that it hits writes and flushes, not the
-		// child's start.
-		var kill <-chan time.Time
-		giveUp := time.After(time.Minute)
-	read:
-		for {
-			select {
-			case n, ok := <-lines:
-				if !ok {
-					break read
-				}
-				if acked < next {
-					kill = time.After(time.Duration(100+rand.IntN(600)) * time.Millisecond)
-				}
-				acked = n
-			case <-kill:
-				_ = cmd.Process.Kill()
-				kill = nil
-			case <-giveUp:
-				_ = cmd.Process.Kill()
-				t.Errorf("round %d: the child acknowledged nothing within a minute", r)
-				giveUp = nil
-			}
-		}
-		_ = cmd.Wait()
-		if s := stderr.String(); s != "" {
-			t.Fatalf("round %d: the child failed before it was killed: %s", r, s)
-		}
+		acked := crashtest.KillAfterAck(t, r, cmd, next-1, 100*time.Millisecond, 600*time.Millisecond)
 		results = append(results, roundResult{first: next, acked: acked - next + 1})
 		// The in-flight batch may or may not have landed; the next round
 		// starts after it either way.

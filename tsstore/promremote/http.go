@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -21,74 +21,41 @@ type request struct {
 	header      http.Header // besides the Store's auth and Options.Headers
 }
 
-// failure is the last failed attempt of a request: a connection error
-// (status 0) or an answer other than 2xx.
-type failure struct {
-	status     int
-	msg        string // the answer's body, shortened
-	retryAfter time.Duration
-	err        error
-}
-
-func (f *failure) retryable() bool {
-	return f.status == 0 || f.status == http.StatusTooManyRequests || f.status >= 500
-}
-
-func (f *failure) Error() string {
-	if f.status == 0 {
-		return f.err.Error()
-	}
-	return fmt.Sprintf("HTTP %d: %s", f.status, f.msg)
-}
-
-func (f *failure) Unwrap() error { return f.err }
-
-// kind is the tsstore error kind of a final failure: a 4xx answer means
+// kindOf is the tsstore error kind of a final failure: a 4xx answer means
 // the request itself is refused (ErrInvalid), except for 401, 403 and 404
 // (the store's configuration: its URL or credentials, which an operator
 // fixes) and 429; connection errors and 5xx are ErrUnavailable.
-func (f *failure) kind() error {
+func kindOf(f *httpretry.Failure) error {
 	switch {
-	case f.status >= 400 && f.status < 500 && f.status != http.StatusUnauthorized && f.status != http.StatusForbidden &&
-		f.status != http.StatusNotFound && f.status != http.StatusTooManyRequests:
+	case f.Status >= 400 && f.Status < 500 && f.Status != http.StatusUnauthorized && f.Status != http.StatusForbidden &&
+		f.Status != http.StatusNotFound && f.Status != http.StatusTooManyRequests:
 		return tsstore.ErrInvalid
 	}
 	return tsstore.ErrUnavailable
 }
 
 // do sends r, retrying connection errors, 429 and 5xx with backoff, and
-// returns the body of the 2xx answer. It returns a *failure after the
-// last retry, or ctx's error.
+// returns the body of the 2xx answer. It returns a *httpretry.Failure
+// after the last retry, or ctx's error.
 func (s *Store) do(ctx context.Context, r request) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		body, f := s.attempt(ctx, r)
-		if f == nil {
-			return body, nil
+	var body []byte
+	f, retries, err := s.retry.Do(ctx, func() (f *httpretry.Failure) {
+		body, f = s.attempt(ctx, r)
+		return f
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case f != nil:
+		if retries > 0 {
+			f.Msg += fmt.Sprintf(" (after %d retries)", retries)
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if !f.retryable() || attempt >= s.maxRetries {
-			if attempt > 0 {
-				f.msg += fmt.Sprintf(" (after %d retries)", attempt)
-			}
-			return nil, f
-		}
-		delay := f.retryAfter
-		if delay <= 0 {
-			delay = s.backoff(attempt)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+		return nil, f
 	}
+	return body, nil
 }
 
-func (s *Store) attempt(ctx context.Context, r request) ([]byte, *failure) {
+func (s *Store) attempt(ctx context.Context, r request) ([]byte, *httpretry.Failure) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
 	var body io.Reader
@@ -97,7 +64,7 @@ func (s *Store) attempt(ctx context.Context, r request) ([]byte, *failure) {
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
 	if err != nil {
-		return nil, &failure{status: 400, msg: err.Error(), err: err}
+		return nil, &httpretry.Failure{Status: 400, Msg: err.Error(), Err: err}
 	}
 	for k, vs := range r.header {
 		req.Header[k] = vs
@@ -105,19 +72,19 @@ func (s *Store) attempt(ctx context.Context, r request) ([]byte, *failure) {
 	s.authorize(req)
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return nil, &failure{err: err}
+		return nil, &httpretry.Failure{Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, &failure{err: fmt.Errorf("reading the answer of %s: %w", r.url, err)}
+		return nil, &httpretry.Failure{Err: fmt.Errorf("reading the answer of %s: %w", r.url, err)}
 	}
 	if resp.StatusCode/100 == 2 {
 		return data, nil
 	}
-	f := &failure{status: resp.StatusCode, msg: shorten(strings.TrimSpace(string(data)), 512)}
+	f := &httpretry.Failure{Status: resp.StatusCode, Msg: shorten(strings.TrimSpace(string(data)), 512)}
 	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-		f.retryAfter = time.Duration(secs) * time.Second
+		f.RetryAfter = time.Duration(secs) * time.Second
 	}
 	return nil, f
 }
@@ -133,17 +100,6 @@ func (s *Store) authorize(req *http.Request) {
 	for k, v := range s.opts.Headers {
 		req.Header.Set(k, v)
 	}
-}
-
-// backoff returns the delay before retry attempt+1: RetryInterval doubled
-// per attempt, capped at MaxRetryInterval, with jitter in [d/2, d].
-func (s *Store) backoff(attempt int) time.Duration {
-	d := s.opts.RetryInterval
-	for i := 0; i < attempt && d < s.opts.MaxRetryInterval; i++ {
-		d *= 2
-	}
-	d = min(d, s.opts.MaxRetryInterval)
-	return d/2 + rand.N(d/2+1)
 }
 
 func shorten(s string, n int) string {

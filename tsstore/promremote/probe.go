@@ -30,7 +30,7 @@ func (s *Store) probe(ctx context.Context) error {
 		switch {
 		case f == nil:
 			s.readAPI = ReadExport
-		case f.status == 0 || f.status >= 500 || f.status == http.StatusUnauthorized || f.status == http.StatusForbidden:
+		case f.Status == 0 || f.Status >= 500 || f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden:
 			return tsstore.Errorf(tsstore.ErrUnavailable, "promremote: open: probing %s: %w", u, f)
 		default:
 			s.readAPI = ReadQuery

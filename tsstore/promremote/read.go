@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -377,7 +378,7 @@ func seconds(ms int64) string { return fmt.Sprintf("%d.%03d", ms/1000, ms%1000) 
 // means a wrong URL, credentials or engine limit, not bad input); a
 // conflict check that cannot read must not look like a bad cell.
 func readError(u string, err error) error {
-	var f *failure
+	var f *httpretry.Failure
 	if errors.As(err, &f) {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "reading %s: %w", u, f)
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/gate"
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // Store is a tsstore.Store on a Prometheus remote-write engine. Create one
@@ -23,7 +25,7 @@ type Store struct {
 	flushURLs  []string
 	readSpan   int64   // ms
 	tolerance  float64 // relative; 0 means exact
-	maxRetries int
+	retry      httpretry.Policy
 	http       *http.Client
 	ownHTTP    bool
 	extKeys    map[string]bool // names of ExternalLabels
@@ -32,20 +34,13 @@ type Store struct {
 	// and -futureRetention): it drops rows outside behind a 2xx.
 	retention, future time.Duration
 
-	// stripes serialize the conflict check and write of the series that
-	// hash to them, within this Store, and guard bounds.
-	stripes [lockStripes]sync.Mutex
-	// bounds[i] maps the key of a series (metric, labels, writer) of
-	// stripe i to an upper bound of its stored sample times (see
-	// conflict.go).
-	bounds          [lockStripes]map[string]int64
-	boundsPerStripe int // 0: no bounds are kept
+	// bounds keeps an upper bound of the stored sample times of series
+	// (metric, labels, writer; see conflict.go); its stripes serialize the
+	// conflict check and write of a series within this Store.
+	bounds bounds.Table[string]
 
-	mu     sync.RWMutex // guards closed; held for reading by every operation
-	closed bool
+	calls gate.Gate // operations in progress; closed by Close
 }
-
-const lockStripes = 64
 
 var _ tsstore.Store = (*Store)(nil)
 
@@ -105,25 +100,28 @@ func Open(ctx context.Context, writeURL, readURL string, opts *Options) (*Store,
 		readAPI:    o.ReadAPI,
 		flushURLs:  o.FlushURLs,
 		readSpan:   o.MaxReadSpan.Milliseconds(),
-		maxRetries: o.MaxRetries,
-		http:       o.HTTPClient,
-		extKeys:    make(map[string]bool, len(o.ExternalLabels)),
+		retry: httpretry.Policy{
+			MaxRetries:  o.MaxRetries,
+			Interval:    o.RetryInterval,
+			MaxInterval: o.MaxRetryInterval,
+		},
+		http:    o.HTTPClient,
+		extKeys: make(map[string]bool, len(o.ExternalLabels)),
 	}
 	for _, l := range o.ExternalLabels {
 		s.extKeys[l.Name] = true
 	}
 	switch {
-	case s.maxRetries == 0:
-		s.maxRetries = DefaultMaxRetries
-	case s.maxRetries < 0:
-		s.maxRetries = 0
+	case s.retry.MaxRetries == 0:
+		s.retry.MaxRetries = DefaultMaxRetries
+	case s.retry.MaxRetries < 0:
+		s.retry.MaxRetries = 0
 	}
-	switch {
-	case o.MaxTrackedSeries == 0:
-		s.boundsPerStripe = (DefaultMaxTrackedSeries + lockStripes - 1) / lockStripes
-	case o.MaxTrackedSeries > 0:
-		s.boundsPerStripe = (o.MaxTrackedSeries + lockStripes - 1) / lockStripes
+	tracked := o.MaxTrackedSeries
+	if tracked == 0 {
+		tracked = DefaultMaxTrackedSeries
 	}
+	s.bounds.SetLimit(tracked) // negative: none
 	if s.http == nil {
 		s.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		s.ownHTTP = true
@@ -174,29 +172,25 @@ func (s *Store) ReadAPI() ReadAPI { return s.readAPI }
 // Options.FlushURLs).
 func (s *Store) FlushURLs() []string { return append([]string(nil), s.flushURLs...) }
 
-// begin starts an operation: it fails with ErrClosed after Close, and
-// otherwise holds the read lock until end, so that Close waits for it.
+// begin starts an operation: it fails with ErrClosed once Close has
+// begun, and otherwise counts the operation until end, so that Close waits
+// for it.
 func (s *Store) begin(op string) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	if !s.calls.Enter() {
 		return tsstore.Errorf(tsstore.ErrClosed, "promremote: %s", op)
 	}
 	return nil
 }
 
-func (s *Store) end() { s.mu.RUnlock() }
+func (s *Store) end() { s.calls.Leave() }
 
 // Close waits for the operations in flight (writes are synchronous, so
 // nothing is left buffered) and releases the store's connections. Every
 // later call fails with ErrClosed; Close itself returns nil again.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.calls.Close() {
 		return nil
 	}
-	s.closed = true
 	s.closeIdle()
 	return nil
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/hourglass-io/hourglass/internal/httpretry"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
 // The labels of the encoding (see the package comment).
@@ -92,7 +94,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 			continue
 		}
 		seen[id] = i
-		todo = append(todo, pending{c: c, index: i, series: series, stripe: stripeOf(series), ts: c.Start + int64(c.Seq)})
+		todo = append(todo, pending{c: c, index: i, series: series, stripe: bounds.Stripe(series), ts: c.Start + int64(c.Seq)})
 	}
 	slices.SortFunc(todo, func(a, b pending) int {
 		if c := strings.Compare(a.series, b.series); c != 0 {
@@ -101,7 +103,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		return cmp.Compare(a.ts, b.ts)
 	})
 
-	unlock := s.lockStripes(todo)
+	unlock := s.bounds.Lock(len(todo), func(i int) int { return todo[i].stripe })
 	defer unlock()
 	todo, err := s.checkConflicts(ctx, todo)
 	if err != nil {
@@ -178,17 +180,17 @@ func (s *Store) settle(ctx context.Context) error {
 // naming the series the engine's message names (or the first of the
 // request's).
 func (s *Store) writeError(err error, chunk []pending) error {
-	var f *failure
+	var f *httpretry.Failure
 	if !errors.As(err, &f) {
 		return fmt.Errorf("promremote: write: %w", err)
 	}
-	kind := f.kind()
+	kind := kindOf(f)
 	if kind != tsstore.ErrInvalid {
 		return tsstore.Errorf(kind, "promremote: write to %s: %w", s.writeURL, f)
 	}
 	named := chunk[0]
 	for _, p := range chunk {
-		if mentions(f.msg, p.c) {
+		if mentions(f.Msg, p.c) {
 			named = p
 			break
 		}

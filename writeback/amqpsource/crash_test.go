@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/hourglass-io/hourglass/internal/crashtest"
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
@@ -155,22 +156,13 @@ func TestCrashMidStream(t *testing.T) {
 	child := func() (*exec.Cmd, *strings.Builder, *bufio.Scanner) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashMidStream$")
 		cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, crashEnvURL+"="+url, crashEnvQueue+"="+o.WriteQueue, crashEnvName+"="+o.Name)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
+		sc, stderr := crashtest.Start(t, cmd)
 		if !sc.Scan() || sc.Text() != "ready" {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			t.Fatalf("the child did not start: %q %s", sc.Text(), stderr.String())
 		}
-		return cmd, &stderr, sc
+		return cmd, stderr, sc
 	}
 	kills := 6
 	if testing.Short() {
