@@ -104,6 +104,15 @@ func (a *Archive) open() error {
 	if err := syncDir(a.dir); err != nil {
 		return err
 	}
+	// Under the directory's lock: another process's cleanTemp must never
+	// see this process's temporary directory before its lock file is
+	// locked (it would take it for a dead process's and remove it). The
+	// manifest is read under the lock too, so that a torn tail is cut.
+	unlock, err := a.lockDir()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := a.cleanTemp(); err != nil {
 		return err
 	}
@@ -116,12 +125,6 @@ func (a *Archive) open() error {
 	if err := flock(a.tmpLock, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return unavailable("open %s: lock %s: %w", a.dir, a.tmp, err)
 	}
-	// Read the manifest under the lock so that a torn tail is cut.
-	unlock, err := a.lockDir()
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.refreshLocked(true)
