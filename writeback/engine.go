@@ -554,7 +554,7 @@ func (e *Engine) seal(ctx context.Context) error {
 
 // flushGen writes, archives and commits one generation. It returns false
 // when the budget ran out first.
-func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (bool, error) {
+func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (done bool, err error) {
 	pr := e.progress[g.Gen]
 	if pr == nil {
 		pr = &genProgress{archivesDone: map[int]bool{}}
@@ -570,15 +570,18 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	}
 	// Oldest data first, so that a split flush keeps the oldest fresh.
 	// The order must be the same on every call: progress is an index.
-	slices.SortFunc(cells, func(a, b tsstore.Cell) int {
-		if c := cmp.Compare(a.Start, b.Start); c != 0 {
-			return c
+	// A cache may give the cells in this order already.
+	if !slices.IsSortedFunc(cells, flushOrder) {
+		slices.SortFunc(cells, flushOrder)
+	}
+	// The archives are written while the cells go to the store; the
+	// commit waits for both.
+	archiving := e.startArchiving(ctx, g, pr)
+	defer func() {
+		if aerr := archiving.wait(rep, err != nil); err == nil && aerr != nil {
+			done, err = false, aerr
 		}
-		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-			return c
-		}
-		return a.Labels.Compare(b.Labels)
-	})
+	}()
 	for pr.cellsDone < len(cells) {
 		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
 		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {
@@ -607,37 +610,25 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
-	for i, a := range e.opts.Archives {
-		if pr.archivesDone[i] {
-			continue
-		}
-		part := 0
-		var points int64
-		err := e.cache.SealedLog(ctx, g.Gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
-			id := archive.SegmentID{Source: e.opts.Source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
-			for i := range ps {
-				id.MinTime = min(id.MinTime, ps[i].Timestamp)
-				id.MaxTime = max(id.MaxTime, ps[i].Timestamp)
-			}
-			if _, err := a.Append(ctx, id, ps); err != nil {
-				return fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
-			}
-			part++
-			points += int64(len(ps))
-			return nil
-		})
-		if err != nil {
-			return false, err
-		}
-		pr.archivesDone[i] = true
-		rep.Segments += part
-		rep.Points = max(rep.Points, points)
+	if err := archiving.wait(rep, false); err != nil {
+		return false, err
 	}
 	if err := e.cache.Commit(ctx, g.Gen); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	delete(e.progress, g.Gen)
 	return true, nil
+}
+
+// flushOrder orders cells by start, metric and labels.
+func flushOrder(a, b tsstore.Cell) int {
+	if c := cmp.Compare(a.Start, b.Start); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+		return c
+	}
+	return a.Labels.Compare(b.Labels)
 }
 
 func (e *Engine) speed() float64 {

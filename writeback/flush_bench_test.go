@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,7 +67,9 @@ func sustainBatches(n int, now int64) [][]tsstore.Point {
 // raw points/s over the ingest's, which must stay above 3 for a flush
 // every 45 minutes to finish within its 15-minute budget. It also reports
 // the cache's memory per cell (heap growth over the ingest, and the
-// cache's own estimate) and the write-ahead log's bytes per point.
+// cache's own estimate), the write-ahead log's bytes per point, and the
+// CPU time per point of the ingest and of the flush (which a loaded
+// machine does not change much).
 //
 //	go test -run '^$' -bench FlushArchive -benchtime 1x ./writeback/
 //	HOURGLASS_BENCH_FLUSH_POINTS=10000000 go test -run '^$' -bench FlushArchive -benchtime 1x -cpuprofile flush.prof ./writeback/
@@ -80,7 +83,7 @@ func BenchmarkFlushArchive(b *testing.B) {
 		n = v
 	}
 	batches := sustainBatches(n, time.Now().UnixMilli())
-	var ingestTook, flushTook time.Duration
+	var ingestTook, flushTook, ingestCPU, flushCPU time.Duration
 	var points, cells, heap, estimate, walBytes int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -102,7 +105,7 @@ func BenchmarkFlushArchive(b *testing.B) {
 			b.Fatal(err)
 		}
 		before := heapInUse()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		var wg sync.WaitGroup
 		next := make(chan []tsstore.Point)
 		for range sustainWriters {
@@ -120,15 +123,18 @@ func BenchmarkFlushArchive(b *testing.B) {
 		close(next)
 		wg.Wait()
 		ingestTook += time.Since(t0)
+		ingestCPU += cpuTime() - c0
 		st := cache.Stats()
 		heap += heapInUse() - before
 		estimate += st.Bytes
 		walBytes += dirBytes(b, filepath.Join(dir, "cache"), ".wal")
 		b.StartTimer()
+		c0 = cpuTime()
 		rep, err := eng.Flush(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
+		flushCPU += cpuTime() - c0
 		b.StopTimer()
 		flushTook += rep.Duration
 		points += rep.Points
@@ -152,6 +158,18 @@ func BenchmarkFlushArchive(b *testing.B) {
 	b.ReportMetric(float64(estimate)/float64(cells), "cache-B/cell")
 	b.ReportMetric(float64(walBytes)/float64(points), "wal-B/point")
 	b.ReportMetric(float64(cells)/float64(b.N), "cells")
+	// CPU time per point does not depend on what else runs on the machine.
+	b.ReportMetric(float64(ingestCPU.Nanoseconds())/float64(points), "ingest-cpu-ns/point")
+	b.ReportMetric(float64(flushCPU.Nanoseconds())/float64(points), "flush-cpu-ns/point")
+}
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // heapInUse returns the live heap after a collection.

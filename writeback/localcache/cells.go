@@ -1,6 +1,8 @@
 package localcache
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,18 +201,43 @@ func (g *generation) selectCells(out []writeback.GenCell, sel *tsstore.Selector,
 	return out
 }
 
-// allCells returns every cell of g, oldest start first within each series.
+// allCells returns every cell of g in flush order: by start, then by
+// series (metric, labels). It sorts the series, which are far fewer than
+// the cells, and places each series' cells by start.
 func (g *generation) allCells() []tsstore.Cell {
-	out := make([]tsstore.Cell, 0, g.cells.Load())
+	var entries []*entry
+	perStart := make(map[int64]int)
 	for si := range g.shards {
 		sh := &g.shards[si]
 		sh.mu.Lock()
 		for _, e := range sh.series {
+			entries = append(entries, e)
 			for _, c := range e.cells {
-				out = append(out, tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg})
+				perStart[c.start]++
 			}
 		}
 		sh.mu.Unlock()
+	}
+	slices.SortFunc(entries, func(a, b *entry) int {
+		if c := strings.Compare(a.metric, b.metric); c != 0 {
+			return c
+		}
+		return a.labels.Compare(b.labels)
+	})
+	starts := slices.Sorted(maps.Keys(perStart))
+	next := 0
+	for _, s := range starts {
+		n := perStart[s]
+		perStart[s] = next
+		next += n
+	}
+	out := make([]tsstore.Cell, next)
+	for _, e := range entries {
+		for _, c := range e.cells {
+			i := perStart[c.start]
+			perStart[c.start] = i + 1
+			out[i] = tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg}
+		}
 	}
 	return out
 }

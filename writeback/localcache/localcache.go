@@ -231,8 +231,9 @@ func (c *Cache) replay() error {
 // the offset after the last good record.
 func (c *Cache) replayFile(gen *generation) (int64, error) {
 	var good int64
+	d := newDecoder()
 	err := readRecords(gen.path, func(payload []byte, end int64) error {
-		r, err := decodeBatch(payload)
+		r, err := d.batch(payload)
 		if err != nil {
 			return errors.Join(errCorrupt, err)
 		}
@@ -557,26 +558,12 @@ func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]ts
 		return err
 	}
 	chunk := make([]tsstore.Point, 0, min(max, int(g.points.Load())))
+	d := newDecoder()
 	err = readRecords(g.path, func(payload []byte, _ int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r, err := decodeBatch(payload)
-		if err != nil {
-			return err
-		}
-		for len(r.raw) > 0 {
-			n := min(max-len(chunk), len(r.raw))
-			chunk = append(chunk, r.raw[:n]...)
-			r.raw = r.raw[n:]
-			if len(chunk) == max {
-				if err := fn(chunk); err != nil {
-					return err
-				}
-				chunk = chunk[:0]
-			}
-		}
-		return nil
+		return d.raw(payload, &chunk, max, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)

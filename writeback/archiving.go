@@ -1,0 +1,114 @@
+package writeback
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/archive"
+)
+
+// archiving is the archive step of one generation's flush, which runs
+// while the generation's cells are written to the store. The flush that
+// starts it waits for it before it returns.
+type archiving struct {
+	done     chan struct{}
+	cancel   context.CancelFunc
+	once     sync.Once
+	err      error // set before done is closed
+	segments int
+	points   int64
+}
+
+// startArchiving appends the raw points of generation g to every archive
+// that pr does not mark done, in the background.
+func (e *Engine) startArchiving(ctx context.Context, g Generation, pr *genProgress) *archiving {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &archiving{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(a.done)
+		for i, arch := range e.opts.Archives {
+			if pr.archivesDone[i] {
+				continue
+			}
+			segments, points, err := e.archiveLog(ctx, g.Gen, i, arch)
+			if err != nil {
+				a.err = err
+				return
+			}
+			pr.archivesDone[i] = true
+			a.segments += segments
+			a.points = max(a.points, points)
+		}
+	}()
+	return a
+}
+
+// wait waits for the archive step, first cancelling it when stop is set,
+// adds what it did to rep (once) and returns its error.
+func (a *archiving) wait(rep *FlushReport, stop bool) error {
+	if stop {
+		a.cancel()
+	}
+	<-a.done
+	a.once.Do(func() {
+		a.cancel()
+		rep.Segments += a.segments
+		rep.Points = max(rep.Points, a.points)
+	})
+	return a.err
+}
+
+// archiveLog appends the sealed log of generation gen to arch (the i-th
+// archive) as segments of at most SegmentPoints points, encoding up to
+// GOMAXPROCS segments at a time. Segment names and contents do not depend
+// on the concurrency: part numbers follow the log's order.
+func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive.Archive) (segments int, points int64, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards first
+		first error
+	)
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	err = e.cache.SealedLog(ctx, gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
+		id := archive.SegmentID{Source: e.opts.Source, Generation: gen, Shard: segments, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
+		for i := range ps {
+			id.MinTime = min(id.MinTime, ps[i].Timestamp)
+			id.MaxTime = max(id.MaxTime, ps[i].Timestamp)
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The cache's slice is only valid during this call.
+		ps = slices.Clone(ps)
+		segments++
+		points += int64(len(ps))
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if _, err := arch.Append(ctx, id, ps); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+		return nil
+	})
+	wg.Wait()
+	if first != nil {
+		return 0, 0, first
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return segments, points, nil
+}
