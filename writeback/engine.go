@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -299,9 +300,9 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 				e.stats.rejected.Add(1)
 				return fmt.Errorf("writeback: write: point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
 			}
-			if err := e.validate(processed[n:], fmt.Sprintf("point %d: processor %s made point", i, e.opts.Processor.Version())); err != nil {
+			if err := e.validate(processed[n:], "made point"); err != nil {
 				e.stats.rejected.Add(1)
-				return fmt.Errorf("writeback: write: %w", err)
+				return fmt.Errorf("writeback: write: point %d: processor %s %w", i, e.opts.Processor.Version(), err)
 			}
 		}
 	}
@@ -327,10 +328,31 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 func (e *Engine) validate(ps []tsstore.Point, what string) error {
 	now := tsstore.Millis(e.opts.Now())
 	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
+	// A labels slice that many points share (as a parser's interned
+	// series are) is checked once per call; a point that fails any check
+	// is validated in full, for the error.
+	var checked map[*tsstore.Label]int
+	var last *tsstore.Label
+	var lastN int
 	for i := range ps {
 		p := &ps[i]
-		if err := p.Validate(); err != nil {
-			return fmt.Errorf("%s %d: %w", what, i, err)
+		ok := tsstore.ValidateMetric(p.Metric) == nil && p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
+		if ok && len(p.Labels) > 0 && (&p.Labels[0] != last || len(p.Labels) != lastN) {
+			l := &p.Labels[0]
+			if n, seen := checked[l]; !seen || n != len(p.Labels) {
+				if ok = p.Labels.Validate() == nil; ok {
+					if checked == nil {
+						checked = make(map[*tsstore.Label]int)
+					}
+					checked[l] = len(p.Labels)
+				}
+			}
+			last, lastN = l, len(p.Labels)
+		}
+		if !ok {
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("%s %d: %w", what, i, err)
+			}
 		}
 		if p.Timestamp < oldest {
 			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the past", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
