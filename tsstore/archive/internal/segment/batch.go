@@ -187,6 +187,26 @@ var schemaColumns = func() columns {
 // them.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
+// writerOptions are the Parquet writer's options for segment name with
+// content digest content.
+func writerOptions(name, content string) []parquet.WriterOption {
+	return []parquet.WriterOption{
+		Schema,
+		parquet.Compression(&zstd.Codec{}),
+		// The label columns' bounds (what a reader prunes pages by) mean
+		// nothing across series: they are left out of the page index and
+		// the page headers. The time's and the metric's are kept.
+		parquet.SkipPageBounds("labels", "key_value", "key"),
+		parquet.SkipPageBounds("labels", "key_value", "value"),
+		parquet.SkipPageStatistics("labels", "key_value", "key"),
+		parquet.SkipPageStatistics("labels", "key_value", "value"),
+		parquet.CreatedBy("hourglass", "", ""),
+		parquet.KeyValueMetadata(KeyName, name),
+		parquet.KeyValueMetadata(KeyContent, content),
+		parquet.KeyValueMetadata(KeyFormat, Format),
+	}
+}
+
 // Encode writes the batch as a segment file named name with content
 // digest content, column by column: each series' values (its metric, its
 // labels as map entries with their repetition and definition levels) are
@@ -215,13 +235,7 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 			labels[i] = append(labels[i], parquet.ByteArrayValue(bytesOf(l.Value)).Level(rep, 1, col.label))
 		}
 	}
-	pw := parquet.NewWriter(w, Schema,
-		parquet.Compression(&zstd.Codec{}),
-		parquet.CreatedBy("hourglass", "", ""),
-		parquet.KeyValueMetadata(KeyName, name),
-		parquet.KeyValueMetadata(KeyContent, content),
-		parquet.KeyValueMetadata(KeyFormat, Format),
-	)
+	pw := parquet.NewWriter(w, writerOptions(name, content)...)
 	const batch = 4096
 	var times, ms, ks, ls, vs []parquet.Value
 	fail := func(err error) error { return fmt.Errorf("encode segment %s: %w", name, err) }

@@ -14,19 +14,13 @@ import (
 )
 
 // encodeRows is the encoder of format 1 before columnar writes: one Row
-// (with a map of labels) per point through parquet-go's reflection. Files
-// it made are in archives and must stay readable.
-func encodeRows(t *testing.T, name, content string, ps []tsstore.Point, rg int) []byte {
+// (with a map of labels) per point through parquet-go's reflection (with
+// the writer options of today: before, the label columns had page bounds
+// too). Files it made are in archives and must stay readable.
+func encodeRows(t *testing.T, ps []tsstore.Point, opts ...parquet.WriterOption) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	pw := parquet.NewGenericWriter[Row](&b, Schema,
-		parquet.Compression(&zstd.Codec{}),
-		parquet.MaxRowsPerRowGroup(int64(rg)),
-		parquet.CreatedBy("hourglass", "", ""),
-		parquet.KeyValueMetadata(KeyName, name),
-		parquet.KeyValueMetadata(KeyContent, content),
-		parquet.KeyValueMetadata(KeyFormat, Format),
-	)
+	pw := parquet.NewGenericWriter[Row](&b, opts...)
 	for _, p := range ps {
 		r := Row{Time: p.Timestamp, Metric: p.Metric, Value: p.Value, Labels: map[string]string{}}
 		for _, l := range p.Labels {
@@ -83,8 +77,12 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := encodeRows(t, "n", content, ps, 1500)
-	for name, b := range map[string][]byte{"columnar": cols, "rows": rows} {
+	rows := encodeRows(t, ps, append(writerOptions("n", content), parquet.MaxRowsPerRowGroup(1500))...)
+	// As the first encoder wrote them, with bounds of every column.
+	old := encodeRows(t, ps, Schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
+		parquet.CreatedBy("hourglass", "", ""), parquet.KeyValueMetadata(KeyName, "n"),
+		parquet.KeyValueMetadata(KeyContent, content), parquet.KeyValueMetadata(KeyFormat, Format))
+	for name, b := range map[string][]byte{"columnar": cols, "rows": rows, "first encoder": old} {
 		got, err := ReadAll(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

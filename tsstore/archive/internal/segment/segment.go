@@ -23,7 +23,8 @@
 // as a list of structs and a JSON string hides the labels from the reader's
 // type system. Within a row the keys are sorted, as tsstore.Labels are.
 // Pages are zstd-compressed; time is delta-encoded, metric and labels
-// dictionary-encoded. The file's key/value metadata records the segment
+// dictionary-encoded; the label columns carry no page bounds (a min and max
+// label across series prune nothing). The file's key/value metadata records the segment
 // name (KeyName), the content digest (KeyContent) and the format version
 // (KeyFormat).
 package segment
