@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"unsafe"
@@ -46,9 +47,12 @@ func compareSeries(a, b *series) int {
 	return a.labels.Compare(b.labels)
 }
 
-// identity groups points by their metric and labels slice (not content).
+// identity groups points by the memory of their metric and labels (not
+// their content): interned strings and shared label sets make it a
+// series' identity, and hashing it reads no string.
 type identity struct {
-	metric string
+	metric *byte
+	m      int
 	first  *tsstore.Label
 	n      int
 }
@@ -56,32 +60,98 @@ type identity struct {
 // Prepare returns the batch of ps (in any order), which it does not modify.
 func Prepare(ps []tsstore.Point) *Batch {
 	ids, tab := index(ps)
-	type key struct {
-		ts     int64
-		series int32
-		i      int32
-	}
-	keys := make([]key, len(ps))
-	for i := range ps {
-		keys[i] = key{ps[i].Timestamp, ids[i], int32(i)}
-	}
-	// Timestamp, then series (the table is in (metric, labels) order,
-	// equal content has one index), then value: the order of Compare.
-	slices.SortFunc(keys, func(a, b key) int {
-		if c := cmp.Compare(a.ts, b.ts); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.series, b.series); c != 0 {
-			return c
-		}
-		return compareValues(ps[a.i].Value, ps[b.i].Value)
-	})
+	keys := sortKeys(ps, ids, len(tab))
 	b := &Batch{Points: make([]tsstore.Point, len(ps)), ids: make([]int32, len(ps)), tab: tab}
 	for j, k := range keys {
 		b.Points[j] = ps[k.i]
-		b.ids[j] = k.series
+		b.ids[j] = ids[k.i]
 	}
 	return b
+}
+
+// sortKey is a point's place in the order of Compare: its timestamp and
+// series rank packed in key (ties broken by value), and its index.
+type sortKey struct {
+	key uint64
+	i   int32
+}
+
+// sortKeys returns the points' keys in the order of Compare: timestamp,
+// then series (the table is in (metric, labels) order, equal content has
+// one index), then value. Keys are sorted by a radix sort (the
+// timestamps of a segment span minutes, its series are thousands: some 40
+// bits), then each run of equal keys by value.
+func sortKeys(ps []tsstore.Point, ids []int32, series int) []sortKey {
+	keys := make([]sortKey, len(ps))
+	if len(ps) == 0 {
+		return keys
+	}
+	lo, hi := ps[0].Timestamp, ps[0].Timestamp
+	for i := range ps {
+		lo, hi = min(lo, ps[i].Timestamp), max(hi, ps[i].Timestamp)
+	}
+	rankBits := bits.Len32(uint32(series))
+	tsBits := bits.Len64(uint64(hi - lo))
+	byValue := func(a, b sortKey) int { return compareValues(ps[a.i].Value, ps[b.i].Value) }
+	if rankBits+tsBits > 64 {
+		for i := range ps {
+			keys[i] = sortKey{uint64(ids[i]), int32(i)}
+		}
+		slices.SortFunc(keys, func(a, b sortKey) int {
+			if c := cmp.Compare(ps[a.i].Timestamp, ps[b.i].Timestamp); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.key, b.key); c != 0 {
+				return c
+			}
+			return byValue(a, b)
+		})
+		return keys
+	}
+	for i := range ps {
+		keys[i] = sortKey{uint64(ps[i].Timestamp-lo)<<rankBits | uint64(ids[i]), int32(i)}
+	}
+	keys = radixSort(keys, make([]sortKey, len(keys)), rankBits+tsBits)
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].key == keys[i].key {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(keys[i:j], byValue)
+		}
+		i = j
+	}
+	return keys
+}
+
+// radixSort sorts a by the low bits of key (a stable LSD radix sort,
+// using tmp, as long as a) and returns the sorted slice (a or tmp).
+func radixSort(a, tmp []sortKey, bits int) []sortKey {
+	const digit = 11
+	const mask = 1<<digit - 1
+	var count [1 << digit]int
+	for shift := 0; shift < bits; shift += digit {
+		clear(count[:])
+		for _, k := range a {
+			count[(k.key>>shift)&mask]++
+		}
+		if count[(a[0].key>>shift)&mask] == len(a) {
+			continue // one bucket: nothing moves
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, k := range a {
+			d := (k.key >> shift) & mask
+			tmp[count[d]] = k
+			count[d]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }
 
 // prepareSorted returns the batch of ps, which is sorted by Compare.
@@ -102,17 +172,11 @@ func compareValues(a, b float64) int {
 func index(ps []tsstore.Point) (ids []int32, tab []series) {
 	ids = make([]int32, len(ps))
 	byIdentity := make(map[identity]int32)
-	var last identity
-	lastID := int32(-1)
 	for i := range ps {
 		p := &ps[i]
-		k := identity{metric: p.Metric, n: len(p.Labels)}
+		k := identity{metric: unsafe.StringData(p.Metric), m: len(p.Metric), n: len(p.Labels)}
 		if len(p.Labels) > 0 {
 			k.first = &p.Labels[0]
-		}
-		if lastID >= 0 && k == last {
-			ids[i] = lastID
-			continue
 		}
 		id, ok := byIdentity[k]
 		if !ok {
@@ -120,7 +184,7 @@ func index(ps []tsstore.Point) (ids []int32, tab []series) {
 			byIdentity[k] = id
 			tab = append(tab, series{metric: p.Metric, labels: p.Labels})
 		}
-		ids[i], last, lastID = id, k, id
+		ids[i] = id
 	}
 	order := make([]int32, len(tab))
 	for i := range order {

@@ -162,3 +162,23 @@ func BenchmarkEncode(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSortKeysWithoutRadix checks the comparison sort that takes over when
+// timestamps and series ranks do not fit in 64 bits together.
+func TestSortKeysWithoutRadix(t *testing.T) {
+	ps := points(t, 2000)
+	for i := range ps {
+		if i%3 == 0 {
+			ps[i].Timestamp = tsstore.MaxTimestamp - 1 - int64(i)
+		}
+	}
+	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	ids, tab := index(ps)
+	radix := sortKeys(ps, ids, len(tab))
+	compared := sortKeys(ps, ids, 1<<30)
+	for j := range radix {
+		if a, b := ps[radix[j].i], ps[compared[j].i]; Compare(&a, &b) != 0 {
+			t.Fatalf("at %d: radix sort has %v, comparison sort %v", j, a, b)
+		}
+	}
+}
