@@ -19,8 +19,8 @@ func TestSharedPoints(t *testing.T) {
 		{Metric: "views", Timestamp: 4, Value: 4},
 	}
 	buf := AppendPoints(nil, ps)
-	r := &Reader{B: buf, Intern: map[string]string{}}
-	sets := LabelSets{}
+	r := &Reader{B: buf}
+	sets := NewShared()
 	n := r.Count()
 	var got []tsstore.Point
 	for range n {
@@ -35,16 +35,32 @@ func TestSharedPoints(t *testing.T) {
 	if &got[0].Labels[0] != &got[2].Labels[0] {
 		t.Error("equal label sets were not shared")
 	}
-	if len(sets) != 2 {
-		t.Errorf("%d sets, want 2", len(sets))
+	if len(sets.sets) != 2 {
+		t.Errorf("%d sets, want 2", len(sets.sets))
 	}
 	for cut := range len(buf) {
 		r := &Reader{B: buf[:cut]}
 		for range r.Count() {
-			r.SharedPoint(LabelSets{})
+			r.SharedPoint(NewShared())
 		}
 		if r.End() == nil {
 			t.Fatalf("a cut at %d of %d bytes decoded without error", cut, len(buf))
+		}
+	}
+}
+
+// TestSharedInputReused decodes two points from the same memory, one after
+// the other, as a log reader reusing its buffer does.
+func TestSharedInputReused(t *testing.T) {
+	a := tsstore.Point{Metric: "aa", Labels: tsstore.Labels{{Name: "m", Value: "x1"}}, Timestamp: 1, Value: 1}
+	b := tsstore.Point{Metric: "bb", Labels: tsstore.Labels{{Name: "m", Value: "x2"}}, Timestamp: 2, Value: 2}
+	s := NewShared()
+	buf := make([]byte, 0, 64)
+	for _, want := range []tsstore.Point{a, b, a, b} {
+		buf = AppendPoint(buf[:0], &want)
+		r := &Reader{B: buf}
+		if got := r.SharedPoint(s); r.End() != nil || !cmp.Equal(got, want) {
+			t.Fatalf("got %v (%v), want %v", got, r.Err, want)
 		}
 	}
 }

@@ -40,26 +40,18 @@ type batchRecord struct {
 // decoder decodes the records of one log file, sharing the strings and
 // label sets that repeat across them. Not safe for concurrent use.
 type decoder struct {
-	intern map[string]string
-	sets   wire.LabelSets
+	shared *wire.Shared
 }
 
-func newDecoder() *decoder {
-	return &decoder{intern: make(map[string]string), sets: make(wire.LabelSets)}
-}
+func newDecoder() *decoder { return &decoder{shared: wire.NewShared()} }
 
-// reader returns a Reader of payload over d's interned strings.
-func (d *decoder) reader(payload []byte) *wire.Reader {
-	if len(d.intern) >= 1<<20 {
-		clear(d.intern)
-	}
-	return &wire.Reader{B: payload, Intern: d.intern}
-}
+// reader returns a Reader of payload.
+func (d *decoder) reader(payload []byte) *wire.Reader { return &wire.Reader{B: payload} }
 
-// points reads n points into dst, sharing their labels.
+// points reads n points into dst, sharing their metrics and labels.
 func (d *decoder) points(dst []tsstore.Point, r *wire.Reader, n int) []tsstore.Point {
 	for i := 0; i < n && r.Err == nil; i++ {
-		dst = append(dst, r.SharedPoint(d.sets))
+		dst = append(dst, r.SharedPoint(d.shared))
 	}
 	return dst
 }

@@ -47,16 +47,6 @@ func compareSeries(a, b *series) int {
 	return a.labels.Compare(b.labels)
 }
 
-// identity groups points by the memory of their metric and labels (not
-// their content): interned strings and shared label sets make it a
-// series' identity, and hashing it reads no string.
-type identity struct {
-	metric *byte
-	m      int
-	first  *tsstore.Label
-	n      int
-}
-
 // Prepare returns the batch of ps (in any order), which it does not modify.
 func Prepare(ps []tsstore.Point) *Batch {
 	ids, tab := index(ps)
@@ -167,21 +157,46 @@ func compareValues(a, b float64) int {
 	return cmp.Compare(math.Float64bits(a), math.Float64bits(b))
 }
 
+// metricID is a series of a labels slice: its metric's memory and its
+// index in the table.
+type metricID struct {
+	metric *byte
+	m      int
+	n      int // the labels' length
+	id     int32
+}
+
 // index returns the series of each point and the table of distinct series
-// in (metric, labels) order.
+// in (metric, labels) order. Points are grouped by the memory of their
+// labels and metric, not their content (interned strings and shared label
+// sets make that a series' identity): a map keyed by the labels' first
+// element, then the few metrics of each.
 func index(ps []tsstore.Point) (ids []int32, tab []series) {
 	ids = make([]int32, len(ps))
-	byIdentity := make(map[identity]int32)
+	byLabels := make(map[*tsstore.Label]int32)
+	var groups [][]metricID
 	for i := range ps {
 		p := &ps[i]
-		k := identity{metric: unsafe.StringData(p.Metric), m: len(p.Metric), n: len(p.Labels)}
+		var first *tsstore.Label
 		if len(p.Labels) > 0 {
-			k.first = &p.Labels[0]
+			first = &p.Labels[0]
 		}
-		id, ok := byIdentity[k]
+		g, ok := byLabels[first]
 		if !ok {
+			g = int32(len(groups))
+			byLabels[first] = g
+			groups = append(groups, nil)
+		}
+		mp, id := unsafe.StringData(p.Metric), int32(-1)
+		for _, x := range groups[g] {
+			if x.metric == mp && x.m == len(p.Metric) && x.n == len(p.Labels) {
+				id = x.id
+				break
+			}
+		}
+		if id < 0 {
 			id = int32(len(tab))
-			byIdentity[k] = id
+			groups[g] = append(groups[g], metricID{mp, len(p.Metric), len(p.Labels), id})
 			tab = append(tab, series{metric: p.Metric, labels: p.Labels})
 		}
 		ids[i] = id
