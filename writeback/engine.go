@@ -291,19 +291,10 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	}
 	processed := points
 	if !e.identity {
-		processed = make([]tsstore.Point, 0, len(points))
-		for i := range points {
-			var err error
-			n := len(processed)
-			processed, err = e.opts.Processor.Process(processed, points[i])
-			if err != nil {
-				e.stats.rejected.Add(1)
-				return fmt.Errorf("writeback: write: point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
-			}
-			if err := e.validate(processed[n:], "made point"); err != nil {
-				e.stats.rejected.Add(1)
-				return fmt.Errorf("writeback: write: point %d: processor %s %w", i, e.opts.Processor.Version(), err)
-			}
+		var err error
+		if processed, err = e.process(points); err != nil {
+			e.stats.rejected.Add(1)
+			return fmt.Errorf("writeback: write: %w", err)
 		}
 	}
 	st := e.cache.Stats()
@@ -324,8 +315,60 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	return nil
 }
 
+// process returns what the processor makes of points, validated. When it
+// made every point into itself, it returns points itself, so that a cache
+// logs them once.
+func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, error) {
+	processed := make([]tsstore.Point, 0, len(points))
+	ends := make([]int, len(points)) // the end in processed of what each point made
+	// failed names the processed point k that is not valid.
+	failed := func(k int, err error) error {
+		i, _ := slices.BinarySearch(ends, k+1)
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return fmt.Errorf("point %d: processor %s made point %d: %w", i, e.opts.Processor.Version(), k-start, err)
+	}
+	for i := range points {
+		var err error
+		processed, err = e.opts.Processor.Process(processed, points[i])
+		if err != nil {
+			// A point made before is reported first, as it comes first.
+			if k, verr := e.check(processed[:ends[max(i-1, 0)]]); verr != nil && i > 0 {
+				return nil, failed(k, verr)
+			}
+			return nil, fmt.Errorf("point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
+		}
+		ends[i] = len(processed)
+	}
+	if k, err := e.check(processed); err != nil {
+		return nil, failed(k, err)
+	}
+	if len(processed) != len(points) {
+		return processed, nil
+	}
+	for i := range points {
+		a, b := &points[i], &processed[i]
+		if a.Metric != b.Metric || a.Timestamp != b.Timestamp || math.Float64bits(a.Value) != math.Float64bits(b.Value) ||
+			len(a.Labels) != len(b.Labels) || len(a.Labels) > 0 && &a.Labels[0] != &b.Labels[0] {
+			return processed, nil
+		}
+	}
+	return points, nil
+}
+
 // validate checks points and their time window; what names them in errors.
 func (e *Engine) validate(ps []tsstore.Point, what string) error {
+	if i, err := e.check(ps); err != nil {
+		return fmt.Errorf("%s %d: %w", what, i, err)
+	}
+	return nil
+}
+
+// check checks points and their time window, and returns the index of the
+// first bad one with the reason.
+func (e *Engine) check(ps []tsstore.Point) (int, error) {
 	now := tsstore.Millis(e.opts.Now())
 	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
 	// A labels slice that many points share (as a parser's interned
@@ -340,9 +383,10 @@ func (e *Engine) validate(ps []tsstore.Point, what string) error {
 		if ok && len(p.Labels) > 0 && (&p.Labels[0] != last || len(p.Labels) != lastN) {
 			l := &p.Labels[0]
 			if n, seen := checked[l]; !seen || n != len(p.Labels) {
-				if ok = p.Labels.Validate() == nil; ok {
+				if ok = p.Labels.Validate() == nil; ok && last != nil {
+					// A second label set: from now on, remember them.
 					if checked == nil {
-						checked = make(map[*tsstore.Label]int)
+						checked = map[*tsstore.Label]int{last: lastN}
 					}
 					checked[l] = len(p.Labels)
 				}
@@ -351,17 +395,17 @@ func (e *Engine) validate(ps []tsstore.Point, what string) error {
 		}
 		if !ok {
 			if err := p.Validate(); err != nil {
-				return fmt.Errorf("%s %d: %w", what, i, err)
+				return i, err
 			}
 		}
 		if p.Timestamp < oldest {
-			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the past", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
+			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the past", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
 		}
 		if p.Timestamp > newest {
-			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the future", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxFuture)
+			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the future", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxFuture)
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 func (e *Engine) signalFlush() {
