@@ -394,7 +394,9 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 	// point has been flushed by the end.
 	t0 := time.Now()
 	var l latencies
-	if !do(ctx, client, "POST", o.hourglass+"/v1/admin/flush", adminToken(o), nil, &l) {
+	// A flush may take up to its budget (and more with a backlog).
+	flusher := &http.Client{Timeout: time.Hour}
+	if !do(ctx, flusher, "POST", o.hourglass+"/v1/admin/flush", adminToken(o), nil, &l) {
 		return fmt.Errorf("final flush: %v", l.errors)
 	}
 	final := time.Since(t0)
