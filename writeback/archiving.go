@@ -11,6 +11,14 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 )
 
+// SealedLogOwner is an optional interface of a Cache whose sealed log can
+// be read into new memory: SealedLogOwned is SealedLog, except that every
+// slice passed to fn is new and fn may keep it. The engine then archives
+// several segments of a generation at once without copying them.
+type SealedLogOwner interface {
+	SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error
+}
+
 // archiving is the archive step of one generation's flush, which runs
 // while the generation's cells are written to the store. The flush that
 // starts it waits for it before it returns.
@@ -75,7 +83,11 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 		first error
 	)
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
-	err = e.cache.SealedLog(ctx, gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
+	read, owned := e.cache.SealedLog, false
+	if o, ok := e.cache.(SealedLogOwner); ok {
+		read, owned = o.SealedLogOwned, true
+	}
+	err = read(ctx, gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
 		id := archive.SegmentID{Source: e.opts.Source, Generation: gen, Shard: segments, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
 		for i := range ps {
 			id.MinTime = min(id.MinTime, ps[i].Timestamp)
@@ -86,8 +98,10 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		// The cache's slice is only valid during this call.
-		ps = slices.Clone(ps)
+		if !owned {
+			// The cache's slice is only valid during this call.
+			ps = slices.Clone(ps)
+		}
 		segments++
 		points += int64(len(ps))
 		wg.Go(func() {

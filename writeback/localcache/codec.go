@@ -81,13 +81,17 @@ func (d *decoder) batch(payload []byte) (*batchRecord, error) {
 
 // raw calls fn with the raw points of a record in chunks that fill chunk
 // up to max points (chunk keeps what is left for the next record), never
-// with a point that failed to decode.
-func (d *decoder) raw(payload []byte, chunk *[]tsstore.Point, max int, fn func([]tsstore.Point) error) error {
+// with a point that failed to decode. With fresh, chunk is a new slice
+// after each call of fn (which may keep the one it got).
+func (d *decoder) raw(payload []byte, chunk *[]tsstore.Point, max int, fresh bool, fn func([]tsstore.Point) error) error {
 	r := d.reader(payload)
 	if r.Uvarint() == 0 {
 		r.Err = wire.ErrCorrupt
 	}
 	for n := r.Count(); n > 0 && r.Err == nil; {
+		if *chunk == nil {
+			*chunk = make([]tsstore.Point, 0, max)
+		}
 		k := min(n, max-len(*chunk))
 		*chunk = d.points(*chunk, r, k)
 		n -= k
@@ -95,7 +99,11 @@ func (d *decoder) raw(payload []byte, chunk *[]tsstore.Point, max int, fn func([
 			if err := fn(*chunk); err != nil {
 				return err
 			}
-			*chunk = (*chunk)[:0]
+			if fresh {
+				*chunk = nil
+			} else {
+				*chunk = (*chunk)[:0]
+			}
 		}
 	}
 	if r.Err != nil {

@@ -106,7 +106,10 @@ type walFile struct {
 	closed bool         // guarded by Cache.syncMu
 }
 
-var _ writeback.Cache = (*Cache)(nil)
+var (
+	_ writeback.Cache          = (*Cache)(nil)
+	_ writeback.SealedLogOwner = (*Cache)(nil)
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -550,6 +553,16 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 // SealedLog reads the raw points of a sealed generation back from its log
 // file, in chunks of at most max points.
 func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, false, fn)
+}
+
+// SealedLogOwned is SealedLog with a new slice for every call of fn, which
+// fn may keep (writeback.SealedLogOwner).
+func (c *Cache) SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, true, fn)
+}
+
+func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, fn func([]tsstore.Point) error) error {
 	if max <= 0 {
 		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: sealed log chunk size %d is not positive", max)
 	}
@@ -563,7 +576,7 @@ func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]ts
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return d.raw(payload, &chunk, max, fn)
+		return d.raw(payload, &chunk, max, fresh, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)
