@@ -22,8 +22,9 @@
 // two generations with the same Seq: about one per 8.7 s on average with
 // the defaults, in bursts of up to 100, see Options.SealSpacing), writes
 // them to the store oldest
-// first, appends the generation's raw log to every archive in segments of
-// at most SegmentPoints, and only after all of that succeeded commits the
+// first while it appends the generation's raw log to every archive in
+// segments of at most SegmentPoints (encoding up to GOMAXPROCS segments at
+// once), and only after all of that succeeded commits the
 // generation: the cache drops it. Every step is idempotent, so a crash or
 // an error anywhere before the commit replays the same flush and a crash
 // after it loses nothing. Triggers: the interval (45 min ± 5 %), the cache
