@@ -35,20 +35,8 @@ trap cleanup EXIT
 
 log() { echo "scripts/bench-ingest.sh: $*" >&2; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000))
-}
-
-wait_for() {
-  local name=$1 secs=$2; shift 2
-  for _ in $(seq $((secs * 10))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "$name did not come up within ${secs}s"
-  return 1
-}
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 
 # stop PID: stop one process this script started.
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -71,32 +59,11 @@ start_server() {
 args=(-hourglass "")
 # --- InfluxDB 1.x ------------------------------------------------------------
 if command -v influxd >/dev/null; then
-  hport=$(free_port); rport=$(free_port)
-  mkdir -p "$work/influx"
-  cat >"$work/influx/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$rport"
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$hport"
-  log-enabled = false
-  max-body-size = 0
-[logging]
-  level = "warn"
-[continuous_queries]
-  enabled = false
-CONF
-  influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
-  influx_pid=$!
-  pids+=("$influx_pid")
-  wait_for influxd 30 curl -sf "http://127.0.0.1:$hport/ping" && args+=(-influx "http://127.0.0.1:$hport")
+  if start_influxd "$work/influx"; then
+    influx_pid=$influxd_pid
+    args+=(-influx "$influxd_url")
+  fi
+  pids+=("$influxd_pid")
 else
   log "influxd not installed: InfluxDB is left out"
 fi
