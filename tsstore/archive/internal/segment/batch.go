@@ -324,11 +324,12 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 		times, ms, ks, ls, vs = times[:0], ms[:0], ks[:0], ls[:0], vs[:0]
 		for j := start; j < start+n; j++ {
 			p, id := &b.Points[j], b.ids[j]
-			times = append(times, parquet.Int64Value(p.Timestamp).Level(0, 0, col.time))
+			// Required flat columns ignore levels and column indexes.
+			times = append(times, parquet.Int64Value(p.Timestamp))
 			ms = append(ms, metrics[id])
 			ks = append(ks, keys[id]...)
 			ls = append(ls, labels[id]...)
-			vs = append(vs, parquet.DoubleValue(p.Value).Level(0, 0, col.value))
+			vs = append(vs, parquet.DoubleValue(p.Value))
 		}
 		cws := pw.ColumnWriters()
 		for _, c := range [...]struct {
