@@ -175,17 +175,23 @@ func index(ps []tsstore.Point) (ids []int32, tab []series) {
 	ids = make([]int32, len(ps))
 	byLabels := make(map[*tsstore.Label]int32)
 	var groups [][]metricID
+	var last *tsstore.Label // the fields of a line follow each other
+	lastG := int32(-1)
 	for i := range ps {
 		p := &ps[i]
 		var first *tsstore.Label
 		if len(p.Labels) > 0 {
 			first = &p.Labels[0]
 		}
-		g, ok := byLabels[first]
-		if !ok {
-			g = int32(len(groups))
-			byLabels[first] = g
-			groups = append(groups, nil)
+		g := lastG
+		if first != last || g < 0 {
+			var ok bool
+			if g, ok = byLabels[first]; !ok {
+				g = int32(len(groups))
+				byLabels[first] = g
+				groups = append(groups, nil)
+			}
+			last, lastG = first, g
 		}
 		mp, id := unsafe.StringData(p.Metric), int32(-1)
 		for _, x := range groups[g] {
