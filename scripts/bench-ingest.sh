@@ -26,17 +26,11 @@ VM=${VM:-$(go env GOPATH)/bin/victoria-metrics}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-bench.XXXXXX")
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 trap cleanup EXIT
 
 log() { echo "scripts/bench-ingest.sh: $*" >&2; }
-
-# shellcheck source=scripts/servers.sh
-. scripts/servers.sh
 
 # stop PID: stop one process this script started.
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

@@ -1,5 +1,14 @@
 # Functions shared by scripts/test.sh and scripts/bench-ingest.sh, which
-# source this file: free ports, waiting for a server, starting InfluxDB 1.x.
+# source this file: free ports, waiting for a server, starting InfluxDB 1.x,
+# and stopping what a script started.
+
+# cleanup stops the processes in the array pids and removes the directory
+# $work (a script's EXIT trap).
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||

@@ -13,15 +13,9 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-test.XXXXXX")
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 # shellcheck source=scripts/servers.sh
 . scripts/servers.sh
+trap cleanup EXIT
 
 log() { echo "scripts/test.sh: $*" >&2; }
 
