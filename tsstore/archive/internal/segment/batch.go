@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -49,14 +50,34 @@ func compareSeries(a, b *series) int {
 
 // Prepare returns the batch of ps (in any order), which it does not modify.
 func Prepare(ps []tsstore.Point) *Batch {
-	ids, tab := index(ps)
-	keys := sortKeys(ps, ids, len(tab))
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.grow(len(ps))
+	tab := index(ps, sc.ids)
+	keys := sortKeys(ps, sc.ids, len(tab), sc.keys, sc.tmp)
 	b := &Batch{Points: make([]tsstore.Point, len(ps)), ids: make([]int32, len(ps)), tab: tab}
 	for j, k := range keys {
 		b.Points[j] = ps[k.i]
-		b.ids[j] = ids[k.i]
+		b.ids[j] = sc.ids[k.i]
 	}
 	return b
+}
+
+// scratch is the memory of a Prepare that does not outlive it, reused by
+// the next (a flush prepares segment after segment).
+type scratch struct {
+	ids       []int32
+	keys, tmp []sortKey
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// grow makes the slices n long.
+func (s *scratch) grow(n int) {
+	if cap(s.ids) < n {
+		s.ids, s.keys, s.tmp = make([]int32, n), make([]sortKey, n), make([]sortKey, n)
+	}
+	s.ids, s.keys, s.tmp = s.ids[:n], s.keys[:n], s.tmp[:n]
 }
 
 // sortKey is a point's place in the order of Compare: its timestamp and
@@ -71,8 +92,8 @@ type sortKey struct {
 // one index), then value. Keys are sorted by a radix sort (the
 // timestamps of a segment span minutes, its series are thousands: some 40
 // bits), then each run of equal keys by value.
-func sortKeys(ps []tsstore.Point, ids []int32, series int) []sortKey {
-	keys := make([]sortKey, len(ps))
+// keys and tmp are len(ps) long; the sorted keys are one of them.
+func sortKeys(ps []tsstore.Point, ids []int32, series int, keys, tmp []sortKey) []sortKey {
 	if len(ps) == 0 {
 		return keys
 	}
@@ -101,7 +122,7 @@ func sortKeys(ps []tsstore.Point, ids []int32, series int) []sortKey {
 	for i := range ps {
 		keys[i] = sortKey{uint64(ps[i].Timestamp-lo)<<rankBits | uint64(ids[i]), int32(i)}
 	}
-	keys = radixSort(keys, make([]sortKey, len(keys)), rankBits+tsBits)
+	keys = radixSort(keys, tmp, rankBits+tsBits)
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j].key == keys[i].key {
@@ -146,8 +167,8 @@ func radixSort(a, tmp []sortKey, bits int) []sortKey {
 
 // prepareSorted returns the batch of ps, which is sorted by Compare.
 func prepareSorted(ps []tsstore.Point) *Batch {
-	ids, tab := index(ps)
-	return &Batch{Points: ps, ids: ids, tab: tab}
+	ids := make([]int32, len(ps))
+	return &Batch{Points: ps, ids: ids, tab: index(ps, ids)}
 }
 
 func compareValues(a, b float64) int {
@@ -166,13 +187,12 @@ type metricID struct {
 	id     int32
 }
 
-// index returns the series of each point and the table of distinct series
-// in (metric, labels) order. Points are grouped by the memory of their
+// index sets the series of each point in ids (as long as ps) and returns
+// the table of distinct series in (metric, labels) order. Points are grouped by the memory of their
 // labels and metric, not their content (interned strings and shared label
 // sets make that a series' identity): a map keyed by the labels' first
 // element, then the few metrics of each.
-func index(ps []tsstore.Point) (ids []int32, tab []series) {
-	ids = make([]int32, len(ps))
+func index(ps []tsstore.Point, ids []int32) (tab []series) {
 	byLabels := make(map[*tsstore.Label]int32)
 	var groups [][]metricID
 	var last *tsstore.Label // the fields of a line follow each other
@@ -223,7 +243,7 @@ func index(ps []tsstore.Point) (ids []int32, tab []series) {
 	for i := range ids {
 		ids[i] = rank[ids[i]]
 	}
-	return ids, sorted
+	return sorted
 }
 
 // Digest returns the content digest of the batch: Digest(b.Points).

@@ -63,6 +63,13 @@ func TestPrepareSortsLikeCompare(t *testing.T) {
 			t.Fatalf("points %d and %d out of order", i-1, i)
 		}
 	}
+	// Again, smaller, with the memory of the first.
+	few := slices.Clone(ps[:100])
+	want = slices.Clone(few)
+	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
+	if d := cmp.Diff(want, Prepare(few).Points); d != "" {
+		t.Fatalf("a second, smaller Prepare (-want +got):\n%s", d)
+	}
 }
 
 func negZero() float64 { z := 0.0; return -z }
@@ -173,9 +180,10 @@ func TestSortKeysWithoutRadix(t *testing.T) {
 		}
 	}
 	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
-	ids, tab := index(ps)
-	radix := sortKeys(ps, ids, len(tab))
-	compared := sortKeys(ps, ids, 1<<30)
+	ids := make([]int32, len(ps))
+	tab := index(ps, ids)
+	radix := sortKeys(ps, ids, len(tab), make([]sortKey, len(ps)), make([]sortKey, len(ps)))
+	compared := sortKeys(ps, ids, 1<<30, make([]sortKey, len(ps)), make([]sortKey, len(ps)))
 	for j := range radix {
 		if a, b := ps[radix[j].i], ps[compared[j].i]; Compare(&a, &b) != 0 {
 			t.Fatalf("at %d: radix sort has %v, comparison sort %v", j, a, b)
