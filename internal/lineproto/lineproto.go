@@ -32,6 +32,12 @@ const (
 type Decoder struct {
 	series  map[string]tsstore.Labels // by merchant, 0xfd, then each tag's raw key 0xfe value 0xff
 	metrics map[string]string         // by measurement 0xff field key
+	// recent are the metrics of the previous line's first fields, by
+	// position: lines of one measurement repeat them in order.
+	recent [4]struct {
+		key    []byte
+		metric string
+	}
 
 	key    []byte      // the current line's series key
 	names  []byte      // the current line's field keys
@@ -168,10 +174,10 @@ func (d *Decoder) Decode(body []byte, precision, merchant string, now time.Time)
 			return nil, lineError(body, anchor, err)
 		}
 		from := 0
-		for _, f := range d.fields {
+		for pos, f := range d.fields {
 			name := d.names[from:f.end]
 			from = f.end
-			metric, err := d.metric(m, name)
+			metric, err := d.metric(pos, m, name)
 			if err != nil {
 				return nil, lineError(body, anchor, fmt.Errorf("field %q: %w", name, err))
 			}
@@ -216,12 +222,35 @@ func (d *Decoder) labels(merchant string) (tsstore.Labels, error) {
 	return ls, nil
 }
 
-// metric returns the metric of a field of a measurement.
-func (d *Decoder) metric(measurement, field []byte) (string, error) {
+// metric returns the metric of the field at position pos of a line of
+// measurement.
+func (d *Decoder) metric(pos int, measurement, field []byte) (string, error) {
 	d.key = append(append(append(d.key[:0], measurement...), 0xff), field...)
-	if m, ok := d.metrics[string(d.key)]; ok {
-		return m, nil
+	var r *struct {
+		key    []byte
+		metric string
 	}
+	if pos < len(d.recent) {
+		if r = &d.recent[pos]; bytes.Equal(r.key, d.key) && r.key != nil {
+			return r.metric, nil
+		}
+	}
+	m, ok := d.metrics[string(d.key)]
+	if !ok {
+		var err error
+		if m, err = d.newMetric(measurement, field); err != nil {
+			return "", err
+		}
+	}
+	if r != nil {
+		r.key, r.metric = append(r.key[:0], d.key...), m
+	}
+	return m, nil
+}
+
+// newMetric makes, checks and keeps the metric of a field of a
+// measurement (d.key).
+func (d *Decoder) newMetric(measurement, field []byte) (string, error) {
 	name := append([]byte(nil), measurement...)
 	if string(field) != "value" {
 		name = append(append(name, '_'), field...)

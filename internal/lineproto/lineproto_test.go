@@ -191,3 +191,20 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*10_000)/b.Elapsed().Seconds(), "points/s")
 }
+
+// TestMetricsByPosition checks metric names when lines change their
+// fields' order or measurement (the decoder remembers the last line's).
+func TestMetricsByPosition(t *testing.T) {
+	d := new(Decoder)
+	ps, err := d.Decode([]byte("a x=1,y=2\na y=3,x=4\nb x=5,value=6\na x=7"), "", "m1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, fmt.Sprintf("%s=%v", p.Metric, p.Value))
+	}
+	if want := "a_x=1 a_y=2 a_y=3 a_x=4 b_x=5 b=6 a_x=7"; strings.Join(got, " ") != want {
+		t.Errorf("got %s, want %s", strings.Join(got, " "), want)
+	}
+}
