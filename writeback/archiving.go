@@ -106,7 +106,11 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 		points += int64(len(ps))
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if _, err := arch.Append(ctx, id, ps); err != nil {
+			// Only the argument keeps the points: an archive may drop
+			// them once it has made its own copy (sorted, encoded).
+			points := ps
+			ps = nil
+			if _, err := arch.Append(ctx, id, points); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
