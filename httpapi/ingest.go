@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hourglass-io/hourglass/internal/lineproto"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -123,7 +124,7 @@ func (a *API) postLineProtocol(api string) func(http.ResponseWriter, *http.Reque
 			a.bodyError(w, api, err)
 			return
 		}
-		points, err := parseLineProtocol(body, r.URL.Query().Get("precision"), merchant, a.now())
+		points, err := lineproto.Decode(body, r.URL.Query().Get("precision"), merchant, a.now())
 		if err != nil {
 			a.reject(api, "invalid")
 			Error(w, http.StatusBadRequest, err.Error())

@@ -16,28 +16,9 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-test.XXXXXX")
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000))
-}
-
-# wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds.
-wait_for() {
-  local name=$1 secs=$2; shift 2
-  for _ in $(seq $((secs * 10))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "scripts/test.sh: $name did not come up within ${secs}s" >&2
-  return 1
-}
 
 log() { echo "scripts/test.sh: $*" >&2; }
 
@@ -62,38 +43,11 @@ if ! command -v influxd >/dev/null; then
     log "could not install influxdb (see apt output above); InfluxDB tests will skip"
 fi
 if command -v influxd >/dev/null; then
-  hport=$(free_port); rport=$(free_port)
-  mkdir -p "$work/influx"
-  cat >"$work/influx/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$rport"
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-  cache-snapshot-write-cold-duration = "10s"
-[coordinator]
-  write-timeout = "30s"
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$hport"
-  log-enabled = false
-  max-body-size = 0
-[logging]
-  level = "warn"
-[continuous_queries]
-  enabled = false
-CONF
-  influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
-  pids+=($!)
-  if wait_for influxd 30 curl -sf "http://127.0.0.1:$hport/ping"; then
-    export HOURGLASS_INFLUX_URL="http://127.0.0.1:$hport"
+  start_influxd "$work/influx" || true
+  pids+=("$influxd_pid")
+  if [ -n "${influxd_url:-}" ]; then
+    export HOURGLASS_INFLUX_URL=$influxd_url
     log "influxd on $HOURGLASS_INFLUX_URL"
-  else
-    cat "$work/influx/influxd.log" >&2
   fi
 fi
 

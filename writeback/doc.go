@@ -18,8 +18,10 @@
 //
 // A flush seals the open generation (new writes go to the next one), gives
 // the sealed generation's cells their store identity (see Writer ids
-// below), writes them to the store oldest first, appends the generation's raw log to every archive in segments of
-// at most SegmentPoints, and only after all of that succeeded commits the
+// below), writes them to the store oldest first while it appends the
+// generation's raw log to every archive in segments of at most
+// SegmentPoints (encoding up to GOMAXPROCS segments at once), and only
+// after all of that succeeded commits the
 // generation: the cache drops it. Every step is idempotent, so a crash or
 // an error anywhere before the commit replays the same flush and a crash
 // after it loses nothing. Triggers: the interval (45 min ± 5 %), the cache

@@ -306,19 +306,10 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	}
 	processed := points
 	if !e.identity {
-		processed = make([]tsstore.Point, 0, len(points))
-		for i := range points {
-			var err error
-			n := len(processed)
-			processed, err = e.opts.Processor.Process(processed, points[i])
-			if err != nil {
-				e.stats.rejected.Add(1)
-				return fmt.Errorf("writeback: write: point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
-			}
-			if err := e.validate(processed[n:], fmt.Sprintf("point %d: processor %s made point", i, e.opts.Processor.Version())); err != nil {
-				e.stats.rejected.Add(1)
-				return fmt.Errorf("writeback: write: %w", err)
-			}
+		var err error
+		if processed, err = e.process(points); err != nil {
+			e.stats.rejected.Add(1)
+			return fmt.Errorf("writeback: write: %w", err)
 		}
 	}
 	st := e.cache.Stats()
@@ -339,23 +330,97 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	return nil
 }
 
-// validate checks points and their time window; what names them in errors.
-func (e *Engine) validate(ps []tsstore.Point, what string) error {
-	now := tsstore.Millis(e.opts.Now())
-	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
-	for i := range ps {
-		p := &ps[i]
-		if err := p.Validate(); err != nil {
-			return fmt.Errorf("%s %d: %w", what, i, err)
+// process returns what the processor makes of points, validated. When it
+// made every point into itself, it returns points itself, so that a cache
+// logs them once.
+func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, error) {
+	processed := make([]tsstore.Point, 0, len(points))
+	ends := make([]int, len(points)) // the end in processed of what each point made
+	// failed names the processed point k that is not valid.
+	failed := func(k int, err error) error {
+		i, _ := slices.BinarySearch(ends, k+1)
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
 		}
-		if p.Timestamp < oldest {
-			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the past", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
+		return fmt.Errorf("point %d: processor %s made point %d: %w", i, e.opts.Processor.Version(), k-start, err)
+	}
+	for i := range points {
+		var err error
+		processed, err = e.opts.Processor.Process(processed, points[i])
+		if err != nil {
+			// A point made before is reported first, as it comes first.
+			if k, verr := e.check(processed[:ends[max(i-1, 0)]]); verr != nil && i > 0 {
+				return nil, failed(k, verr)
+			}
+			return nil, fmt.Errorf("point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
 		}
-		if p.Timestamp > newest {
-			return tsstore.Errorf(tsstore.ErrInvalid, "%s %d: %s%s: timestamp %s is more than %v in the future", what, i, p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxFuture)
+		ends[i] = len(processed)
+	}
+	if k, err := e.check(processed); err != nil {
+		return nil, failed(k, err)
+	}
+	if len(processed) != len(points) {
+		return processed, nil
+	}
+	for i := range points {
+		a, b := &points[i], &processed[i]
+		if a.Metric != b.Metric || a.Timestamp != b.Timestamp || math.Float64bits(a.Value) != math.Float64bits(b.Value) ||
+			len(a.Labels) != len(b.Labels) || len(a.Labels) > 0 && &a.Labels[0] != &b.Labels[0] {
+			return processed, nil
 		}
 	}
+	return points, nil
+}
+
+// validate checks points and their time window; what names them in errors.
+func (e *Engine) validate(ps []tsstore.Point, what string) error {
+	if i, err := e.check(ps); err != nil {
+		return fmt.Errorf("%s %d: %w", what, i, err)
+	}
 	return nil
+}
+
+// check checks points and their time window, and returns the index of the
+// first bad one with the reason.
+func (e *Engine) check(ps []tsstore.Point) (int, error) {
+	now := tsstore.Millis(e.opts.Now())
+	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
+	// A labels slice that many points share (as a parser's interned
+	// series are) is checked once per call; a point that fails any check
+	// is validated in full, for the error.
+	var checked map[*tsstore.Label]int
+	var last *tsstore.Label
+	var lastN int
+	for i := range ps {
+		p := &ps[i]
+		ok := tsstore.ValidateMetric(p.Metric) == nil && p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
+		if ok && len(p.Labels) > 0 && (&p.Labels[0] != last || len(p.Labels) != lastN) {
+			l := &p.Labels[0]
+			if n, seen := checked[l]; !seen || n != len(p.Labels) {
+				if ok = p.Labels.Validate() == nil; ok && last != nil {
+					// A second label set: from now on, remember them.
+					if checked == nil {
+						checked = map[*tsstore.Label]int{last: lastN}
+					}
+					checked[l] = len(p.Labels)
+				}
+			}
+			last, lastN = l, len(p.Labels)
+		}
+		if !ok {
+			if err := p.Validate(); err != nil {
+				return i, err
+			}
+		}
+		if p.Timestamp < oldest {
+			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the past", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
+		}
+		if p.Timestamp > newest {
+			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the future", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxFuture)
+		}
+	}
+	return 0, nil
 }
 
 func (e *Engine) signalFlush() {
@@ -572,7 +637,7 @@ func (e *Engine) seal(ctx context.Context) error {
 
 // flushGen writes, archives and commits one generation. It returns false
 // when the budget ran out first.
-func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (bool, error) {
+func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (done bool, err error) {
 	pr := e.progress[g.Gen]
 	if pr == nil {
 		pr = &genProgress{archivesDone: map[int]bool{}}
@@ -587,15 +652,18 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	}
 	// Oldest data first, so that a split flush keeps the oldest fresh.
 	// The order must be the same on every call: progress is an index.
-	slices.SortFunc(cells, func(a, b tsstore.Cell) int {
-		if c := cmp.Compare(a.Start, b.Start); c != 0 {
-			return c
+	// A cache may give the cells in this order already.
+	if !slices.IsSortedFunc(cells, flushOrder) {
+		slices.SortFunc(cells, flushOrder)
+	}
+	// The archives are written while the cells go to the store; the
+	// commit waits for both.
+	archiving := e.startArchiving(ctx, g, pr)
+	defer func() {
+		if aerr := archiving.wait(rep, err != nil); err == nil && aerr != nil {
+			done, err = false, aerr
 		}
-		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-			return c
-		}
-		return a.Labels.Compare(b.Labels)
-	})
+	}()
 	for pr.cellsDone < len(cells) {
 		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
 		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {
@@ -633,41 +701,25 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
-	source := e.writer
-	if g.Gen < e.since {
-		source = e.legacySource
-	}
-	for i, a := range e.opts.Archives {
-		if pr.archivesDone[i] {
-			continue
-		}
-		part := 0
-		var points int64
-		err := e.cache.SealedLog(ctx, g.Gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
-			id := archive.SegmentID{Source: source, Generation: g.Gen, Shard: part, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
-			for i := range ps {
-				id.MinTime = min(id.MinTime, ps[i].Timestamp)
-				id.MaxTime = max(id.MaxTime, ps[i].Timestamp)
-			}
-			if _, err := a.Append(ctx, id, ps); err != nil {
-				return fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
-			}
-			part++
-			points += int64(len(ps))
-			return nil
-		})
-		if err != nil {
-			return false, err
-		}
-		pr.archivesDone[i] = true
-		rep.Segments += part
-		rep.Points = max(rep.Points, points)
+	if err := archiving.wait(rep, false); err != nil {
+		return false, err
 	}
 	if err := e.cache.Commit(ctx, g.Gen); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	delete(e.progress, g.Gen)
 	return true, nil
+}
+
+// flushOrder orders cells by start, metric and labels.
+func flushOrder(a, b tsstore.Cell) int {
+	if c := cmp.Compare(a.Start, b.Start); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+		return c
+	}
+	return a.Labels.Compare(b.Labels)
 }
 
 func (e *Engine) speed() float64 {

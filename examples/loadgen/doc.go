@@ -21,4 +21,11 @@
 //
 //	go run ./examples/server -amqp-url amqp://guest:guest@127.0.0.1:5672/ &
 //	go run ./examples/loadgen -queue amqp://guest:guest@127.0.0.1:5672/ -duration 30s
+//
+// "loadgen bench" is the ingest comparison of the README's performance
+// section (scripts/bench-ingest.sh runs it): the same line-protocol batches
+// to the server's /write, InfluxDB's and VictoriaMetrics', then the same
+// dashboard query to each; with -sustain, full-speed ingest into the server
+// while its flushes run, with the flushes' share of the time, the cache's
+// peak and the server's peak RSS.
 package main

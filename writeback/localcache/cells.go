@@ -1,10 +1,13 @@
 package localcache
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -61,18 +64,39 @@ func newGeneration(num uint64, path string, shards int) *generation {
 // merger merges points into a generation; it keeps its buffers between
 // batches. Not safe for concurrent use.
 type merger struct {
-	key   []byte
-	offs  []int   // end offset of each point's key in key
-	order [][]int // point indexes per shard
+	// The batch's distinct series, found by the memory of their metric
+	// and labels (a parser's interned series and a decoder's shared label
+	// sets repeat it): the key, shard and entry of each are found once per
+	// batch, not once per point.
+	ids     map[identity]int32
+	key     []byte
+	ends    []int    // end offset of each series' key in key
+	entries []*entry // each series' entry in the generation, once found
+	shards  []int32  // each series' shard
+	series  []int32  // each point's series
+	order   [][]int  // point indexes per shard
 }
 
-var mergerPool = sync.Pool{New: func() any { return new(merger) }}
+// identity is where a point's metric and labels are in memory: points
+// with equal identities have equal series keys.
+type identity struct {
+	metric *byte
+	m      int
+	labels *tsstore.Label
+	n      int
+}
+
+var mergerPool = sync.Pool{New: func() any { return &merger{ids: make(map[identity]int32)} }}
 
 // merge adds points to g's cells of width w and returns the growth of
 // cells and bytes.
 func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, indexLabel string) (newCells, newBytes int64) {
-	m.key = m.key[:0]
-	m.offs = m.offs[:0]
+	if len(m.ids) > 1<<16 {
+		m.ids = make(map[identity]int32) // do not keep a huge batch's map
+	}
+	clear(m.ids)
+	clear(m.entries) // they belong to another generation
+	m.key, m.ends, m.entries, m.shards, m.series = m.key[:0], m.ends[:0], m.entries[:0], m.shards[:0], m.series[:0]
 	n := len(g.shards)
 	if cap(m.order) < n {
 		m.order = make([][]int, n)
@@ -82,11 +106,23 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 		m.order[i] = m.order[i][:0]
 	}
 	for i := range points {
-		start := len(m.key)
-		m.key = appendSeriesKey(m.key, &points[i])
-		m.offs = append(m.offs, len(m.key))
-		s := int(xxhash.Sum64(m.key[start:]) % uint64(n))
-		m.order[s] = append(m.order[s], i)
+		p := &points[i]
+		k := identity{metric: unsafe.StringData(p.Metric), m: len(p.Metric), n: len(p.Labels)}
+		if len(p.Labels) > 0 {
+			k.labels = &p.Labels[0]
+		}
+		id, ok := m.ids[k]
+		if !ok {
+			id = int32(len(m.ends))
+			m.ids[k] = id
+			start := len(m.key)
+			m.key = appendSeriesKey(m.key, p)
+			m.ends = append(m.ends, len(m.key))
+			m.entries = append(m.entries, nil)
+			m.shards = append(m.shards, int32(xxhash.Sum64(m.key[start:])%uint64(n)))
+		}
+		m.series = append(m.series, id)
+		m.order[m.shards[id]] = append(m.order[m.shards[id]], i)
 	}
 	wms := w.Milliseconds()
 	for si, idxs := range m.order {
@@ -97,22 +133,27 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 		sh.mu.Lock()
 		for _, i := range idxs {
 			p := &points[i]
-			from := 0
-			if i > 0 {
-				from = m.offs[i-1]
-			}
-			k := m.key[from:m.offs[i]]
-			e := sh.series[string(k)]
+			id := m.series[i]
+			e := m.entries[id]
 			if e == nil {
-				e = &entry{metric: strings.Clone(p.Metric), labels: cloneLabels(p.Labels)}
-				key := string(k)
-				sh.series[key] = e
-				sh.byMetric[e.metric] = append(sh.byMetric[e.metric], e)
-				if v := e.labels.Get(indexLabel); v != "" {
-					ik := e.metric + "\xff" + v
-					sh.byIndex[ik] = append(sh.byIndex[ik], e)
+				from := 0
+				if id > 0 {
+					from = m.ends[id-1]
 				}
-				newBytes += int64(entryOverhead + 2*len(key))
+				k := m.key[from:m.ends[id]]
+				e = sh.series[string(k)]
+				if e == nil {
+					e = &entry{metric: strings.Clone(p.Metric), labels: cloneLabels(p.Labels)}
+					key := string(k)
+					sh.series[key] = e
+					sh.byMetric[e.metric] = append(sh.byMetric[e.metric], e)
+					if v := e.labels.Get(indexLabel); v != "" {
+						ik := e.metric + "\xff" + v
+						sh.byIndex[ik] = append(sh.byIndex[ik], e)
+					}
+					newBytes += int64(entryOverhead + 2*len(key))
+				}
+				m.entries[id] = e
 			}
 			start := p.Timestamp - mod(p.Timestamp, wms)
 			found := false
@@ -199,18 +240,43 @@ func (g *generation) selectCells(out []writeback.GenCell, sel *tsstore.Selector,
 	return out
 }
 
-// allCells returns every cell of g, oldest start first within each series.
+// allCells returns every cell of g in flush order: by start, then by
+// series (metric, labels). It sorts the series, which are far fewer than
+// the cells, and places each series' cells by start.
 func (g *generation) allCells() []tsstore.Cell {
-	out := make([]tsstore.Cell, 0, g.cells.Load())
+	var entries []*entry
+	perStart := make(map[int64]int)
 	for si := range g.shards {
 		sh := &g.shards[si]
 		sh.mu.Lock()
 		for _, e := range sh.series {
+			entries = append(entries, e)
 			for _, c := range e.cells {
-				out = append(out, tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg})
+				perStart[c.start]++
 			}
 		}
 		sh.mu.Unlock()
+	}
+	slices.SortFunc(entries, func(a, b *entry) int {
+		if c := strings.Compare(a.metric, b.metric); c != 0 {
+			return c
+		}
+		return a.labels.Compare(b.labels)
+	})
+	starts := slices.Sorted(maps.Keys(perStart))
+	next := 0
+	for _, s := range starts {
+		n := perStart[s]
+		perStart[s] = next
+		next += n
+	}
+	out := make([]tsstore.Cell, next)
+	for _, e := range entries {
+		for _, c := range e.cells {
+			i := perStart[c.start]
+			perStart[c.start] = i + 1
+			out[i] = tsstore.Cell{Metric: e.metric, Labels: e.labels, Start: c.start, Agg: c.agg}
+		}
 	}
 	return out
 }

@@ -115,7 +115,10 @@ type walFile struct {
 	closed bool         // guarded by Cache.syncMu
 }
 
-var _ writeback.Cache = (*Cache)(nil)
+var (
+	_ writeback.Cache          = (*Cache)(nil)
+	_ writeback.SealedLogOwner = (*Cache)(nil)
+)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -250,8 +253,9 @@ func (c *Cache) replay() error {
 // the offset after the last good record.
 func (c *Cache) replayFile(gen *generation) (int64, error) {
 	var good int64
+	d := newDecoder()
 	err := readRecords(gen.path, func(payload []byte, end int64) error {
-		r, err := decodeBatch(payload)
+		r, err := d.batch(payload)
 		if err != nil {
 			return errors.Join(errCorrupt, err)
 		}
@@ -568,6 +572,16 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 // SealedLog reads the raw points of a sealed generation back from its log
 // file, in chunks of at most max points.
 func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, false, fn)
+}
+
+// SealedLogOwned is SealedLog with a new slice for every call of fn, which
+// fn may keep (writeback.SealedLogOwner).
+func (c *Cache) SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, true, fn)
+}
+
+func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, fn func([]tsstore.Point) error) error {
 	if max <= 0 {
 		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: sealed log chunk size %d is not positive", max)
 	}
@@ -576,26 +590,12 @@ func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]ts
 		return err
 	}
 	chunk := make([]tsstore.Point, 0, min(max, int(g.points.Load())))
+	d := newDecoder()
 	err = readRecords(g.path, func(payload []byte, _ int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		r, err := decodeBatch(payload)
-		if err != nil {
-			return err
-		}
-		for len(r.raw) > 0 {
-			n := min(max-len(chunk), len(r.raw))
-			chunk = append(chunk, r.raw[:n]...)
-			r.raw = r.raw[n:]
-			if len(chunk) == max {
-				if err := fn(chunk); err != nil {
-					return err
-				}
-				chunk = chunk[:0]
-			}
-		}
-		return nil
+		return d.raw(payload, &chunk, max, fresh, fn)
 	})
 	if err != nil {
 		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)

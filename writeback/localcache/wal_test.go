@@ -150,3 +150,48 @@ func TestReplicatedDurabilityIsRefused(t *testing.T) {
 		t.Errorf("a refused batch left %d points", n)
 	}
 }
+
+// TestSealedLogOwned checks that the chunks of SealedLogOwned are the
+// callee's to keep: kept until the end, they hold what SealedLog gives.
+func TestSealedLogOwned(t *testing.T) {
+	c, err := localcache.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for v := range 5 {
+		if err := c.Append(ctx, batchOf(7, float64(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen, _, err := c.Seal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied, kept [][]tsstore.Point
+	if err := c.SealedLog(ctx, gen, 4, func(ps []tsstore.Point) error {
+		copied = append(copied, append([]tsstore.Point(nil), ps...))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SealedLogOwned(ctx, gen, 4, func(ps []tsstore.Point) error {
+		kept = append(kept, ps)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 9 || len(kept) != len(copied) {
+		t.Fatalf("%d owned chunks, %d copied, want 9", len(kept), len(copied))
+	}
+	for i := range kept {
+		if len(kept[i]) != len(copied[i]) {
+			t.Fatalf("chunk %d: %d points, want %d", i, len(kept[i]), len(copied[i]))
+		}
+		for j := range kept[i] {
+			if a, b := kept[i][j], copied[i][j]; a.Timestamp != b.Timestamp || a.Value != b.Value || !a.Labels.Equal(b.Labels) {
+				t.Fatalf("chunk %d point %d: %v, want %v", i, j, a, b)
+			}
+		}
+	}
+}

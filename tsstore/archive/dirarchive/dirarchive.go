@@ -248,15 +248,15 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := scan.ValidateAppend(id, points); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	sorted := segment.Sorted(points)
-	content := segment.Digest(sorted)
+	batch := segment.Prepare(points)
+	content := batch.Digest()
 	name := id.Name()
 	if r, ok, err := a.lookup(name); err != nil {
 		return archive.SegmentInfo{}, err
 	} else if ok {
 		return r.AppendAgain(content)
 	}
-	tmp, sum, size, err := a.writeTemp(name, content, sorted)
+	tmp, sum, size, err := a.writeTemp(name, content, batch)
 	if err != nil {
 		return archive.SegmentInfo{}, err
 	}
@@ -264,13 +264,13 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(len(sorted)), size, sum, content, a.opts.Now())
+	rec := manifest.NewRecord(id, int64(len(batch.Points)), size, sum, content, a.opts.Now())
 	return a.commit(rec, tmp)
 }
 
 // writeTemp encodes the segment into a new, fsynced temporary file and
 // returns its path, SHA-256 and size.
-func (a *Archive) writeTemp(name, content string, sorted []tsstore.Point) (path, sum string, size int64, err error) {
+func (a *Archive) writeTemp(name, content string, batch *segment.Batch) (path, sum string, size int64, err error) {
 	path = filepath.Join(a.tmp, "seg-"+strconv.FormatUint(a.tmpSeq.Add(1), 10)+".tmp")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
 	if err != nil {
@@ -284,7 +284,7 @@ func (a *Archive) writeTemp(name, content string, sorted []tsstore.Point) (path,
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	if err := segment.Encode(bw, name, content, sorted, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows}); err != nil {
+	if err := batch.Encode(bw, name, content, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows}); err != nil {
 		return fail(err)
 	}
 	if err := bw.Flush(); err != nil {

@@ -33,13 +33,13 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := scan.ValidateAppend(id, points); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	sorted := segment.Sorted(points)
-	content := segment.Digest(sorted)
+	batch := segment.Prepare(points)
+	content := batch.Digest()
 	name := id.Name()
 	if r, ok := a.get(name); ok {
 		return r.AppendAgain(content)
 	}
-	data, err := segment.EncodeBytes(name, content, sorted, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows})
+	data, err := batch.EncodeBytes(name, content, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows})
 	if err != nil {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrInvalid, "s3archive %s: append %s: %w", a.where, name, err)
 	}
@@ -47,7 +47,7 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(len(sorted)), int64(len(data)), hex.EncodeToString(sum[:]), content, a.opts.Now())
+	rec := manifest.NewRecord(id, int64(len(batch.Points)), int64(len(data)), hex.EncodeToString(sum[:]), content, a.opts.Now())
 	rec, listed, err := a.putSegment(ctx, rec, data)
 	if err != nil {
 		return archive.SegmentInfo{}, err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -26,8 +27,33 @@ func ValidateAppend(id archive.SegmentID, points []tsstore.Point) error {
 	if len(points) == 0 {
 		return tsstore.Errorf(tsstore.ErrInvalid, "segment %s: no points (an empty segment is not written)", id.Name())
 	}
-	if err := tsstore.ValidatePoints(points); err != nil {
-		return fmt.Errorf("segment %s: %w", id.Name(), err)
+	// A metric or labels slice that many points share (as the points
+	// decoded from a log or parsed from one request do) is checked once;
+	// the first point that fails any check is validated in full, for the
+	// error.
+	checked := make(map[*tsstore.Label]int)
+	var metric string
+	var labels *tsstore.Label
+	var labelsN int
+	for i := range points {
+		p := &points[i]
+		ok := p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
+		if ok && (metric == "" || p.Metric != metric) {
+			ok = tsstore.ValidateMetric(p.Metric) == nil
+			metric = p.Metric
+		}
+		if ok && len(p.Labels) > 0 && (&p.Labels[0] != labels || len(p.Labels) != labelsN) {
+			labels, labelsN = &p.Labels[0], len(p.Labels)
+			if n, seen := checked[labels]; !seen || n != len(p.Labels) {
+				ok = p.Labels.Validate() == nil
+				checked[labels] = len(p.Labels)
+			}
+		}
+		if !ok {
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("segment %s: point %d: %w", id.Name(), i, err)
+			}
+		}
 	}
 	for i := range points {
 		if t := points[i].Timestamp; t < id.MinTime || t > id.MaxTime {

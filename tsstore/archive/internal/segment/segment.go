@@ -23,17 +23,15 @@
 // as a list of structs and a JSON string hides the labels from the reader's
 // type system. Within a row the keys are sorted, as tsstore.Labels are.
 // Pages are zstd-compressed; time is delta-encoded, metric and labels
-// dictionary-encoded. The file's key/value metadata records the segment
+// dictionary-encoded; the label columns carry no page bounds (a min and max
+// label across series prune nothing). The file's key/value metadata records the segment
 // name (KeyName), the content digest (KeyContent) and the format version
 // (KeyFormat).
 package segment
 
 import (
-	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +40,6 @@ import (
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
@@ -90,42 +87,31 @@ func Compare(a, b *tsstore.Point) int {
 }
 
 // Sorted returns a copy of ps (the slice, not the labels) sorted by Compare.
-func Sorted(ps []tsstore.Point) []tsstore.Point {
-	out := slices.Clone(ps)
-	slices.SortFunc(out, func(a, b tsstore.Point) int { return Compare(&a, &b) })
-	return out
+func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points }
+
+// digestHeader starts the canonical form of a segment's points.
+const digestHeader = "hourglass-points-v1\n"
+
+// appendSeries appends the canonical form of a series to b.
+func appendSeries(b []byte, metric string, ls tsstore.Labels) []byte {
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	str(metric)
+	b = binary.AppendUvarint(b, uint64(len(ls)))
+	for _, l := range ls {
+		str(l.Name)
+		str(l.Value)
+	}
+	return b
 }
 
 // Digest returns the hex SHA-256 of the points' canonical binary form. ps
 // must be sorted by Compare. Two segments have the same content exactly when
 // their digests are equal, whatever the bytes of their files (which may
 // differ between versions of the Parquet library).
-func Digest(ps []tsstore.Point) string {
-	h := sha256.New()
-	buf := make([]byte, 0, 64<<10)
-	buf = append(buf, "hourglass-points-v1\n"...)
-	str := func(s string) {
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
-	}
-	for i := range ps {
-		p := &ps[i]
-		buf = binary.BigEndian.AppendUint64(buf, uint64(p.Timestamp))
-		str(p.Metric)
-		buf = binary.AppendUvarint(buf, uint64(len(p.Labels)))
-		for _, l := range p.Labels {
-			str(l.Name)
-			str(l.Value)
-		}
-		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(p.Value))
-		if len(buf) >= 60<<10 {
-			h.Write(buf)
-			buf = buf[:0]
-		}
-	}
-	h.Write(buf)
-	return hex.EncodeToString(h.Sum(nil))
-}
+func Digest(ps []tsstore.Point) string { return prepareSorted(ps).Digest() }
 
 // EncodeOptions tunes Encode; the zero value is the default.
 type EncodeOptions struct {
@@ -137,50 +123,12 @@ type EncodeOptions struct {
 // Encode writes ps, which must be valid and sorted by Compare, as a segment
 // file named name with content digest content.
 func Encode(w io.Writer, name, content string, ps []tsstore.Point, o EncodeOptions) error {
-	rg := o.RowGroupRows
-	if rg <= 0 {
-		rg = DefaultRowGroupRows
-	}
-	pw := parquet.NewGenericWriter[Row](w, Schema,
-		parquet.Compression(&zstd.Codec{}),
-		parquet.MaxRowsPerRowGroup(int64(rg)),
-		parquet.CreatedBy("hourglass", "", ""),
-		parquet.KeyValueMetadata(KeyName, name),
-		parquet.KeyValueMetadata(KeyContent, content),
-		parquet.KeyValueMetadata(KeyFormat, Format),
-	)
-	const batch = 1024
-	rows := make([]Row, batch)
-	for i := range rows {
-		rows[i].Labels = make(map[string]string)
-	}
-	for start := 0; start < len(ps); start += batch {
-		n := min(batch, len(ps)-start)
-		for j := 0; j < n; j++ {
-			p, r := &ps[start+j], &rows[j]
-			r.Time, r.Metric, r.Value = p.Timestamp, p.Metric, p.Value
-			clear(r.Labels)
-			for _, l := range p.Labels {
-				r.Labels[l.Name] = l.Value
-			}
-		}
-		if _, err := pw.Write(rows[:n]); err != nil {
-			return fmt.Errorf("encode segment %s: %w", name, err)
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return fmt.Errorf("encode segment %s: %w", name, err)
-	}
-	return nil
+	return prepareSorted(ps).Encode(w, name, content, o)
 }
 
 // EncodeBytes is Encode into memory.
 func EncodeBytes(name, content string, ps []tsstore.Point, o EncodeOptions) ([]byte, error) {
-	var b bytes.Buffer
-	if err := Encode(&b, name, content, ps, o); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return prepareSorted(ps).EncodeBytes(name, content, o)
 }
 
 // ErrFormat reports a file that is not a segment of the expected schema.

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Ingest side by side: starts InfluxDB 1.x (influxd), VictoriaMetrics single
+# node (victoria-metrics) and the example server on free local ports and
+# drives the same line-protocol batches at all three with "loadgen bench"
+# (400 batches of 5,000 lines × 2 fields, 4 concurrent writers, 100
+# merchants × 200 series, timestamps over the last 30 minutes), then the same
+# dashboard query. Then the sustained run: a fresh server with a compressed
+# flush schedule takes the batches over and over at full speed while its
+# flushes run; loadgen reports the acknowledged points/s, the flushes' share
+# of the time, the cache's peak and the server's peak RSS. Prints two
+# Markdown tables (the README's performance section). Everything it started
+# is stopped on exit.
+#
+# Usage: scripts/bench-ingest.sh [loadgen bench flags for the burst run]
+# Environment: SUSTAIN (default 3m; 0 skips the sustained run),
+# FLUSH_INTERVAL (45s), FLUSH_BUDGET (15s), VM (victoria-metrics binary,
+# default $(go env GOPATH)/bin/victoria-metrics; build it with
+# go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUSTAIN=${SUSTAIN:-3m}
+FLUSH_INTERVAL=${FLUSH_INTERVAL:-45s}
+FLUSH_BUDGET=${FLUSH_BUDGET:-15s}
+VM=${VM:-$(go env GOPATH)/bin/victoria-metrics}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-bench.XXXXXX")
+pids=()
+# shellcheck source=scripts/servers.sh
+. scripts/servers.sh
+trap cleanup EXIT
+
+log() { echo "scripts/bench-ingest.sh: $*" >&2; }
+
+# stop PID: stop one process this script started.
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+log "building the server and loadgen"
+go build -o "$work/server" ./examples/server
+go build -o "$work/loadgen" ./examples/loadgen
+
+# start_server DIR FLAGS...: start the example server; sets server_url, server_pid.
+start_server() {
+  local dir=$1; shift
+  local port; port=$(free_port)
+  "$work/server" -addr "127.0.0.1:$port" -data "$dir" -rate 0 "$@" >"$dir.log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  server_url="http://127.0.0.1:$port"
+  wait_for server 30 curl -sf "$server_url/readyz" || { cat "$dir.log" >&2; exit 1; }
+}
+
+args=(-hourglass "")
+# --- InfluxDB 1.x ------------------------------------------------------------
+if command -v influxd >/dev/null; then
+  if start_influxd "$work/influx"; then
+    influx_pid=$influxd_pid
+    args+=(-influx "$influxd_url")
+  fi
+  pids+=("$influxd_pid")
+else
+  log "influxd not installed: InfluxDB is left out"
+fi
+
+# --- VictoriaMetrics ---------------------------------------------------------
+if [ -x "$VM" ]; then
+  vport=$(free_port)
+  "$VM" -storageDataPath "$work/vm" -httpListenAddr "127.0.0.1:$vport" -loggerLevel ERROR >"$work/vm.log" 2>&1 &
+  vm_pid=$!
+  pids+=("$vm_pid")
+  wait_for victoria-metrics 30 curl -sf "http://127.0.0.1:$vport/health" && args+=(-vm "http://127.0.0.1:$vport")
+else
+  log "$VM not found: VictoriaMetrics is left out"
+fi
+
+# --- burst: the same batches at all three --------------------------------------
+start_server "$work/burst"
+args[1]=$server_url
+log "load average before the burst run: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$work/loadgen" bench "${args[@]}" -tokens "$work/burst/tokens.json" "$@"
+stop "$server_pid"
+[ -n "${influx_pid:-}" ] && stop "$influx_pid"
+[ -n "${vm_pid:-}" ] && stop "$vm_pid"
+
+# --- sustained: full speed while flushes run -----------------------------------
+if [ "$SUSTAIN" != 0 ]; then
+  start_server "$work/sustain" -flush-interval "$FLUSH_INTERVAL" -flush-budget "$FLUSH_BUDGET"
+  log "load average before the sustained run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$work/loadgen" bench -hourglass "$server_url" -tokens "$work/sustain/tokens.json" \
+    -sustain "$SUSTAIN" -flush-interval "$FLUSH_INTERVAL" -pid "$server_pid"
+  stop "$server_pid"
+fi
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

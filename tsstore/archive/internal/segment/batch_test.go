@@ -1,0 +1,192 @@
+package segment
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// encodeRows is the encoder of format 1 before columnar writes: one Row
+// (with a map of labels) per point through parquet-go's reflection (with
+// the writer options of today: before, the label columns had page bounds
+// too). Files it made are in archives and must stay readable.
+func encodeRows(t *testing.T, ps []tsstore.Point, opts ...parquet.WriterOption) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	pw := parquet.NewGenericWriter[Row](&b, opts...)
+	for _, p := range ps {
+		r := Row{Time: p.Timestamp, Metric: p.Metric, Value: p.Value, Labels: map[string]string{}}
+		for _, l := range p.Labels {
+			r.Labels[l.Name] = l.Value
+		}
+		if _, err := pw.Write([]Row{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// copies returns ps with every labels slice copied: content-equal series
+// that do not share memory.
+func copies(ps []tsstore.Point) []tsstore.Point {
+	out := slices.Clone(ps)
+	for i := range out {
+		out[i].Labels = slices.Clone(out[i].Labels)
+	}
+	return out
+}
+
+func TestPrepareSortsLikeCompare(t *testing.T) {
+	ps := append(points(t, 3000), copies(points(t, 3000))...)
+	// Ties on time and series, broken by value and by the sign of zero.
+	ps = append(ps, tsstore.Point{Metric: "views", Timestamp: 1000, Value: 0}, tsstore.Point{Metric: "views", Timestamp: 1000, Value: -1},
+		tsstore.Point{Metric: "views", Timestamp: 1000, Value: negZero()})
+	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	want := slices.Clone(ps)
+	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
+	b := Prepare(ps)
+	if d := cmp.Diff(want, b.Points); d != "" {
+		t.Fatalf("Prepare's order differs from Compare's (-want +got):\n%s", d)
+	}
+	for i := 1; i < len(b.Points); i++ {
+		if Compare(&b.Points[i-1], &b.Points[i]) > 0 {
+			t.Fatalf("points %d and %d out of order", i-1, i)
+		}
+	}
+	// Again, smaller, with the memory of the first.
+	few := slices.Clone(ps[:100])
+	want = slices.Clone(few)
+	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
+	if d := cmp.Diff(want, Prepare(few).Points); d != "" {
+		t.Fatalf("a second, smaller Prepare (-want +got):\n%s", d)
+	}
+}
+
+func negZero() float64 { z := 0.0; return -z }
+
+func TestColumnarEncodingReadsLikeRows(t *testing.T) {
+	ps := Sorted(append(points(t, 4000), copies(points(t, 1000))...))
+	content := Digest(ps)
+	if got := Prepare(ps).Digest(); got != content {
+		t.Fatalf("Batch.Digest %s, Digest %s", got, content)
+	}
+	cols, err := EncodeBytes("n", content, ps, EncodeOptions{RowGroupRows: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := encodeRows(t, ps, append(writerOptions("n", content), parquet.MaxRowsPerRowGroup(1500))...)
+	// As the first encoder wrote them, with bounds of every column.
+	old := encodeRows(t, ps, Schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
+		parquet.CreatedBy("hourglass", "", ""), parquet.KeyValueMetadata(KeyName, "n"),
+		parquet.KeyValueMetadata(KeyContent, content), parquet.KeyValueMetadata(KeyFormat, Format))
+	for name, b := range map[string][]byte{"columnar": cols, "rows": rows, "first encoder": old} {
+		got, err := ReadAll(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := cmp.Diff(ps, got); d != "" {
+			t.Fatalf("%s: read back (-want +got):\n%s", name, d)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Schema().String() != Schema.String() {
+			t.Errorf("%s: schema\n%s\nwant\n%s", name, f.Schema(), Schema)
+		}
+		if n := len(f.RowGroups()); n != 4 {
+			t.Errorf("%s: %d row groups, want 4", name, n)
+		}
+		// Another reader: parquet-go's reflection into a map per row.
+		generic, err := parquet.Read[Row](bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("%s: parquet.Read: %v", name, err)
+		}
+		for i, r := range generic {
+			ls, err := tsstore.FromMap(r.Labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := tsstore.Point{Metric: r.Metric, Labels: ls, Timestamp: r.Time, Value: r.Value}
+			if len(ls) == 0 {
+				p.Labels = nil
+			}
+			if Compare(&p, &ps[i]) != 0 {
+				t.Fatalf("%s: parquet.Read row %d is %+v, want %+v", name, i, p, ps[i])
+			}
+		}
+	}
+	if !bytes.Equal(cols, rows) {
+		t.Errorf("the columnar encoding (%d bytes) differs from the row encoding (%d bytes)", len(cols), len(rows))
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	var ps []tsstore.Point
+	sets := make([]tsstore.Labels, 20_000)
+	for i := range sets {
+		sets[i] = tsstore.Labels{{Name: "merchant", Value: "m" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))}, {Name: "page", Value: "/p/" + string(rune('a'+i%200%26))}}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1_000_000 / 2 {
+		ls, ts := sets[r.IntN(len(sets))], 1_800_000_000_000+r.Int64N(1_800_000)
+		ps = append(ps, tsstore.Point{Metric: "web_views", Labels: ls, Timestamp: ts, Value: 1},
+			tsstore.Point{Metric: "web_ms", Labels: ls, Timestamp: ts, Value: float64(r.IntN(2000))})
+	}
+	b.Run("prepare", func(b *testing.B) {
+		for range b.N {
+			Prepare(ps)
+		}
+		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+	})
+	batch := Prepare(ps)
+	b.Run("digest", func(b *testing.B) {
+		for range b.N {
+			batch.Digest()
+		}
+		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+	})
+	b.Run("encode", func(b *testing.B) {
+		for range b.N {
+			if err := batch.Encode(discard{}, "n", "c", EncodeOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSortKeysWithoutRadix checks the comparison sort that takes over when
+// timestamps and series ranks do not fit in 64 bits together.
+func TestSortKeysWithoutRadix(t *testing.T) {
+	ps := points(t, 2000)
+	for i := range ps {
+		if i%3 == 0 {
+			ps[i].Timestamp = tsstore.MaxTimestamp - 1 - int64(i)
+		}
+	}
+	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	ids := make([]int32, len(ps))
+	tab := index(ps, ids)
+	radix := sortKeys(ps, ids, len(tab), make([]sortKey, len(ps)), make([]sortKey, len(ps)))
+	compared := sortKeys(ps, ids, 1<<30, make([]sortKey, len(ps)), make([]sortKey, len(ps)))
+	for j := range radix {
+		if a, b := ps[radix[j].i], ps[compared[j].i]; Compare(&a, &b) != 0 {
+			t.Fatalf("at %d: radix sort has %v, comparison sort %v", j, a, b)
+		}
+	}
+}

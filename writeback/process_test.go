@@ -1,0 +1,86 @@
+package writeback_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/writeback"
+)
+
+// TestProcessedPointErrors checks that an invalid point made by the
+// processor is named by the raw point and its place among what that point
+// made, and that nothing of the batch is kept.
+func TestProcessedPointErrors(t *testing.T) {
+	proc := tsstore.ProcessorFunc{V: "split/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+		bad := p
+		bad.Metric = "bad metric"
+		if p.Value == 2 {
+			return append(dst, p, bad), nil
+		}
+		if p.Value < 0 {
+			return dst, tsstore.Errorf(tsstore.ErrInvalid, "negative")
+		}
+		return append(dst, p, p), nil
+	}}
+	e := newEnv(t, &writeback.Options{Processor: proc})
+	now := e.clock.Millis()
+	for _, c := range []struct {
+		values []float64
+		want   string
+	}{
+		{[]float64{1, 1, 2, 1}, "point 2: processor split/1 made point 1: metric name \"bad metric\""},
+		{[]float64{1, 2, -1}, "point 1: processor split/1 made point 1:"},
+		{[]float64{1, -1}, "point 1: processor split/1: negative"},
+	} {
+		var b []tsstore.Point
+		for _, v := range c.values {
+			b = append(b, pt("order", "m1", now, v))
+		}
+		err := e.eng.Write(ctx, b)
+		if !errors.Is(err, tsstore.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: Write = %v; want ErrInvalid saying %q", c.values, err, c.want)
+		}
+	}
+	if st := e.eng.Stats(); st.CachePoints != 0 {
+		t.Errorf("rejected batches left %d points", st.CachePoints)
+	}
+}
+
+// TestPassThroughProcessorLogsOnce checks that points a processor makes
+// into themselves are logged once, as with the identity processor.
+func TestPassThroughProcessorLogsOnce(t *testing.T) {
+	pass := tsstore.ProcessorFunc{V: "pass/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+		return append(dst, p), nil
+	}}
+	double := tsstore.ProcessorFunc{V: "double/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+		p.Value *= 2
+		return append(dst, p), nil
+	}}
+	sizes := map[string]int64{}
+	for name, proc := range map[string]tsstore.Processor{"identity": nil, "pass": pass, "double": double} {
+		e := newEnv(t, &writeback.Options{Processor: proc})
+		now := e.clock.Millis()
+		var b []tsstore.Point
+		for i := range 100 {
+			b = append(b, pt("views", "m1", now, float64(i)))
+		}
+		if err := e.eng.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		names, _ := filepath.Glob(filepath.Join(e.dir, "*.wal"))
+		for _, n := range names {
+			fi, err := os.Stat(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes[name] += fi.Size()
+		}
+	}
+	if sizes["pass"] != sizes["identity"] || sizes["double"] <= sizes["identity"] {
+		t.Errorf("log bytes %v: want pass = identity < double", sizes)
+	}
+}
