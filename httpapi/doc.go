@@ -31,8 +31,10 @@
 //
 // Line protocol fields become metrics named measurement_field (measurement
 // alone for a field "value"), tags become labels, booleans count as 1 and
-// 0, string fields are skipped; parsing uses the parser of Telegraf and
-// InfluxDB (github.com/influxdata/line-protocol).
+// 0, string fields are skipped; parsing uses InfluxData's maintained
+// zero-allocation decoder (github.com/influxdata/line-protocol/v2), with
+// series interned so that a repeated series is validated once per request
+// (package internal/lineproto).
 //
 // # Concurrency
 //

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/lineproto"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -67,7 +68,7 @@ func FuzzParseLineProtocol(f *testing.F) {
 	f.Add([]byte("m f=1 1767322800"), "s")
 	f.Add([]byte("m f=1 29455380"), "m")
 	f.Fuzz(func(t *testing.T, b []byte, precision string) {
-		ps, err := parseLineProtocol(b, precision, "m1", fuzzNow)
+		ps, err := lineproto.Decode(b, precision, "m1", fuzzNow)
 		checkParsed(t, ps, err)
 	})
 }
