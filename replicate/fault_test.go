@@ -368,9 +368,10 @@ func TestReadYourWrites(t *testing.T) {
 	}
 	// The primary goes down; the standby answers but cannot apply yet:
 	// no replica that answers has applied seq, and none is promoted.
+	// (writesDown first: the standby must not apply seq in between.)
 	p.down.Store(true)
-	sb.down.Store(false)
 	sb.writesDown.Store(true)
+	sb.down.Store(false)
 	check(t, s)
 	if _, err := s.Cells(replicate.WithMinSeq(ctx, seq), sel); !errors.Is(err, tsstore.ErrUnavailable) {
 		t.Fatalf("read requiring seq %d with only a behind standby: %v, want ErrUnavailable", seq, err)
