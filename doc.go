@@ -16,7 +16,8 @@
 //	              │                 └──raw points──▶ archive (dirarchive, s3archive), never deleted
 //	              │
 //	      app server ──Query──▶ writeback.Engine: store for old time, exact merge of
-//	                            cache and store cells (by identity) for recent time
+//	                            cache, peers' caches and store cells (by identity,
+//	                            writer-scoped) for recent time
 //
 //	archive ──▶ reprocess (new Processor) ──▶ new store version ──diff──▶ atomic switch
 //
@@ -32,7 +33,8 @@
 //     cluster, Mimir, Thanos, Prometheus), for a store beyond one machine.
 //   - tsstore/archive: the permanent archive of raw points (Parquet),
 //     with dirarchive (local files) and s3archive (object storage).
-//   - writeback: the write-back engine; localcache and rediscache are its caches.
+//   - writeback: the write-back engine; localcache and rediscache are its
+//     caches; peerhttp lets servers with local caches read each other's.
 //   - replicate: a Store over a primary and standbys, with hints and failover.
 //   - balancer: load-balancing policies, health checks, HTTP reverse proxy.
 //   - reprocess: re-running processing logic over archived history.
