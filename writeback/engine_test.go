@@ -630,23 +630,8 @@ func TestConcurrentInvariant(t *testing.T) {
 			defer readers.Done()
 			for i := 0; i < 200; i++ {
 				w := i % writers
-				m, _ := tsstore.NewMatcher(tsstore.MatchEqual, "merchant", fmt.Sprintf("m%d", w))
-				lo := acked[w].Load()
-				now := time.Now().UnixMilli()
-				res, err := e.eng.Query(ctx, tsstore.Query{Metric: "views", Matchers: []tsstore.Matcher{m}, From: now - time.Hour.Milliseconds(), To: now + time.Hour.Milliseconds(), Step: time.Hour, GroupBy: []string{}})
-				hi := sent[w].Load()
-				if err != nil {
+				if err := countBetween(ctx, e.eng.Query, w, &acked[w], &sent[w]); err != nil {
 					report(err)
-					return
-				}
-				var n int64
-				for _, s := range res.Series {
-					for _, b := range s.Buckets {
-						n += int64(b.Count)
-					}
-				}
-				if n < lo || n > hi {
-					report(fmt.Errorf("merchant m%d: query counted %d points; %d were acknowledged before it and %d sent before it ended", w, n, lo, hi))
 					return
 				}
 			}
@@ -659,4 +644,28 @@ func TestConcurrentInvariant(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// countBetween queries merchant m<w>'s views of the last and next hour with
+// query and checks the count: at least the points acknowledged before the
+// query started (acked), at most those sent before it ended (sent).
+func countBetween(ctx context.Context, query func(context.Context, tsstore.Query) (*tsstore.Result, error), w int, acked, sent *atomic.Int64) error {
+	m, _ := tsstore.NewMatcher(tsstore.MatchEqual, "merchant", fmt.Sprintf("m%d", w))
+	lo := acked.Load()
+	now := time.Now().UnixMilli()
+	res, err := query(ctx, tsstore.Query{Metric: "views", Matchers: []tsstore.Matcher{m}, From: now - time.Hour.Milliseconds(), To: now + time.Hour.Milliseconds(), Step: time.Hour, GroupBy: []string{}})
+	hi := sent.Load()
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, s := range res.Series {
+		for _, b := range s.Buckets {
+			n += int64(b.Count)
+		}
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("merchant m%d: query counted %d points; %d were acknowledged before it and %d sent before it ended", w, n, lo, hi)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package writeback_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -222,23 +223,16 @@ func TestPeersConcurrent(t *testing.T) {
 			for i := range 150 {
 				w := (i + r) % writers
 				e := engines[i%2]
-				m, _ := tsstore.NewMatcher(tsstore.MatchEqual, "merchant", fmt.Sprintf("m%d", w))
-				lo := acked[w].Load()
-				now := time.Now().UnixMilli()
-				res, missing, err := e.eng.QueryDetailed(ctx, tsstore.Query{Metric: "views", Matchers: []tsstore.Matcher{m}, From: now - time.Hour.Milliseconds(), To: now + time.Hour.Milliseconds(), Step: time.Hour, GroupBy: []string{}})
-				hi := sent[w].Load()
-				if err != nil || len(missing) > 0 {
-					report(fmt.Errorf("query: %v (missing %v)", err, missing))
-					return
-				}
-				var n int64
-				for _, s := range res.Series {
-					for _, b := range s.Buckets {
-						n += int64(b.Count)
+				// A missing peer fails the query: every peer is in process.
+				query := func(ctx context.Context, q tsstore.Query) (*tsstore.Result, error) {
+					res, missing, err := e.eng.QueryDetailed(ctx, q)
+					if err == nil && len(missing) > 0 {
+						err = fmt.Errorf("peers %v missing", missing)
 					}
+					return res, err
 				}
-				if n < lo || n > hi {
-					report(fmt.Errorf("merchant m%d: query counted %d points; %d were acknowledged before it and %d sent before it ended", w, n, lo, hi))
+				if err := countBetween(ctx, query, w, &acked[w], &sent[w]); err != nil {
+					report(err)
 					return
 				}
 			}
