@@ -22,8 +22,9 @@ const lbUsage = `Usage: server lb -backends URL,URL,... [flags]
 
 A load balancer in front of several servers with merchant affinity: requests
 are hashed by their token (Authorization header, or the p parameter of
-InfluxDB 1.x clients) on a consistent-hash ring, so each merchant stays on one
-server, as the write-back engine requires (one writer per merchant). Servers
+InfluxDB 1.x clients) on a consistent-hash ring, so each merchant normally stays
+on one server (a preference for speed: cells are writer-scoped, so a merchant
+that moves is still counted exactly; see "Running several servers"). Servers
 are health-checked; one that fails its checks is taken out and its merchants
 move to the next server on the ring. Only GET and HEAD requests are retried on
 another server; a write goes to its merchant's server only, and a 503 with

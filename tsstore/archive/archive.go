@@ -9,8 +9,8 @@ import (
 )
 
 // SegmentID identifies a segment by the identity of its content: which
-// writer produced it (Source, e.g. a host name: several servers share one
-// archive), which flush generation and which cache shard, and the time range
+// writer produced it (Source: a write-back engine's writer id; several
+// servers share one archive), which flush generation and which cache shard, and the time range
 // of its points. Its Name is derived from it, so a retried flush writes the
 // same name again.
 type SegmentID struct {

@@ -58,7 +58,8 @@
 // The windows that remain, by design:
 //   - The journal is per consumer process: a message redelivered to a
 //     consumer with another journal and engine is not recognised. Run one
-//     consumer per engine and queue (DESIGN.md: one writer per merchant).
+//     consumer per engine and queue, so that a redelivery reaches the
+//     journal that saw the message.
 //   - Only the last DedupeIDs to 2×DedupeIDs ids are remembered; a copy of
 //     a message published again later than that is counted again.
 //   - With DisableMarker, or a Processor that drops the marker metric, a
