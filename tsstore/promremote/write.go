@@ -18,10 +18,11 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/internal/bounds"
 )
 
-// The labels of the encoding (see the package comment).
+// The labels of the encoding (see the package comment): the series name
+// and the writer, as promtsdb names them.
 const (
-	nameLabel   = "__name__"
-	writerLabel = "__writer__"
+	nameLabel   = tsstore.ReservedLabel
+	writerLabel = tsstore.WriterLabel
 )
 
 // components are the suffixes of a cell's four series, in the order of

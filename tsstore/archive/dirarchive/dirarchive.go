@@ -404,7 +404,7 @@ func fileContent(path string) (sum string, size int64, content string, err error
 	if err != nil {
 		return "", 0, "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), size, segment.Digest(segment.Sorted(ps)), nil
+	return hex.EncodeToString(h.Sum(nil)), size, segment.Prepare(ps).Digest(), nil
 }
 
 func (a *Archive) path(name string) string { return filepath.Join(a.dir, filepath.FromSlash(name)) }

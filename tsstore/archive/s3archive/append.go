@@ -120,7 +120,7 @@ func (a *Archive) adopt(ctx context.Context, rec manifest.Record) (_ manifest.Re
 		return rec, false, a.fail("append "+rec.Name+": read the existing segment object", err)
 	}
 	ps, derr := segment.ReadAll(bytes.NewReader(data), int64(len(data)))
-	if derr == nil && segment.Digest(segment.Sorted(ps)) == rec.Content {
+	if derr == nil && segment.Prepare(ps).Digest() == rec.Content {
 		sum := sha256.Sum256(data)
 		rec.SHA256, rec.Bytes = hex.EncodeToString(sum[:]), int64(len(data))
 		return rec, false, nil

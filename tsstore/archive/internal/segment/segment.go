@@ -303,7 +303,7 @@ func (r *Reader) Close() error {
 
 // ReadAll decodes every point of the segment file r of size bytes, in file
 // order. Backends use it to compare the content of a stored file with the
-// points of an append (Digest(Sorted(ps))).
+// points of an append (Prepare(ps).Digest()).
 func ReadAll(r io.ReaderAt, size int64) ([]tsstore.Point, error) {
 	rd, err := NewReader(r, size)
 	if err != nil {
