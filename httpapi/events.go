@@ -67,7 +67,7 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 		if err := dec.Decode(&e); err != nil {
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %s", i, jsonMessage(err))
 		}
-		if points, err = decode(points, e, merchant, now); err != nil {
+		if points, err = decodeFor(points, decode, e, merchant, now); err != nil {
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", i, err)
 		}
 	}
@@ -79,6 +79,23 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 	}
 	if len(points) == 0 {
 		return nil, errNoEvents
+	}
+	return points, nil
+}
+
+// decodeFor runs the program's decoder on one event and checks that every
+// point it made carries the request's merchant: the isolation of merchants
+// must not depend on each EventDecoder getting it right.
+func decodeFor(points []tsstore.Point, decode EventDecoder, e json.RawMessage, merchant string, now time.Time) ([]tsstore.Point, error) {
+	n := len(points)
+	points, err := decode(points, e, merchant, now)
+	if err != nil {
+		return points, err
+	}
+	for _, p := range points[n:] {
+		if got := p.Labels.Get("merchant"); got != merchant {
+			return points, tsstore.Errorf(tsstore.ErrInvalid, "the event decoder made a point %s%s with merchant %q, not the token's %q", p.Metric, p.Labels, got, merchant)
+		}
 	}
 	return points, nil
 }
@@ -103,7 +120,7 @@ func parseEventsNDJSON(body []byte, decode EventDecoder, merchant string, now ti
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value", line)
 		}
 		var err error
-		if points, err = decode(points, e, merchant, now); err != nil {
+		if points, err = decodeFor(points, decode, e, merchant, now); err != nil {
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
 		}
 	}

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -47,4 +49,26 @@ func decodeTestEvent(dst []tsstore.Point, b []byte, merchant string, now time.Ti
 		return dst, err
 	}
 	return append(dst, p), nil
+}
+
+// TestDecoderMustKeepTheMerchant: a decoder that labels a point with another
+// merchant, or none, is refused for the whole request, in both framings.
+func TestDecoderMustKeepTheMerchant(t *testing.T) {
+	careless := func(dst []tsstore.Point, b []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
+		return append(dst, tsstore.Point{Metric: "views", Labels: tsstore.Labels{{Name: "merchant", Value: "other"}}, Timestamp: now.UnixMilli(), Value: 1}), nil
+	}
+	forgetful := func(dst []tsstore.Point, b []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
+		return append(dst, tsstore.Point{Metric: "views", Timestamp: now.UnixMilli(), Value: 1}), nil
+	}
+	for name, dec := range map[string]EventDecoder{"another merchant": careless, "no merchant": forgetful} {
+		if ps, err := parseEventsJSON([]byte(`[{}]`), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
+			t.Errorf("%s, JSON: %v, %v; want ErrInvalid", name, ps, err)
+		}
+		if ps, err := parseEventsNDJSON([]byte("{}\n"), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
+			t.Errorf("%s, NDJSON: %v, %v; want ErrInvalid", name, ps, err)
+		}
+	}
+	if ps, err := parseEventsJSON([]byte(`[{"metric":"views"}]`), decodeTestEvent, "m1", fuzzNow); err != nil || len(ps) != 1 {
+		t.Errorf("a decoder that keeps the merchant: %v, %v", ps, err)
+	}
 }
