@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 )
 
@@ -35,12 +36,8 @@ type quarantineResponse struct {
 func toQuarantined(qs []writeback.QuarantinedCell) []quarantinedCell {
 	out := make([]quarantinedCell, 0, len(qs))
 	for _, q := range qs {
-		ls := make(map[string]string, len(q.Cell.Labels))
-		for _, l := range q.Cell.Labels {
-			ls[l.Name] = l.Value
-		}
 		out = append(out, quarantinedCell{
-			Metric: q.Cell.Metric, Labels: ls, Start: time.UnixMilli(q.Cell.Start).UTC(), Writer: q.Cell.Writer, Seq: q.Cell.Seq,
+			Metric: q.Cell.Metric, Labels: q.Cell.Labels.Map(), Start: tsstore.TimeOf(q.Cell.Start), Writer: q.Cell.Writer, Seq: q.Cell.Seq,
 			Count: float64(q.Cell.Count), Sum: q.Cell.Sum, Min: q.Cell.Min, Max: q.Cell.Max,
 			Generation: q.Gen, Reason: q.Reason, Time: q.Time.UTC(),
 		})

@@ -140,8 +140,6 @@ type lease struct {
 	base       time.Time
 	validUntil atomic.Int64
 	lost       atomic.Bool
-	// lostOnce reports the loss of the lease once.
-	lostOnce sync.Once
 	// adopting holds the prefixes being adopted by this cache; guarded
 	// by mu.
 	mu       sync.Mutex
@@ -272,7 +270,6 @@ func (c *Cache) leaseLoop() {
 	l := c.lease
 	t := time.NewTicker(l.opts.LeaseTTL / 3)
 	defer t.Stop()
-	lost := false
 	for {
 		select {
 		case <-c.stop:
@@ -280,22 +277,21 @@ func (c *Cache) leaseLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(l.ctx, l.opts.LeaseTTL/3)
-		if !lost {
+		if !l.lost.Load() {
 			ok, err := c.renew(ctx)
 			switch {
 			case err != nil:
 				c.log.Warn("rediscache: could not renew the lease; another cache takes the prefix over if this lasts past the TTL", "prefix", c.opts.Prefix, "ttl", l.opts.LeaseTTL, "err", err)
 			case !ok:
-				lost = true
 				l.lost.Store(true)
 				err := tsstore.Errorf(tsstore.ErrClosed, "rediscache: prefix %q: the lease of epoch %d was lost to another cache", c.opts.Prefix, c.epoch)
 				c.log.Error("rediscache: lost the lease: this cache is fenced", "prefix", c.opts.Prefix, "epoch", c.epoch)
 				if l.opts.OnLeaseLost != nil {
-					l.lostOnce.Do(func() { l.opts.OnLeaseLost(err) })
+					l.opts.OnLeaseLost(err) // once: the lease is not renewed again
 				}
 			}
 		}
-		if !lost && l.opts.Adopt != nil {
+		if !l.lost.Load() && l.opts.Adopt != nil {
 			if err := c.findDead(ctx); err != nil {
 				c.log.Warn("rediscache: could not look for dead members", "err", err)
 			}
@@ -410,6 +406,10 @@ func newOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
+// adoptFlushBudget is the flush budget of FlushAdopted's engine when the
+// options leave it zero.
+const adoptFlushBudget = time.Minute
+
 // FlushAdopted returns a ClusterOptions.Adopt that flushes an adopted
 // cache with a writeback engine over store: opts are the member's engine
 // options (Archives, Processor, ...), with the flush timer off and no
@@ -425,6 +425,13 @@ func FlushAdopted(store tsstore.Store, opts *writeback.Options) func(context.Con
 			o = *opts
 		}
 		o.FlushInterval, o.Peers, o.Source = -1, nil, ""
+		if o.FlushBudget == 0 {
+			// Bounded, so that a Close of the adopting cache (which
+			// cancels ctx) does not wait out the engine's final flush for
+			// the default 15 minutes; the loop below goes on while a
+			// flush overruns, so everything is still flushed.
+			o.FlushBudget = adoptFlushBudget
+		}
 		e, err := writeback.New(c, store, &o)
 		if err != nil {
 			return fmt.Errorf("rediscache: adopt %q: %w", c.opts.Prefix, err)
