@@ -19,12 +19,28 @@ type Point struct {
 // Validate checks the metric name, the labels, the timestamp and that the
 // value is finite. The error, of kind ErrInvalid, names what was wrong.
 func (p Point) Validate() error {
+	if err := p.ValidateSeries(); err != nil {
+		return err
+	}
+	return p.ValidateScalars()
+}
+
+// ValidateSeries is the half of Validate that depends only on the series:
+// the metric name and the labels. A bulk path that has many points of one
+// series validates it once.
+func (p Point) ValidateSeries() error {
 	if err := ValidateMetric(p.Metric); err != nil {
 		return err
 	}
 	if err := p.Labels.Validate(); err != nil {
 		return fmt.Errorf("metric %s: %w", p.Metric, err)
 	}
+	return nil
+}
+
+// ValidateScalars is the other half of Validate: the timestamp and the
+// value.
+func (p Point) ValidateScalars() error {
 	if err := validateTimestamp("timestamp", p.Timestamp); err != nil {
 		return fmt.Errorf("%s%s: %w", p.Metric, p.Labels, err)
 	}
