@@ -2,10 +2,12 @@ package writeback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
@@ -19,30 +21,57 @@ type SealedLogOwner interface {
 	SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error
 }
 
+// SealedColumnsReader is an optional interface of a Cache whose sealed log
+// can be read column by column: SealedColumns is SealedLogOwned with each
+// chunk's points (the same chunks, in the same order) in a new
+// tsstore.Columns that fn may keep. With an archive that takes columns
+// (archive.ColumnsAppender), the archive step then moves raw points
+// without making a tsstore.Point of each.
+type SealedColumnsReader interface {
+	SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error
+}
+
+// columnsAppender is archive.ColumnsAppender.
+type columnsAppender interface {
+	AppendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error)
+}
+
 // archiving is the archive step of one generation's flush, which runs
 // while the generation's cells are written to the store. The flush that
-// starts it waits for it before it returns.
+// starts it waits for it before it returns, at most until its deadline:
+// then the step starts no new segment, finishes the ones in flight, and
+// the next flush resumes after them (genProgress.segmentsDone).
 type archiving struct {
 	done     chan struct{}
 	cancel   context.CancelFunc
+	halt     chan struct{} // closed to start no new segment
+	haltOnce sync.Once
 	once     sync.Once
 	err      error // set before done is closed
+	stopped  bool  // set before done is closed: halted before the end
 	segments int
 	points   int64
 }
+
+// errHalted ends an archive pass that was told to start no new segment.
+var errHalted = errors.New("archive step halted")
 
 // startArchiving appends the raw points of generation g to every archive
 // that pr does not mark done, in the background.
 func (e *Engine) startArchiving(ctx context.Context, g Generation, pr *genProgress) *archiving {
 	ctx, cancel := context.WithCancel(ctx)
-	a := &archiving{done: make(chan struct{}), cancel: cancel}
+	a := &archiving{done: make(chan struct{}), cancel: cancel, halt: make(chan struct{})}
 	go func() {
 		defer close(a.done)
 		for i, arch := range e.opts.Archives {
 			if pr.archivesDone[i] {
 				continue
 			}
-			segments, points, err := e.archiveLog(ctx, g.Gen, i, arch)
+			segments, points, err := e.archiveLog(ctx, g.Gen, i, arch, pr, a.halt)
+			if errors.Is(err, errHalted) {
+				a.stopped = true
+				return
+			}
 			if err != nil {
 				a.err = err
 				return
@@ -55,10 +84,23 @@ func (e *Engine) startArchiving(ctx context.Context, g Generation, pr *genProgre
 	return a
 }
 
-// wait waits for the archive step, first cancelling it when stop is set,
-// adds what it did to rep (once) and returns its error.
-func (a *archiving) wait(rep *FlushReport, stop bool) error {
-	if stop {
+// stopping is how wait ends the archive step.
+type stopping int
+
+const (
+	finish stopping = iota // wait for the end
+	halt                   // start no new segment, finish those in flight
+	abort                  // cancel everything
+)
+
+// wait waits for the archive step, stopping it as s says, adds what it did
+// to rep (once) and returns its error. A step halted or aborted on
+// purpose reports no error of its own stopping.
+func (a *archiving) wait(rep *FlushReport, s stopping) error {
+	switch s {
+	case halt:
+		a.haltOnce.Do(func() { close(a.halt) })
+	case abort:
 		a.cancel()
 	}
 	<-a.done
@@ -67,7 +109,24 @@ func (a *archiving) wait(rep *FlushReport, stop bool) error {
 		rep.Segments += a.segments
 		rep.Points = max(rep.Points, a.points)
 	})
+	if s == abort && errors.Is(a.err, context.Canceled) {
+		return nil
+	}
 	return a.err
+}
+
+// finishBy waits for the archive step until deadline, then halts it; it
+// reports whether the step got to its end.
+func (a *archiving) finishBy(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-a.done:
+	case <-t.C:
+		a.haltOnce.Do(func() { close(a.halt) })
+		<-a.done
+	}
+	return !a.stopped
 }
 
 // archiveSource is the archive Source of generation gen's segments: the
@@ -80,53 +139,125 @@ func (e *Engine) archiveSource(gen uint64) string {
 	return e.writer
 }
 
+// rawChunk is one chunk of a sealed log, as points or as columns.
+type rawChunk struct {
+	points []tsstore.Point
+	cols   *tsstore.Columns
+}
+
+func (c *rawChunk) len() int {
+	if c.cols != nil {
+		return c.cols.Len()
+	}
+	return len(c.points)
+}
+
+// timeRange returns the least and the greatest timestamp of a chunk that
+// is not empty.
+func (c *rawChunk) timeRange() (lo, hi int64) {
+	if c.cols != nil {
+		return slices.Min(c.cols.Times), slices.Max(c.cols.Times)
+	}
+	lo, hi = c.points[0].Timestamp, c.points[0].Timestamp
+	for i := range c.points {
+		lo, hi = min(lo, c.points[i].Timestamp), max(hi, c.points[i].Timestamp)
+	}
+	return lo, hi
+}
+
+// readSealed calls fn with each chunk of generation gen's sealed log, in
+// memory fn may keep: as columns when the cache can give them and want is
+// set, else as points.
+func (e *Engine) readSealed(ctx context.Context, gen uint64, want bool, fn func(rawChunk) error) error {
+	max := e.opts.SegmentPoints
+	if r, ok := e.cache.(SealedColumnsReader); ok && want {
+		return r.SealedColumns(ctx, gen, max, func(c *tsstore.Columns) error { return fn(rawChunk{cols: c}) })
+	}
+	if o, ok := e.cache.(SealedLogOwner); ok {
+		return o.SealedLogOwned(ctx, gen, max, func(ps []tsstore.Point) error { return fn(rawChunk{points: ps}) })
+	}
+	return e.cache.SealedLog(ctx, gen, max, func(ps []tsstore.Point) error {
+		// The cache's slice is only valid during this call.
+		return fn(rawChunk{points: slices.Clone(ps)})
+	})
+}
+
+// appendChunk appends a chunk to arch as segment id, as columns when it has
+// them and arch takes them.
+func appendChunk(ctx context.Context, arch archive.Archive, id archive.SegmentID, c rawChunk) error {
+	if c.cols != nil {
+		if ca, ok := arch.(columnsAppender); ok {
+			_, err := ca.AppendColumns(ctx, id, c.cols)
+			return err
+		}
+		c.points = c.cols.AppendPoints(nil)
+	}
+	_, err := arch.Append(ctx, id, c.points)
+	return err
+}
+
 // archiveLog appends the sealed log of generation gen to arch (the i-th
 // archive) as segments of at most SegmentPoints points, encoding up to
-// GOMAXPROCS segments at a time. Segment names and contents do not depend
-// on the concurrency: part numbers follow the log's order.
-func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive.Archive) (segments int, points int64, err error) {
+// GOMAXPROCS segments at a time, and skipping the segments pr records as
+// appended by an earlier, interrupted, pass. Segment names and contents do
+// not depend on the concurrency: part numbers follow the log's order. Once
+// halt is closed it starts no new segment and returns errHalted after those
+// in flight.
+func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive.Archive, pr *genProgress, halt <-chan struct{}) (segments int, points int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
-		mu    sync.Mutex // guards first
+		mu    sync.Mutex // guards first and pr's segment marks
 		first error
 	)
-	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
-	read, owned := e.cache.SealedLog, false
-	if o, ok := e.cache.(SealedLogOwner); ok {
-		read, owned = o.SealedLogOwned, true
+	mu.Lock()
+	done := pr.segmentsDone[i]
+	if done == nil {
+		done = map[int]bool{}
+		pr.segmentsDone[i] = done
 	}
-	err = read(ctx, gen, e.opts.SegmentPoints, func(ps []tsstore.Point) error {
-		id := archive.SegmentID{Source: e.archiveSource(gen), Generation: gen, Shard: segments, MinTime: ps[0].Timestamp, MaxTime: ps[0].Timestamp}
-		for i := range ps {
-			id.MinTime = min(id.MinTime, ps[i].Timestamp)
-			id.MaxTime = max(id.MaxTime, ps[i].Timestamp)
+	mu.Unlock()
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	_, columns := arch.(columnsAppender)
+	err = e.readSealed(ctx, gen, columns, func(c rawChunk) error {
+		shard := segments
+		segments++
+		points += int64(c.len())
+		mu.Lock()
+		skip := done[shard]
+		mu.Unlock()
+		if skip {
+			return nil
+		}
+		lo, hi := c.timeRange()
+		id := archive.SegmentID{Source: e.archiveSource(gen), Generation: gen, Shard: shard, MinTime: lo, MaxTime: hi}
+		select {
+		case <-halt:
+			return errHalted
+		default:
 		}
 		select {
 		case slots <- struct{}{}:
+		case <-halt:
+			return errHalted
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if !owned {
-			// The cache's slice is only valid during this call.
-			ps = slices.Clone(ps)
-		}
-		segments++
-		points += int64(len(ps))
 		wg.Go(func() {
 			defer func() { <-slots }()
-			// Only the argument keeps the points: an archive may drop
-			// them once it has made its own copy (sorted, encoded).
-			points := ps
-			ps = nil
-			if _, err := arch.Append(ctx, id, points); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
-					cancel()
-				}
-				mu.Unlock()
+			// Only the argument keeps the chunk: an archive may drop it
+			// once it has made its own copy (sorted, encoded).
+			chunk := c
+			c = rawChunk{}
+			err := appendChunk(ctx, arch, id, chunk)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				done[shard] = true
+			} else if first == nil {
+				first = fmt.Errorf("archive %d: append segment %s: %w", i, id.Name(), err)
+				cancel()
 			}
 		})
 		return nil

@@ -168,6 +168,9 @@ type Engine struct {
 type genProgress struct {
 	cellsDone    int
 	archivesDone map[int]bool
+	// segmentsDone holds, by archive, the segments (by shard) appended
+	// by a pass that did not finish: the next pass skips them.
+	segmentsDone map[int]map[int]bool
 }
 
 type engineStats struct {
@@ -640,7 +643,7 @@ func (e *Engine) seal(ctx context.Context) error {
 func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time, backlog bool, rep *FlushReport) (done bool, err error) {
 	pr := e.progress[g.Gen]
 	if pr == nil {
-		pr = &genProgress{archivesDone: map[int]bool{}}
+		pr = &genProgress{archivesDone: map[int]bool{}, segmentsDone: map[int]map[int]bool{}}
 		e.progress[g.Gen] = pr
 	}
 	cells, err := e.cache.SealedCells(ctx, g.Gen)
@@ -660,7 +663,13 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	// commit waits for both.
 	archiving := e.startArchiving(ctx, g, pr)
 	defer func() {
-		if aerr := archiving.wait(rep, err != nil); err == nil && aerr != nil {
+		s := finish
+		if err != nil {
+			s = abort
+		} else if !done {
+			s = halt
+		}
+		if aerr := archiving.wait(rep, s); err == nil && aerr != nil {
 			done, err = false, aerr
 		}
 	}()
@@ -701,7 +710,10 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
-	if err := archiving.wait(rep, false); err != nil {
+	if !archiving.finishBy(deadline) {
+		return false, nil // the next flush resumes the archive step
+	}
+	if err := archiving.wait(rep, finish); err != nil {
 		return false, err
 	}
 	if err := e.cache.Commit(ctx, g.Gen); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/gob"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -81,9 +82,12 @@ func (s *faultStore) refuseWhere(f func(*tsstore.Cell) bool) {
 // write-once semantics, and a switch to fail.
 type memArchive struct {
 	fail atomic.Bool
+	// slow, when set, is how long every Append takes first.
+	slow atomic.Int64
 
-	mu       sync.Mutex // guards segments
+	mu       sync.Mutex // guards segments and appends
 	segments map[string]memSegment
+	appends  map[string]int // Append calls that got past the delay, by segment name
 }
 
 type memSegment struct {
@@ -94,11 +98,20 @@ type memSegment struct {
 
 var _ archive.Archive = (*memArchive)(nil)
 
-func newMemArchive() *memArchive { return &memArchive{segments: map[string]memSegment{}} }
+func newMemArchive() *memArchive {
+	return &memArchive{segments: map[string]memSegment{}, appends: map[string]int{}}
+}
 
 func (a *memArchive) Append(ctx context.Context, id archive.SegmentID, points []tsstore.Point) (archive.SegmentInfo, error) {
 	if a.fail.Load() {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "memArchive: injected failure")
+	}
+	if d := time.Duration(a.slow.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return archive.SegmentInfo{}, ctx.Err()
+		}
 	}
 	if err := id.Validate(); err != nil {
 		return archive.SegmentInfo{}, err
@@ -110,6 +123,7 @@ func (a *memArchive) Append(ctx context.Context, id archive.SegmentID, points []
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	name := id.Name()
+	a.appends[name]++
 	if old, ok := a.segments[name]; ok {
 		if !bytes.Equal(old.enc, buf.Bytes()) {
 			return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrConflict, "memArchive: segment %s exists with other content", name)
@@ -179,6 +193,14 @@ func (a *memArchive) Stat(ctx context.Context) (archive.Stats, error) {
 }
 
 func (a *memArchive) Close() error { return nil }
+
+// appendCounts returns, by segment name, how many Append calls got past
+// the delay (including the no-op appends of a segment already there).
+func (a *memArchive) appendCounts() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.appends)
+}
 
 // points returns every archived point.
 func (a *memArchive) points() []tsstore.Point {
