@@ -39,6 +39,7 @@ type config struct {
 	rate     float64
 	burst    int
 	shutdown time.Duration
+	pprof    string
 
 	store       string
 	influxURL   string
@@ -169,6 +170,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.f64(&c.rate, "rate", "HOURGLASS_RATE", DefaultRate, "requests per second per merchant (token bucket); 0 means unlimited")
 	f.num(&c.burst, "burst", "HOURGLASS_BURST", DefaultBurst, "token bucket size per merchant")
 	f.dur(&c.shutdown, "shutdown-timeout", "HOURGLASS_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "how long SIGTERM waits for requests in flight")
+	f.str(&c.pprof, "pprof", "HOURGLASS_PPROF", "", "address of Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; keep it on loopback (it has no authentication); empty means none")
 
 	f.str(&c.store, "store", "HOURGLASS_STORE", "promtsdb", "time-series store: promtsdb (embedded, in <data>/tsdb), influx or promremote (a Prometheus remote-write engine: VictoriaMetrics, Mimir, Thanos, Prometheus)")
 	f.str(&c.influxURL, "influx-url", "HOURGLASS_INFLUX_URL", "http://127.0.0.1:8086", "InfluxDB URL (-store influx)")

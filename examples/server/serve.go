@@ -155,6 +155,13 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		return err
 	}
 	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if c.pprof != "" {
+		stop, err := servePprof(c.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	printBanner(stdout, baseURL(ln.Addr()), c, toks, created, b.describe)
 	a.ready.Store(true)
 	served := make(chan error, 1)
