@@ -12,7 +12,9 @@
 # is stopped on exit.
 #
 # Usage: scripts/bench-ingest.sh [loadgen bench flags for the burst run]
-# Environment: SUSTAIN (default 3m; 0 skips the sustained run),
+# Environment: SUSTAIN (default 3m; 0 skips the sustained run), PROFILE
+# (a file: write there the sustained server's CPU profile from 30 s into
+# the run, for 90 s),
 # FLUSH_INTERVAL (45s), FLUSH_BUDGET (15s), VM (victoria-metrics binary,
 # default $(go env GOPATH)/bin/victoria-metrics; build it with
 # go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0).
@@ -20,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUSTAIN=${SUSTAIN:-3m}
+PROFILE=${PROFILE:-}
 FLUSH_INTERVAL=${FLUSH_INTERVAL:-45s}
 FLUSH_BUDGET=${FLUSH_BUDGET:-15s}
 VM=${VM:-$(go env GOPATH)/bin/victoria-metrics}
@@ -84,8 +87,20 @@ stop "$server_pid"
 
 # --- sustained: full speed while flushes run -----------------------------------
 if [ "$SUSTAIN" != 0 ]; then
-  start_server "$work/sustain" -flush-interval "$FLUSH_INTERVAL" -flush-budget "$FLUSH_BUDGET"
+  extra=()
+  if [ -n "$PROFILE" ]; then
+    pport=$(free_port)
+    extra=(-pprof "127.0.0.1:$pport")
+  fi
+  start_server "$work/sustain" -flush-interval "$FLUSH_INTERVAL" -flush-budget "$FLUSH_BUDGET" "${extra[@]}"
   log "load average before the sustained run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ -n "$PROFILE" ]; then
+    # A CPU profile of the server from 30 s into the run, for 90 s: ingest
+    # and flushes together, as a user lives with them.
+    ( sleep 30; curl -sf -o "$PROFILE" "http://127.0.0.1:$pport/debug/pprof/profile?seconds=90" \
+        && log "CPU profile of the sustained server: $PROFILE (go tool pprof -top $PROFILE)" ) &
+    pids+=($!)
+  fi
   "$work/loadgen" bench -hourglass "$server_url" -tokens "$work/sustain/tokens.json" \
     -sustain "$SUSTAIN" -flush-interval "$FLUSH_INTERVAL" -pid "$server_pid"
   stop "$server_pid"
