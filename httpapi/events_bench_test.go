@@ -21,7 +21,9 @@ func BenchmarkEventFraming(b *testing.B) {
 	const n = 5000
 	now := time.Now()
 	p := tsstore.Point{Metric: "page_view", Labels: tsstore.Labels{{Name: "merchant", Value: "shop-1"}}, Timestamp: now.UnixMilli(), Value: 1}
-	fixed := func(dst []tsstore.Point, _ []byte, _ string, _ time.Time) ([]tsstore.Point, error) { return append(dst, p), nil }
+	fixed := func(dst []tsstore.Point, _ []byte, _ string, _ time.Time) ([]tsstore.Point, error) {
+		return append(dst, p), nil
+	}
 	evs := make([]string, n)
 	for i := range evs {
 		evs[i] = fmt.Sprintf(`{"type":"page_view","path":"/p/%03d","device":"mobile","time":%d}`, i%200, now.UnixMilli()-int64(i))
