@@ -34,7 +34,9 @@
 // 0, string fields are skipped; parsing uses InfluxData's maintained
 // zero-allocation decoder (github.com/influxdata/line-protocol/v2), with
 // series interned so that a repeated series is validated once per request
-// (package internal/lineproto).
+// (package internal/lineproto). Event bodies are split into events in
+// place by a scanner (package internal/jsonscan), not by encoding/json;
+// DecodeEvents does the same for a program's own sources of events.
 //
 // # Concurrency
 //

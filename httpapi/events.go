@@ -1,15 +1,17 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/hourglass-io/hourglass/internal/jsonscan"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 )
@@ -45,37 +47,64 @@ func DecodeJSON(b []byte, v any) error {
 // errNoEvents is the error of an empty batch.
 var errNoEvents = tsstore.Errorf(tsstore.ErrInvalid, "no events in the request body")
 
+// DecodeEvents decodes the events in body for merchant into raw points with
+// decode, as POST /v1/events does: body is a JSON array of events, or with
+// ndjson one event per line (blank lines are skipped). Each point must carry
+// the label merchant=<merchant>. It fails, of kind tsstore.ErrInvalid, on
+// malformed JSON, on an event decode refuses and on a body without events,
+// naming the event's index (from 0) or line (from 1) and, for malformed
+// JSON, the byte of the body. The body is split in place, without
+// encoding/json: decode gets slices of it.
+func DecodeEvents(body []byte, ndjson bool, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
+	if ndjson {
+		return parseEventsNDJSON(body, decode, merchant, now)
+	}
+	return parseEventsJSON(body, decode, merchant, now)
+}
+
 // parseEventsJSON parses a JSON array of events for merchant into raw points
 // with decode. Errors are of kind tsstore.ErrInvalid and name the event's
 // index (from 0).
 func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errNoEvents
-		}
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %s", jsonMessage(err))
+	i := jsonscan.SkipSpace(body, 0)
+	if i == len(body) {
+		return nil, errNoEvents
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
+	if body[i] != '[' {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: want a JSON array of events (or NDJSON with Content-Type application/x-ndjson)")
 	}
 	var points []tsstore.Point
-	i := 0
-	for ; dec.More(); i++ {
-		var e json.RawMessage
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %s", i, jsonMessage(err))
-		}
-		if points, err = decodeFor(points, decode, e, merchant, now); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", i, err)
+	i = jsonscan.SkipSpace(body, i+1)
+	if i < len(body) && body[i] == ']' {
+		i++
+	} else {
+		for n := 0; ; n++ {
+			end, err := jsonscan.Value(body, i)
+			if err != nil {
+				return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", n, err)
+			}
+			if points, err = decodeFor(points, decode, body[i:end], merchant, now); err != nil {
+				return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", n, err)
+			}
+			if n == 0 {
+				points = growFor(points, len(body), end-i+1)
+			}
+			i = jsonscan.SkipSpace(body, end)
+			if i == len(body) {
+				return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: truncated JSON at byte %d: the array of events is not closed", n, i)
+			}
+			if body[i] == ']' {
+				i++
+				break
+			}
+			if body[i] != ',' {
+				return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: malformed JSON at byte %d: want ',' or ']'", n, i)
+			}
+			i = jsonscan.SkipSpace(body, i+1)
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: %s", i-1, jsonMessage(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events")
+	if jsonscan.SkipSpace(body, i) != len(body) {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events, at byte %d", i)
 	}
 	if len(points) == 0 {
 		return nil, errNoEvents
@@ -83,10 +112,19 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 	return points, nil
 }
 
+// growFor makes room in points, which holds the points of a body's first
+// event of size bytes, for the body's other events, if they are alike.
+func growFor(points []tsstore.Point, body, size int) []tsstore.Point {
+	if len(points) == 0 {
+		return points
+	}
+	return slices.Grow(points, (body/size+1)*len(points))
+}
+
 // decodeFor runs the program's decoder on one event and checks that every
 // point it made carries the request's merchant: the isolation of merchants
 // must not depend on each EventDecoder getting it right.
-func decodeFor(points []tsstore.Point, decode EventDecoder, e json.RawMessage, merchant string, now time.Time) ([]tsstore.Point, error) {
+func decodeFor(points []tsstore.Point, decode EventDecoder, e []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
 	n := len(points)
 	points, err := decode(points, e, merchant, now)
 	if err != nil {
@@ -100,37 +138,53 @@ func decodeFor(points []tsstore.Point, decode EventDecoder, e json.RawMessage, m
 	return points, nil
 }
 
-// parseEventsNDJSON parses newline-delimited JSON events (one object per
-// line; blank lines are skipped). Errors name the line (from 1).
+// parseEventsNDJSON parses newline-delimited JSON events (one value per
+// line, whitespace around it ignored; blank lines are skipped). Errors name
+// the line (from 1).
 func parseEventsNDJSON(body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, len(body)+1)
 	var points []tsstore.Point
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
+	first := true
+	for line, start := 1, 0; start < len(body); line++ {
+		end := len(body)
+		next := end
+		if k := bytes.IndexByte(body[start:], '\n'); k >= 0 {
+			end, next = start+k, start+k+1
+		}
+		from, to := trimSpace(body, start, end)
+		start = next
+		if from == to {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		var e json.RawMessage
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %s", line, jsonMessage(err))
-		}
-		if dec.More() {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value", line)
-		}
-		var err error
-		if points, err = decodeFor(points, decode, e, merchant, now); err != nil {
+		e := body[:to]
+		vend, err := jsonscan.Value(e, from)
+		if err != nil {
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %w", err)
+		if vend != to {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value (the first ends at byte %d)", line, vend)
+		}
+		if points, err = decodeFor(points, decode, e[from:], merchant, now); err != nil {
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
+		}
+		if first {
+			points, first = growFor(points, len(body), next-from), false
+		}
 	}
 	if len(points) == 0 {
 		return nil, errNoEvents
 	}
 	return points, nil
+}
+
+// trimSpace returns the bounds of body[from:to] without the white space
+// (Unicode's, as bytes.TrimSpace) at either end.
+func trimSpace(body []byte, from, to int) (int, int) {
+	t := bytes.TrimSpace(body[from:to])
+	if len(t) == 0 {
+		return from, from
+	}
+	lead := len(body[from:to]) - len(bytes.TrimLeftFunc(body[from:to], unicode.IsSpace))
+	return from + lead, from + lead + len(t)
 }
 
 // jsonMessage returns err's message without encoding/json's "json: " prefix.
