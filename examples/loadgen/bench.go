@@ -31,13 +31,15 @@ type benchOptions struct {
 	sustain, flushInterval  time.Duration
 	pid                     int
 	influxDB                string
+	events                  bool
 }
 
 // runBench is "loadgen bench": the same line-protocol batches, made once,
 // sent to the example server, InfluxDB and VictoriaMetrics in turn (each
 // alone on the machine while it runs), then the same dashboard query to
-// each; or, with -sustain, ingest at full speed into the server alone while
-// its flushes run, watching its /metrics.
+// each; with -events, the same workload as JSON events to the server's
+// /v1/events too, right after its /write. Or, with -sustain, ingest at full
+// speed into the server alone while its flushes run, watching its /metrics.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o benchOptions
 	fs := flag.NewFlagSet("loadgen bench", flag.ContinueOnError)
@@ -58,11 +60,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.sustain, "sustain", 0, "sustained mode: send the batches over and over to -hourglass for this long, then flush")
 	fs.DurationVar(&o.flushInterval, "flush-interval", 0, "the server's -flush-interval, for the report (sustained mode)")
 	fs.IntVar(&o.pid, "pid", 0, "the server's process id, for its peak RSS (sustained mode)")
+	fs.BoolVar(&o.events, "events", false, "burst run: also send the workload to -hourglass as JSON events (POST /v1/events; each line a page_view event)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.merchants < 1 || o.series < 1 || o.batches < 1 || o.lines < 1 || o.writers < 1 || o.span <= 0 {
 		return fmt.Errorf("-merchants, -series, -batches, -lines, -writers and -span must be positive")
+	}
+	if o.events && (o.hourglass == "" || o.sustain > 0) {
+		return fmt.Errorf("-events needs -hourglass (only the example server takes events) and is for the burst run, not -sustain")
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.writers}, Timeout: opTimeout}
 	defer client.CloseIdleConnections()
@@ -73,6 +79,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		targets = append(targets, t)
+		if o.events {
+			targets = append(targets, eventsTarget(t, o))
+		}
 	}
 	if o.sustain > 0 {
 		if len(targets) == 0 {
@@ -97,11 +106,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("give at least one of -hourglass, -influx, -vm")
 	}
 	fmt.Fprintf(stderr, "making %d batches of %d lines × 2 fields (%d merchants × %d series, the last %v)\n", o.batches, o.lines, o.merchants, o.series, o.span)
-	batches := makeBatches(o, time.Now())
+	now := time.Now()
+	batches := makeBatches(o, now, false)
+	var events []batch
+	if o.events {
+		fmt.Fprintf(stderr, "making the same batches as JSON events (a page_view per line)\n")
+		events = makeBatches(o, now, true)
+	}
 	var rows []benchRow
 	for _, t := range targets {
 		fmt.Fprintf(stderr, "%s: writing...\n", t.name)
-		row, err := burst(ctx, client, t, batches, o)
+		b := batches
+		if t.events {
+			b = events
+		}
+		row, err := burst(ctx, client, t, b, o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -114,7 +133,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "| | ingest, points/s | batch p50 / p99 | dashboard query p50 |\n|---|---|---|---|\n")
 	for i, r := range rows {
 		ratio := ""
-		if i > 0 {
+		switch {
+		case targets[i].events:
+			// One event makes one point where a line makes two: its
+			// cost is per event against /write's per line.
+			ratio = fmt.Sprintf(" = %.2f M events/s (`/write`: %.2f× the points/s, %.2f× the lines/s)",
+				r.pointsPerSec/1e6, rows[0].pointsPerSec/r.pointsPerSec, rows[0].pointsPerSec/2/r.pointsPerSec)
+		case i > 0:
 			ratio = fmt.Sprintf(" (hourglass %.2f×)", rows[0].pointsPerSec/r.pointsPerSec)
 		}
 		fmt.Fprintf(stdout, "| %s | %.2f M%s | %s / %s | %s |\n", targets[i].name, r.pointsPerSec/1e6, ratio, ms(r.p50), ms(r.p99), ms(r.query))
@@ -122,10 +147,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// lineTarget is a database that takes line protocol.
+// lineTarget is a database that takes the batches: line protocol, or JSON
+// events.
 type lineTarget struct {
 	name     string
 	writeURL string
+	// events says that it takes the batches as JSON events (makeBatches
+	// with events).
+	events bool
 	// token returns the Authorization of merchant m's requests ("" for
 	// none); query returns the URL of merchant m's dashboard query.
 	token func(m int) string
@@ -148,6 +177,20 @@ func hourglassTarget(ctx context.Context, client *http.Client, o benchOptions) (
 			return o.hourglass + "/v1/metrics/web_views?from=now-1h&step=1m"
 		},
 	}, nil
+}
+
+// eventsTarget is the example server's /v1/events, with hg's tokens: its
+// dashboard query is hg's on the metric the page_view events make.
+func eventsTarget(hg *lineTarget, o benchOptions) *lineTarget {
+	return &lineTarget{
+		name:     "hourglass `/v1/events`",
+		writeURL: o.hourglass + "/v1/events",
+		events:   true,
+		token:    hg.token,
+		query: func(int, time.Time) string {
+			return o.hourglass + "/v1/metrics/views?from=now-1h&step=1m"
+		},
+	}
 }
 
 // adminToken returns -admin-token or the one in -tokens ("" when neither
@@ -203,15 +246,26 @@ func vmTarget(o benchOptions) *lineTarget {
 	}
 }
 
-// batch is one request: lines of one merchant.
+// batch is one request: lines (or events) of one merchant.
 type batch struct {
 	merchant int
 	body     []byte
+	points   int // the raw points it carries (what the server acknowledges)
 }
 
 // makeBatches returns the batches: batch i is merchant i mod merchants's,
-// each line one of its series with the fields views and ms.
-func makeBatches(o benchOptions, now time.Time) []batch {
+// each line one of its series with the fields views and ms, two points:
+//
+//	web,merchant=load-00007,page=/p/042 views=1i,ms=734i 1767322800000
+//
+// With events, the same batches (the same draws) as JSON arrays of events,
+// each line a page_view event of the same page and time, one point
+// (page_view{merchant,path} = 1, which the server's processing turns into
+// views = 1 with the same labels; the line's ms field has no counterpart in
+// the event format):
+//
+//	{"type":"page_view","path":"/p/042","time":1767322800000}
+func makeBatches(o benchOptions, now time.Time, events bool) []batch {
 	r := rand.New(rand.NewPCG(19, 4))
 	out := make([]batch, o.batches)
 	end := now.UnixMilli()
@@ -219,10 +273,25 @@ func makeBatches(o benchOptions, now time.Time) []batch {
 		m := i % o.merchants
 		var b bytes.Buffer
 		b.Grow(o.lines * 64)
-		for range o.lines {
-			fmt.Fprintf(&b, "web,merchant=%s,page=/p/%03d views=1i,ms=%di %d\n", merchantID(m), r.IntN(o.series), r.IntN(2000), end-r.Int64N(o.span.Milliseconds()))
+		if events {
+			b.WriteByte('[')
 		}
-		out[i] = batch{merchant: m, body: b.Bytes()}
+		for j := range o.lines {
+			page, ms, ts := r.IntN(o.series), r.IntN(2000), end-r.Int64N(o.span.Milliseconds())
+			if !events {
+				fmt.Fprintf(&b, "web,merchant=%s,page=/p/%03d views=1i,ms=%di %d\n", merchantID(m), page, ms, ts)
+				continue
+			}
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"type":"page_view","path":"/p/%03d","time":%d}`, page, ts)
+		}
+		out[i] = batch{merchant: m, body: b.Bytes(), points: o.lines * 2}
+		if events {
+			b.WriteString("]\n")
+			out[i].body, out[i].points = b.Bytes(), o.lines
+		}
 	}
 	return out
 }
@@ -243,6 +312,9 @@ func send(ctx context.Context, client *http.Client, t *lineTarget, b batch) (tim
 		req.Header.Set("Authorization", tok)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if t.events {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	t0 := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -302,7 +374,11 @@ feed:
 		all.ok = append(all.ok, l...)
 	}
 	s := all.summarize(elapsed)
-	return benchRow{pointsPerSec: float64(len(batches)*o.lines*2) / elapsed.Seconds(), p50: s.p50, p99: s.p99}, nil
+	points := 0
+	for _, b := range batches {
+		points += b.points
+	}
+	return benchRow{pointsPerSec: float64(points) / elapsed.Seconds(), p50: s.p50, p99: s.p99}, nil
 }
 
 // queries sends o.queries dashboard queries, one at a time, and returns
@@ -337,7 +413,7 @@ func queries(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 // writers while the server flushes on its schedule, sampling its /metrics
 // and peak RSS every second; then it flushes what is left and reports.
 func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOptions, stdout, stderr io.Writer) error {
-	batches := makeBatches(o, time.Now())
+	batches := makeBatches(o, time.Now(), false)
 	rctx, cancel := context.WithTimeout(ctx, o.sustain)
 	defer cancel()
 	var sent, refused atomic.Int64

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,13 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hourglass-io/hourglass/internal/servertest"
 )
 
 // TestBench runs "loadgen bench" against the real server binary (and the
-// test InfluxDB when there is one), then its sustained mode briefly: the
-// server counts every point of the batches, and both tables come out.
+// test InfluxDB when there is one), with -events, then its sustained mode
+// briefly: the server counts every point of the batches, of the line
+// protocol and of the events, and both tables come out.
 func TestBench(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(t.TempDir(), "server")
@@ -26,7 +29,7 @@ func TestBench(t *testing.T) {
 	srv := startServer(t, bin, "-addr", "127.0.0.1:0", "-data", dir, "-rate", "0", "-flush-interval", "1h")
 	defer srv.stop()
 	args := []string{"bench", "-hourglass", srv.url, "-tokens", filepath.Join(dir, "tokens.json"),
-		"-merchants", "3", "-series", "5", "-batches", "6", "-lines", "50", "-queries", "3"}
+		"-merchants", "3", "-series", "5", "-batches", "6", "-lines", "50", "-queries", "3", "-events"}
 	if u := os.Getenv(servertest.EnvInflux); u != "" {
 		args = append(args, "-influx", u, "-influx-db", fmt.Sprintf("loadgen_bench_%d", os.Getpid()))
 	}
@@ -35,11 +38,14 @@ func TestBench(t *testing.T) {
 		t.Fatalf("loadgen bench: %v\n%s", err, stderr.String())
 	}
 	t.Logf("burst:\n%s", stdout.String())
-	if !strings.Contains(stdout.String(), "| hourglass `/write` |") {
-		t.Errorf("no hourglass row in:\n%s", stdout.String())
+	for _, row := range []string{"| hourglass `/write` |", "| hourglass `/v1/events` |"} {
+		if !strings.Contains(stdout.String(), row) {
+			t.Errorf("no row %s in:\n%s", row, stdout.String())
+		}
 	}
-	if n := pointsWritten(t, srv.url); n != 6*50*2 {
-		t.Errorf("the server acknowledged %v points, want %d", n, 6*50*2)
+	// Two points a line, one an event.
+	if n := pointsWritten(t, srv.url); n != 6*50*2+6*50 {
+		t.Errorf("the server acknowledged %v points, want %d", n, 6*50*2+6*50)
 	}
 	stdout.Reset()
 	err := run(context.Background(), []string{"bench", "-hourglass", srv.url, "-tokens", filepath.Join(dir, "tokens.json"),
@@ -61,4 +67,32 @@ func pointsWritten(t *testing.T, url string) float64 {
 		t.Fatal(err)
 	}
 	return m["hourglass_writeback_points_written_total"]
+}
+
+// TestEventBatches checks that the events are the lines: the same merchant
+// per batch, and event j of a batch the page and time of its line j.
+func TestEventBatches(t *testing.T) {
+	o := benchOptions{merchants: 3, series: 5, batches: 4, lines: 20, span: time.Minute}
+	now := time.Now()
+	lines, events := makeBatches(o, now, false), makeBatches(o, now, true)
+	for i := range lines {
+		var evs []struct {
+			Type, Path string
+			Time       int64
+		}
+		if err := json.Unmarshal(events[i].body, &evs); err != nil {
+			t.Fatalf("batch %d: %v\n%s", i, err, events[i].body)
+		}
+		ls := strings.Split(strings.TrimSuffix(string(lines[i].body), "\n"), "\n")
+		if events[i].merchant != lines[i].merchant || len(evs) != len(ls) || events[i].points != len(evs) {
+			t.Fatalf("batch %d: %d events (%d points) of merchant %d, %d lines of merchant %d",
+				i, len(evs), events[i].points, events[i].merchant, len(ls), lines[i].merchant)
+		}
+		for j, l := range ls {
+			want := fmt.Sprintf("web,merchant=%s,page=%s ", merchantID(lines[i].merchant), evs[j].Path)
+			if evs[j].Type != "page_view" || !strings.HasPrefix(l, want) || !strings.HasSuffix(l, fmt.Sprintf("i %d", evs[j].Time)) {
+				t.Errorf("batch %d: event %d %+v is not line %q", i, j, evs[j], l)
+			}
+		}
+	}
 }

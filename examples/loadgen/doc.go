@@ -25,7 +25,9 @@
 // "loadgen bench" is the ingest comparison of the README's performance
 // section (scripts/bench-ingest.sh runs it): the same line-protocol batches
 // to the server's /write, InfluxDB's and VictoriaMetrics', then the same
-// dashboard query to each; with -sustain, full-speed ingest into the server
-// while its flushes run, with the flushes' share of the time, the cache's
-// peak and the server's peak RSS.
+// dashboard query to each; with -events, the same workload to the server's
+// /v1/events too, as JSON page_view events (one per line, one point where a
+// line makes two), a row of its own; with -sustain, full-speed ingest into
+// the server while its flushes run, with the flushes' share of the time,
+// the cache's peak and the server's peak RSS.
 package main
