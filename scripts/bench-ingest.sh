@@ -4,15 +4,19 @@
 # drives the same line-protocol batches at all three with "loadgen bench"
 # (400 batches of 5,000 lines × 2 fields, 4 concurrent writers, 100
 # merchants × 200 series, timestamps over the last 30 minutes), then the same
-# dashboard query. Then the sustained run: a fresh server with a compressed
-# flush schedule takes the batches over and over at full speed while its
-# flushes run; loadgen reports the acknowledged points/s, the flushes' share
-# of the time, the cache's peak and the server's peak RSS. Prints two
-# Markdown tables (the README's performance section). Everything it started
-# is stopped on exit.
+# dashboard query. With EVENTS=1 (the default) the burst run also sends the
+# same workload to the example server's /v1/events as JSON events (each line
+# a page_view event of its page and time, one point where the line makes
+# two), a row of its own. Then the sustained run: a fresh server with a
+# compressed flush schedule takes the batches over and over at full speed
+# while its flushes run; loadgen reports the acknowledged points/s, the
+# flushes' share of the time, the cache's peak and the server's peak RSS.
+# Prints two Markdown tables (the README's performance section). Everything
+# it started is stopped on exit.
 #
 # Usage: scripts/bench-ingest.sh [loadgen bench flags for the burst run]
-# Environment: SUSTAIN (default 3m; 0 skips the sustained run), PROFILE
+# Environment: EVENTS (default 1; 0 leaves /v1/events out), SUSTAIN
+# (default 3m; 0 skips the sustained run), PROFILE
 # (a file: write there the sustained server's CPU profile from 30 s into
 # the run, for 90 s),
 # FLUSH_INTERVAL (45s), FLUSH_BUDGET (15s), VM (victoria-metrics binary,
@@ -21,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+EVENTS=${EVENTS:-1}
 SUSTAIN=${SUSTAIN:-3m}
 PROFILE=${PROFILE:-}
 FLUSH_INTERVAL=${FLUSH_INTERVAL:-45s}
@@ -54,6 +59,7 @@ start_server() {
 }
 
 args=(-hourglass "")
+[ "$EVENTS" != 0 ] && args+=(-events)
 # --- InfluxDB 1.x ------------------------------------------------------------
 if command -v influxd >/dev/null; then
   if start_influxd "$work/influx"; then
