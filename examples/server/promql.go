@@ -25,6 +25,9 @@ func (a *api) promHandler() http.Handler {
 
 // promAuthorize tells the merchant, or the admin, of a query request.
 func (a *api) promAuthorize(r *http.Request) (merchant string, admin bool, err error) {
+	if httpapi.TokenInURL(r) {
+		return "", false, errors.New(httpapi.TokenInURLMessage)
+	}
 	tok := httpapi.TokenOf(r)
 	if t := r.Header.Get("X-Hourglass-Token"); t != "" {
 		tok = strings.TrimSpace(t)
