@@ -386,32 +386,47 @@ func (e *Engine) validate(ps []tsstore.Point, what string) error {
 func (e *Engine) check(ps []tsstore.Point) (int, error) {
 	now := tsstore.Millis(e.opts.Now())
 	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
-	// A labels slice that many points share (as a parser's interned
-	// series are) is checked once per call; a point that fails any check
-	// is validated in full, for the error.
+	// A labels slice that many points share (as a parser's interned series
+	// are) is validated with its first point's series
+	// (Point.ValidateSeries) once per call, and only the metric name of
+	// the points after it; every point's scalars are validated
+	// (Point.ValidateScalars).
 	var checked map[*tsstore.Label]int
 	var last *tsstore.Label
 	var lastN int
 	for i := range ps {
 		p := &ps[i]
-		ok := tsstore.ValidateMetric(p.Metric) == nil && p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
-		if ok && len(p.Labels) > 0 && (&p.Labels[0] != last || len(p.Labels) != lastN) {
+		seen := false
+		if n := len(p.Labels); n > 0 {
 			l := &p.Labels[0]
-			if n, seen := checked[l]; !seen || n != len(p.Labels) {
-				if ok = p.Labels.Validate() == nil; ok && last != nil {
+			if l == last && n == lastN {
+				seen = true
+			} else if m, ok := checked[l]; ok && m == n {
+				seen = true
+				last, lastN = l, n
+			}
+		}
+		if seen {
+			if err := tsstore.ValidateMetric(p.Metric); err != nil {
+				return i, err
+			}
+		} else {
+			if err := p.ValidateSeries(); err != nil {
+				return i, err
+			}
+			if n := len(p.Labels); n > 0 {
+				if last != nil {
 					// A second label set: from now on, remember them.
 					if checked == nil {
 						checked = map[*tsstore.Label]int{last: lastN}
 					}
-					checked[l] = len(p.Labels)
+					checked[&p.Labels[0]] = n
 				}
+				last, lastN = &p.Labels[0], n
 			}
-			last, lastN = l, len(p.Labels)
 		}
-		if !ok {
-			if err := p.Validate(); err != nil {
-				return i, err
-			}
+		if err := p.ValidateScalars(); err != nil {
+			return i, err
 		}
 		if p.Timestamp < oldest {
 			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the past", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
