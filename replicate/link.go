@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -440,7 +441,7 @@ func (l *link) sync() error {
 		}
 	}
 	if dir {
-		if err := syncDir(l.log.dir); err != nil {
+		if err := atomicfile.SyncDir(l.log.dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
