@@ -203,7 +203,7 @@ func (s *Store) classify(f *httpretry.Failure, body []byte, cells []*tsstore.Cel
 	}
 	if found >= 0 && found < len(cells) {
 		c := cells[found]
-		name = fmt.Sprintf("cell %d (%s%s@%d seq %d, line %q)", index[found], c.Metric, c.Labels, c.Start, c.Seq, lines[found])
+		name = fmt.Sprintf("cell %d (%s, line %q)", index[found], c.IDString(), lines[found])
 	}
 	return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: server rejected %s: %w", name, f)
 }
