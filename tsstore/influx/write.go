@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,13 +128,7 @@ func failureOf(resp *http.Response) *httpretry.Failure {
 			f.Msg = resp.Status
 		}
 	}
-	if v := resp.Header.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-			f.RetryAfter = time.Duration(secs) * time.Second
-		} else if t, err := http.ParseTime(v); err == nil {
-			f.RetryAfter = time.Until(t)
-		}
-	}
+	f.RetryAfter = httpretry.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return f
 }
 
