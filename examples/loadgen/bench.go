@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -67,6 +66,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer client.CloseIdleConnections()
 	var targets []*lineTarget
 	if o.hourglass != "" {
+		var err error
+		if o.admin, err = readAdminToken(o.admin, o.tokens); err != nil {
+			return err
+		}
 		t, err := hourglassTarget(ctx, client, o)
 		if err != nil {
 			return err
@@ -135,7 +138,7 @@ func hourglassTarget(ctx context.Context, client *http.Client, o benchOptions) (
 	if err := checkLoopback(o.hourglass); err != nil {
 		return nil, err
 	}
-	toks, err := issueTokens(ctx, client, options{url: o.hourglass, tokens: o.tokens, admin: adminToken(o), merchants: o.merchants})
+	toks, err := issueTokens(ctx, client, options{url: o.hourglass, tokens: o.tokens, admin: o.admin, merchants: o.merchants})
 	if err != nil {
 		return nil, err
 	}
@@ -147,23 +150,6 @@ func hourglassTarget(ctx context.Context, client *http.Client, o benchOptions) (
 			return o.hourglass + "/v1/metrics/web_views?from=now-1h&step=1m"
 		},
 	}, nil
-}
-
-// adminToken returns -admin-token or the one in -tokens ("" when neither
-// has one: issueTokens then fails and says so).
-func adminToken(o benchOptions) string {
-	if o.admin != "" {
-		return o.admin
-	}
-	b, err := os.ReadFile(o.tokens)
-	if err != nil {
-		return ""
-	}
-	var f struct {
-		Admin string `json:"admin_token"`
-	}
-	_ = json.Unmarshal(b, &f)
-	return f.Admin
 }
 
 func influxTarget(ctx context.Context, client *http.Client, o benchOptions) (*lineTarget, error) {
@@ -396,7 +382,7 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 	var l latencies
 	// A flush may take up to its budget (and more with a backlog).
 	flusher := &http.Client{Timeout: time.Hour}
-	if !do(ctx, flusher, "POST", o.hourglass+"/v1/admin/flush", adminToken(o), nil, &l) {
+	if !do(ctx, flusher, "POST", o.hourglass+"/v1/admin/flush", o.admin, nil, &l) {
 		return fmt.Errorf("final flush: %v", l.errors)
 	}
 	final := time.Since(t0)
