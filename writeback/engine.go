@@ -466,13 +466,7 @@ func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tss
 	if err := sel.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
-	// The cache and the peers first: a cell committed after these reads
-	// is in the store when the store is read below.
-	cached, err := e.cache.Cells(ctx, sel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("writeback: cells from the cache: %w", err)
-	}
-	peer, missing, err := e.peerCells(ctx, sel)
+	cached, peer, missing, err := e.unflushedCells(ctx, sel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
@@ -483,10 +477,8 @@ func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tss
 	out := make([]tsstore.Cell, 0, len(cached)+len(peer)+len(stored))
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
-		c := &cached[i]
-		e.identify(&c.Cell, c.Gen)
-		seen[c.ID()] = struct{}{}
-		out = append(out, c.Cell)
+		seen[cached[i].ID()] = struct{}{}
+		out = append(out, cached[i])
 	}
 	for i := range stored {
 		if _, dup := seen[stored[i].ID()]; !dup {
@@ -509,20 +501,17 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
 	sel := q.Selector()
-	// The cache and the peers first: a cell committed after these reads
-	// is in the store when the store is read below.
-	cached, err := e.cache.Cells(ctx, sel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("writeback: query cache: %w", err)
-	}
-	peer, missing, err := e.peerCells(ctx, sel)
+	cached, peer, missing, err := e.unflushedCells(ctx, sel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
-	e.notePartial("query", missing)
 	if len(cached) == 0 && len(peer) == 0 {
 		r, err := e.store.Query(ctx, q)
-		return r, missing, err
+		if err != nil {
+			return nil, nil, fmt.Errorf("writeback: query store: %w", err)
+		}
+		e.notePartial("query", missing)
+		return r, missing, nil
 	}
 	oldest := int64(math.MaxInt64)
 	for i := range cached {
@@ -558,7 +547,6 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
@@ -572,6 +560,7 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 	for _, c := range addPeerCells(nil, seen, peer) {
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
+	e.notePartial("query", missing)
 	return b.Result(), missing, nil
 }
 
