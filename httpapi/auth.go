@@ -75,14 +75,27 @@ func (a *API) merchant(api string, h func(http.ResponseWriter, *http.Request, st
 			Error(w, http.StatusUnauthorized, "missing or invalid merchant token (Authorization: Bearer <token>)")
 			return
 		}
-		if ok, wait := a.limits.allow(m, a.now()); !ok {
+		if !a.RateLimit(w, m) {
 			a.reject(api, "rate_limited")
-			w.Header().Set("Retry-After", retryAfter(wait))
-			Error(w, http.StatusTooManyRequests, "rate limit of merchant "+m+" exceeded; retry after "+retryAfter(wait)+" s")
 			return
 		}
 		h(w, r, m)
 	}
+}
+
+// RateLimit takes one request of merchant from its token bucket
+// (Options.Rate and Burst), as every merchant route of the API does. Over
+// the limit it answers 429 with Retry-After and returns false; the caller
+// then returns. A program applies it to merchant routes of its own, such
+// as a PromQL API, so that they share the merchant's limit.
+func (a *API) RateLimit(w http.ResponseWriter, merchant string) bool {
+	ok, wait := a.limits.allow(merchant, a.now())
+	if ok {
+		return true
+	}
+	w.Header().Set("Retry-After", retryAfter(wait))
+	Error(w, http.StatusTooManyRequests, "rate limit of merchant "+merchant+" exceeded; retry after "+retryAfter(wait)+" s")
+	return false
 }
 
 // Admin wraps a handler of admin requests: 401 without an admin token
