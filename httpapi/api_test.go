@@ -234,6 +234,46 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
+// TestTokenInURL: only the InfluxDB 1.x compatible POST /write takes a
+// token in the URL (?p=); every other route, the admin ones too, refuses
+// one with 401 and a message naming the Authorization header, even a valid
+// token and even next to a valid header.
+func TestTokenInURL(t *testing.T) {
+	ta := newTestAPI(t, &Options{Rate: -1})
+	if w := ta.do("POST", "/write?u=x&p="+ta.token, "", nil, []byte("m value=2")); w.Code != http.StatusNoContent {
+		t.Fatalf("/write?p=: %d %s, want 204", w.Code, w.Body)
+	}
+	if got := ta.total("m"); got != 2 {
+		t.Errorf("m = %v after /write?p=, want 2", got)
+	}
+	for _, c := range []struct{ method, target, header string }{
+		{"POST", "/api/v2/write?p=" + ta.token, ""},
+		{"GET", "/v1/metrics/m?p=" + ta.token, ""},
+		{"GET", "/v1/metrics/m?p=" + ta.token, ta.token},
+		{"POST", "/v1/events?p=" + ta.token, ""},
+	} {
+		w := ta.do(c.method, c.target, c.header, ctype("application/json"), []byte(`[{"metric":"m"}]`))
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "Authorization header") {
+			t.Errorf("%s %s (header token %v): %d %s, want 401 naming the Authorization header", c.method, c.target, c.header != "", w.Code, w.Body)
+		}
+	}
+	h := ta.api.Admin(func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, 200, "ok") })
+	for _, header := range []string{"", ta.tokens.AdminToken()} {
+		r := httptest.NewRequest("POST", "/v1/admin/flush?p="+ta.tokens.AdminToken(), nil)
+		if header != "" {
+			r.Header.Set("Authorization", "Bearer "+header)
+		}
+		w := httptest.NewRecorder()
+		h(w, r)
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "Authorization header") {
+			t.Errorf("admin with ?p= (header token %v): %d %s, want 401 naming the Authorization header", header != "", w.Code, w.Body)
+		}
+	}
+	if got := ta.total("m"); got != 2 {
+		t.Errorf("m = %v after refused requests, want 2", got)
+	}
+}
+
 // TestWriteError: each error kind's status and Retry-After.
 func TestWriteError(t *testing.T) {
 	for _, c := range []struct {

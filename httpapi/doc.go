@@ -17,12 +17,13 @@
 // endpoints the same way.
 //
 // A request's merchant is the one its token names (TokenOf: Authorization
-// "Bearer <t>" or "Token <t>", the basic-auth password, or ?p=). Every
-// ingested point gets the label merchant=<that merchant> (line protocol
-// naming another merchant is refused) and every query carries the matcher
-// merchant=<that merchant>, so a merchant reads and writes only its own
-// series. One request is one Engine.Write: all of its points are kept, or
-// none.
+// "Bearer <t>" or "Token <t>", or the basic-auth password; POST /write also
+// takes InfluxDB 1.x's ?p=, which every other route refuses with 401, since
+// a URL ends up in logs). Every ingested point gets the label
+// merchant=<that merchant> (line protocol naming another merchant is
+// refused) and every query carries the matcher merchant=<that merchant>,
+// so a merchant reads and writes only its own series. One request is one
+// Engine.Write: all of its points are kept, or none.
 //
 // An Engine that is also a DetailedEngine (*writeback.Engine with
 // Options.Peers: the other servers of a cluster) names the peers an answer

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -98,7 +99,8 @@ func OpenTokenFile(path string) (t *TokenFile, created bool, err error) {
 	return &TokenFile{secret: secret, admin: f.Admin, file: f}, false, nil
 }
 
-// writeTokenFile writes f to path atomically with mode 0600.
+// writeTokenFile writes f to path atomically and durably, with mode 0600
+// (atomicfile.Write).
 func writeTokenFile(path string, f *tokenFile) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -107,11 +109,7 @@ func writeTokenFile(path string, f *tokenFile) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("tokens file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
 	return nil

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,11 +234,13 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10
 	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, time.Hour
+	waits := &waitLog{}
+	o.Logger = slog.New(waits)
 	s, err := replicate.New(p, []tsstore.Store{sb}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	standbyMisses(t, pl, s, sb, o)
+	standbyMisses(t, pl, s, sb, waits, "the archive may not hold the newest missed write")
 	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 {
 		t.Fatalf("standby re-synced before the archive delay: %+v", st)
 	}
@@ -251,7 +256,7 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 	}
 
 	p.down.Store(false)
-	o.ArchiveDelay = -1
+	o.ArchiveDelay, o.Logger = -1, quiet
 	s2 := openStore(t, p, []tsstore.Store{sb}, o)
 	check(t, s2)
 	eventually(t, "standby re-synced after the restart", func() bool { return caughtUp(s2, "r1") })
@@ -263,9 +268,10 @@ func TestResyncFromArchiveWaits(t *testing.T) {
 
 // standbyMisses starts pl's engine over s, flushes once for the standby
 // sb to apply, three times more while sb is down (past an 8 KiB hint
-// budget: sb goes stale), brings sb back and lets s's applier try to
-// re-sync it for a while.
-func standbyMisses(t *testing.T, pl *archivePipeline, s *replicate.Store, sb *faulty, o *replicate.Options) {
+// budget: sb goes stale), brings sb back and waits until s's applier has
+// tried to re-sync it from the archive and logged (into waits) that it
+// waits, for a reason containing why.
+func standbyMisses(t *testing.T, pl *archivePipeline, s *replicate.Store, sb *faulty, waits *waitLog, why string) {
 	t.Helper()
 	pl.start(t, s)
 	pl.flush(t, 0, 5, -1)
@@ -277,13 +283,48 @@ func standbyMisses(t *testing.T, pl *archivePipeline, s *replicate.Store, sb *fa
 	}
 	sb.down.Store(false)
 	check(t, s)
-	time.Sleep(10 * o.RetryBackoff) // the applier tries, and waits
+	eventually(t, "the applier tries a re-sync from the archive and waits because "+why, func() bool { return waits.saw(why) })
+}
+
+// waitLog is a slog.Handler that records the reasons of the applier's log
+// lines saying that a re-sync from the archive waits.
+type waitLog struct {
+	mu   sync.Mutex // guards whys
+	whys []string
+}
+
+func (h *waitLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *waitLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *waitLog) WithGroup(string) slog.Handler            { return h }
+
+func (h *waitLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "replicate: re-sync from the archive waits" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "why" {
+			h.mu.Lock()
+			h.whys = append(h.whys, a.Value.String())
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+// saw reports whether a recorded reason contains why.
+func (h *waitLog) saw(why string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.ContainsFunc(h.whys, func(w string) bool { return strings.Contains(w, why) })
 }
 
 // The missed cells have a writer that names no archive source (an engine
 // whose writer id is not its Source): the archive's generations of the
 // same numbers are another source's, so the standby is never rebuilt from
-// them; it stays stale, and is not read, until a replica can serve.
+// them; the applier looks for the writer's generations, finds none and
+// waits, and the standby stays stale, and is not read, until a replica can
+// serve.
 func TestResyncFromArchiveOtherWriter(t *testing.T) {
 	pl := newArchivePipeline(t)
 	pl.writer = "elsewhere"
@@ -291,8 +332,10 @@ func TestResyncFromArchiveOtherWriter(t *testing.T) {
 	o := testOptions(t, replicate.AckPrimary)
 	o.HintBudget = 8 << 10
 	o.Archive, o.Processor, o.ResyncFromArchive, o.ArchiveDelay = pl.arc, cachetest.OrderProcessor, true, -1
+	waits := &waitLog{}
+	o.Logger = slog.New(waits)
 	s := openStore(t, p, []tsstore.Store{sb}, o)
-	standbyMisses(t, pl, s, sb, o)
+	standbyMisses(t, pl, s, sb, waits, `of source "elsewhere"`)
 	if st := replicaStats(s, "r1"); !st.Stale || st.ArchiveResyncs != 0 || st.Conflicts != 0 {
 		t.Fatalf("standby with another writer's generations in the archive: %+v, want still stale", st)
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -111,7 +111,7 @@ func (f *Fenced) Fence(ctx context.Context, epoch uint64) error {
 	if epoch == f.epoch {
 		return nil
 	}
-	if err := writeFileAtomic(f.path, []byte(strconv.FormatUint(epoch, 10)+"\n")); err != nil {
+	if err := atomicfile.Write(f.path, []byte(strconv.FormatUint(epoch, 10)+"\n")); err != nil {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "replicate: fence %s: %w", f.path, err)
 	}
 	f.epoch = epoch
@@ -157,39 +157,3 @@ func (f *Fenced) CellWidth() time.Duration { return f.s.CellWidth() }
 
 // Close closes the fenced store.
 func (f *Fenced) Close() error { return f.s.Close() }
-
-// writeFileAtomic replaces the file at path with b durably: a temporary
-// file fsynced, renamed over path, and the directory fsynced.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err = tmp.Write(b); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}

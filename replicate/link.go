@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -192,7 +193,7 @@ func (l *link) apply(ctx context.Context, epoch uint64, cells []tsstore.Cell) er
 		case err == nil:
 		case skippable(err):
 			skipped++
-			l.s.log.Error("replicate: replica refused a cell, skipped", "replica", l.name, "cell", fmt.Sprintf("%s%s@%d writer %q seq %d", cells[i].Metric, cells[i].Labels, cells[i].Start, cells[i].Writer, cells[i].Seq), "err", err)
+			l.s.log.Error("replicate: replica refused a cell, skipped", "replica", l.name, "cell", cells[i].IDString(), "err", err)
 		default:
 			return err
 		}
@@ -440,7 +441,7 @@ func (l *link) sync() error {
 		}
 	}
 	if dir {
-		if err := syncDir(l.log.dir); err != nil {
+		if err := atomicfile.SyncDir(l.log.dir); err != nil {
 			errs = append(errs, err)
 		}
 	}

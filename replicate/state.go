@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 )
 
 // state is what a Store keeps across restarts in Dir/state.json: its epoch,
@@ -50,7 +52,7 @@ func (s *Store) saveStateLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(statePath(s.opts.Dir), b)
+	return atomicfile.Write(statePath(s.opts.Dir), b)
 }
 
 // setStale records (st != nil) or clears the stale range of a replica,

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 )
@@ -230,30 +231,9 @@ func (v *Versions) SetCurrent(id string) error {
 	return writeFileAtomic(filepath.Join(v.root, currentFile), []byte(id+"\n"))
 }
 
-// writeFileAtomic writes data to path through a temporary file, fsynced,
-// renamed over path, with the directory fsynced.
+// writeFileAtomic replaces the file at path with data (atomicfile.Write).
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return tsstore.Errorf(tsstore.ErrUnavailable, "reprocess: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return tsstore.Errorf(tsstore.ErrUnavailable, "reprocess: write %s: %w", path, err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.Write(path, data); err != nil {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "reprocess: write %s: %w", path, err)
 	}
 	return nil
@@ -265,15 +245,6 @@ func writeJSONAtomic(path string, v any) error {
 		return fmt.Errorf("reprocess: encode %s: %w", path, err)
 	}
 	return writeFileAtomic(path, append(b, '\n'))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // formatMatchers renders matchers in PromQL syntax.

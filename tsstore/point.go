@@ -163,6 +163,17 @@ func SeriesKey(metric string, ls Labels) string {
 	return metric + "\xfd" + ls.Key()
 }
 
+// IDString names c's identity in errors and logs: metric, labels, start
+// in ms, the writer unless it is the legacy one, and seq, as in
+// `views{merchant="m1"}@1767322800000 writer "w1" seq 0`. It is not a
+// String method, so that printing a Cell with %v still shows its Agg.
+func (c *Cell) IDString() string {
+	if c.Writer == "" {
+		return fmt.Sprintf("%s%s@%d seq %d", c.Metric, c.Labels, c.Start, c.Seq)
+	}
+	return fmt.Sprintf("%s%s@%d writer %q seq %d", c.Metric, c.Labels, c.Start, c.Writer, c.Seq)
+}
+
 // ID returns the identity of c.
 func (c *Cell) ID() CellID {
 	return CellID{Series: SeriesKey(c.Metric, c.Labels), Start: c.Start, Writer: c.Writer, Seq: c.Seq}
@@ -197,17 +208,17 @@ func (c *Cell) Validate(width time.Duration) error {
 		return fmt.Errorf("cell %s%s: %w", c.Metric, c.Labels, err)
 	}
 	if err := ValidateWriter(c.Writer); err != nil {
-		return fmt.Errorf("cell %s%s@%d: %w", c.Metric, c.Labels, c.Start, err)
+		return fmt.Errorf("cell %s: %w", c.IDString(), err)
 	}
 	w := width.Milliseconds()
 	if c.Start%w != 0 {
-		return Errorf(ErrInvalid, "cell %s%s: start %d is not a multiple of the cell width %v", c.Metric, c.Labels, c.Start, width)
+		return Errorf(ErrInvalid, "cell %s: start %d is not a multiple of the cell width %v", c.IDString(), c.Start, width)
 	}
 	if int64(c.Seq) >= w {
-		return Errorf(ErrInvalid, "cell %s%s@%d: seq %d is not below the cell width of %d ms", c.Metric, c.Labels, c.Start, c.Seq, w)
+		return Errorf(ErrInvalid, "cell %s: seq %d is not below the cell width of %d ms", c.IDString(), c.Seq, w)
 	}
 	if err := c.Agg.Validate(); err != nil {
-		return fmt.Errorf("cell %s%s@%d: %w", c.Metric, c.Labels, c.Start, err)
+		return fmt.Errorf("cell %s: %w", c.IDString(), err)
 	}
 	return nil
 }

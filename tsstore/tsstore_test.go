@@ -242,3 +242,16 @@ func TestCellValidateAndBuckets(t *testing.T) {
 		t.Errorf("Seq = width accepted: %v", err)
 	}
 }
+
+// TestCellIDString: a cell's name in errors shows its whole identity, the
+// writer only when it is not the legacy one.
+func TestCellIDString(t *testing.T) {
+	c := tsstore.Cell{Metric: "views", Labels: tsstore.Labels{{Name: "merchant", Value: "m1"}}, Start: 60000, Seq: 2}
+	if got, want := c.IDString(), `views{merchant="m1"}@60000 seq 2`; got != want {
+		t.Errorf("legacy writer: %s, want %s", got, want)
+	}
+	c.Writer = "w1"
+	if got, want := c.IDString(), `views{merchant="m1"}@60000 writer "w1" seq 2`; got != want {
+		t.Errorf("writer w1: %s, want %s", got, want)
+	}
+}

@@ -389,32 +389,47 @@ func (e *Engine) validate(ps []tsstore.Point, what string) error {
 func (e *Engine) check(ps []tsstore.Point) (int, error) {
 	now := tsstore.Millis(e.opts.Now())
 	oldest, newest := now-e.opts.MaxLate.Milliseconds(), now+e.opts.MaxFuture.Milliseconds()
-	// A labels slice that many points share (as a parser's interned
-	// series are) is checked once per call; a point that fails any check
-	// is validated in full, for the error.
+	// A labels slice that many points share (as a parser's interned series
+	// are) is validated with its first point's series
+	// (Point.ValidateSeries) once per call, and only the metric name of
+	// the points after it; every point's scalars are validated
+	// (Point.ValidateScalars).
 	var checked map[*tsstore.Label]int
 	var last *tsstore.Label
 	var lastN int
 	for i := range ps {
 		p := &ps[i]
-		ok := tsstore.ValidateMetric(p.Metric) == nil && p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
-		if ok && len(p.Labels) > 0 && (&p.Labels[0] != last || len(p.Labels) != lastN) {
+		seen := false
+		if n := len(p.Labels); n > 0 {
 			l := &p.Labels[0]
-			if n, seen := checked[l]; !seen || n != len(p.Labels) {
-				if ok = p.Labels.Validate() == nil; ok && last != nil {
+			if l == last && n == lastN {
+				seen = true
+			} else if m, ok := checked[l]; ok && m == n {
+				seen = true
+				last, lastN = l, n
+			}
+		}
+		if seen {
+			if err := tsstore.ValidateMetric(p.Metric); err != nil {
+				return i, err
+			}
+		} else {
+			if err := p.ValidateSeries(); err != nil {
+				return i, err
+			}
+			if n := len(p.Labels); n > 0 {
+				if last != nil {
 					// A second label set: from now on, remember them.
 					if checked == nil {
 						checked = map[*tsstore.Label]int{last: lastN}
 					}
-					checked[l] = len(p.Labels)
+					checked[&p.Labels[0]] = n
 				}
+				last, lastN = &p.Labels[0], n
 			}
-			last, lastN = l, len(p.Labels)
 		}
-		if !ok {
-			if err := p.Validate(); err != nil {
-				return i, err
-			}
+		if err := p.ValidateScalars(); err != nil {
+			return i, err
 		}
 		if p.Timestamp < oldest {
 			return i, tsstore.Errorf(tsstore.ErrInvalid, "%s%s: timestamp %s is more than %v in the past", p.Metric, p.Labels, tsstore.TimeOf(p.Timestamp).Format(time.RFC3339Nano), e.opts.MaxLate)
@@ -454,13 +469,7 @@ func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tss
 	if err := sel.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
-	// The cache and the peers first: a cell committed after these reads
-	// is in the store when the store is read below.
-	cached, err := e.cache.Cells(ctx, sel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("writeback: cells from the cache: %w", err)
-	}
-	peer, missing, err := e.peerCells(ctx, sel)
+	cached, peer, missing, err := e.unflushedCells(ctx, sel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("writeback: cells: %w", err)
 	}
@@ -471,10 +480,8 @@ func (e *Engine) CellsDetailed(ctx context.Context, sel tsstore.Selector) ([]tss
 	out := make([]tsstore.Cell, 0, len(cached)+len(peer)+len(stored))
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
-		c := &cached[i]
-		e.identify(&c.Cell, c.Gen)
-		seen[c.ID()] = struct{}{}
-		out = append(out, c.Cell)
+		seen[cached[i].ID()] = struct{}{}
+		out = append(out, cached[i])
 	}
 	for i := range stored {
 		if _, dup := seen[stored[i].ID()]; !dup {
@@ -497,20 +504,17 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
 	sel := q.Selector()
-	// The cache and the peers first: a cell committed after these reads
-	// is in the store when the store is read below.
-	cached, err := e.cache.Cells(ctx, sel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("writeback: query cache: %w", err)
-	}
-	peer, missing, err := e.peerCells(ctx, sel)
+	cached, peer, missing, err := e.unflushedCells(ctx, sel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("writeback: query: %w", err)
 	}
-	e.notePartial("query", missing)
 	if len(cached) == 0 && len(peer) == 0 {
 		r, err := e.store.Query(ctx, q)
-		return r, missing, err
+		if err != nil {
+			return nil, nil, fmt.Errorf("writeback: query store: %w", err)
+		}
+		e.notePartial("query", missing)
+		return r, missing, nil
 	}
 	oldest := int64(math.MaxInt64)
 	for i := range cached {
@@ -546,7 +550,6 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 	seen := make(map[tsstore.CellID]struct{}, len(cached))
 	for i := range cached {
 		c := &cached[i]
-		e.identify(&c.Cell, c.Gen)
 		seen[c.ID()] = struct{}{}
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
@@ -560,6 +563,7 @@ func (e *Engine) QueryDetailed(ctx context.Context, q Query) (*tsstore.Result, [
 	for _, c := range addPeerCells(nil, seen, peer) {
 		b.Add(c.Labels, c.Start, c.Agg)
 	}
+	e.notePartial("query", missing)
 	return b.Result(), missing, nil
 }
 

@@ -256,6 +256,36 @@ func TestInvalidBatchKeepsNothing(t *testing.T) {
 	}
 }
 
+// TestInvalidSharedSeries: points that share a labels slice (as a line
+// protocol parser's interned series do) have their series validated once,
+// but every point's metric name and scalars still are.
+func TestInvalidSharedSeries(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Millis()
+	a := tsstore.Labels{{Name: "merchant", Value: "m1"}}
+	b := tsstore.Labels{{Name: "merchant", Value: "m2"}}
+	p := func(metric string, ls tsstore.Labels, v float64) tsstore.Point {
+		return tsstore.Point{Metric: metric, Labels: ls, Timestamp: now, Value: v}
+	}
+	for _, tc := range []struct {
+		name, want string
+		batch      []tsstore.Point
+	}{
+		{"bad metric, same series", "point 2: metric name", []tsstore.Point{p("x", a, 1), p("y", a, 1), p("z z", a, 1)}},
+		{"bad metric, series seen before", "point 3: metric name", []tsstore.Point{p("x", a, 1), p("x", b, 1), p("y", a, 1), p("z z", b, 1)}},
+		{"NaN, same series", "point 1: views{merchant=\"m1\"}: value NaN", []tsstore.Point{p("views", a, 1), p("views", a, math.NaN())}},
+		{"bad label, a new slice", "point 1: metric views", []tsstore.Point{p("views", a, 1), p("views", tsstore.Labels{{Name: "merchant", Value: ""}}, 1)}},
+	} {
+		err := e.eng.Write(ctx, tc.batch)
+		if !errors.Is(err, tsstore.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Write = %v; want ErrInvalid saying %q", tc.name, err, tc.want)
+		}
+	}
+	if st := e.eng.Stats(); st.CachePoints != 0 {
+		t.Errorf("after rejected batches: %d points cached, want 0", st.CachePoints)
+	}
+}
+
 func TestProcessorErrorsKeepNothing(t *testing.T) {
 	proc := tsstore.ProcessorFunc{V: "strict/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
 		if p.Value < 0 {

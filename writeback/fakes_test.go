@@ -33,13 +33,25 @@ type faultStore struct {
 	// fenced makes every Write fail as a replicated store fenced by a
 	// newer epoch does: ErrConflict wrapping tsstore.ErrFenced.
 	fenced atomic.Bool
+	// failReads makes Cells and Query fail with ErrUnavailable.
+	failReads atomic.Bool
 }
 
 func (s *faultStore) Cells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
 	if s.beforeCells != nil {
 		s.beforeCells()
 	}
+	if s.failReads.Load() {
+		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "faultStore: injected read failure")
+	}
 	return s.Store.Cells(ctx, sel)
+}
+
+func (s *faultStore) Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, error) {
+	if s.failReads.Load() {
+		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "faultStore: injected read failure")
+	}
+	return s.Store.Query(ctx, q)
 }
 
 func (s *faultStore) Write(ctx context.Context, cells []tsstore.Cell) error {

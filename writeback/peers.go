@@ -77,9 +77,19 @@ func (e *Engine) CachedCells(ctx context.Context, sel tsstore.Selector) ([]tssto
 	if err := sel.Validate(); err != nil {
 		return nil, fmt.Errorf("writeback: cached cells: %w", err)
 	}
-	cached, err := e.cache.Cells(ctx, sel)
+	cells, err := e.cachedCells(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("writeback: cached cells: %w", err)
+	}
+	return cells, nil
+}
+
+// cachedCells returns the cache's cells of sel, each with the store
+// identity (Writer, Seq) that its generation's flush gives it.
+func (e *Engine) cachedCells(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error) {
+	cached, err := e.cache.Cells(ctx, sel)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]tsstore.Cell, len(cached))
 	for i := range cached {
@@ -88,6 +98,20 @@ func (e *Engine) CachedCells(ctx context.Context, sel tsstore.Selector) ([]tssto
 		out[i] = c.Cell
 	}
 	return out, nil
+}
+
+// unflushedCells reads what a read merges with the store's cells: the
+// cache's (cachedCells) and the peers' (peerCells), with the peers that
+// did not answer. A read calls it before it reads the store: a cell
+// committed after these reads is in the store then.
+func (e *Engine) unflushedCells(ctx context.Context, sel tsstore.Selector) (cached, peer []tsstore.Cell, missing []string, err error) {
+	if cached, err = e.cachedCells(ctx, sel); err != nil {
+		return nil, nil, nil, fmt.Errorf("cache: %w", err)
+	}
+	if peer, missing, err = e.peerCells(ctx, sel); err != nil {
+		return nil, nil, nil, err
+	}
+	return cached, peer, missing, nil
 }
 
 // peerCells reads the peers' cells of sel; none without Options.Peers.
@@ -137,7 +161,8 @@ func CellIdentity(writer string, since uint64, width time.Duration, gen uint64) 
 }
 
 // notePartial counts and logs an answer that lacks the cells of missing
-// peers.
+// peers. A read calls it once it returns the answer, never for a read that
+// fails.
 func (e *Engine) notePartial(what string, missing []string) {
 	if len(missing) == 0 {
 		return

@@ -2,6 +2,7 @@ package writeback_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -159,6 +160,43 @@ func TestPeersMissingIsReported(t *testing.T) {
 	}
 	if n := a.eng.Stats().PartialAnswers; n != 3 {
 		t.Errorf("PartialAnswers = %d, want 3", n)
+	}
+}
+
+// TestPartialCountsAnswersOnly: a partial answer is counted when it is
+// returned, not when the store read after the peers' then fails; with the
+// engine's own cells (a split read) or none (the store alone) alike.
+func TestPartialCountsAnswersOnly(t *testing.T) {
+	a, b := newPair(t, nil, false)
+	now := a.clock.Millis()
+	b.close()
+	q := tsstore.Query{Metric: "views", From: now - 60_000, To: now + 60_000, Step: time.Minute}
+	reads := func() {
+		t.Helper()
+		if _, _, err := a.eng.QueryDetailed(ctx, q); err != nil && !errors.Is(err, tsstore.ErrUnavailable) {
+			t.Fatalf("QueryDetailed: %v", err)
+		}
+		if _, _, err := a.eng.CellsDetailed(ctx, q.Selector()); err != nil && !errors.Is(err, tsstore.ErrUnavailable) {
+			t.Fatalf("CellsDetailed: %v", err)
+		}
+	}
+	for _, cached := range []bool{false, true} {
+		if cached {
+			if err := a.eng.Write(ctx, []tsstore.Point{pt("views", "m", now, 1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := a.eng.Stats().PartialAnswers
+		a.store.failReads.Store(true)
+		reads()
+		if n := a.eng.Stats().PartialAnswers - before; n != 0 {
+			t.Errorf("cached cells %v: %d partial answers counted for reads that failed, want 0", cached, n)
+		}
+		a.store.failReads.Store(false)
+		reads()
+		if n := a.eng.Stats().PartialAnswers - before; n != 2 {
+			t.Errorf("cached cells %v: %d partial answers counted for two returned, want 2", cached, n)
+		}
 	}
 }
 

@@ -74,6 +74,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer client.CloseIdleConnections()
 	var targets []*lineTarget
 	if o.hourglass != "" {
+		var err error
+		if o.admin, err = readAdminToken(o.admin, o.tokens); err != nil {
+			return err
+		}
 		t, err := hourglassTarget(ctx, client, o)
 		if err != nil {
 			return err
@@ -165,7 +169,7 @@ func hourglassTarget(ctx context.Context, client *http.Client, o benchOptions) (
 	if err := checkLoopback(o.hourglass); err != nil {
 		return nil, err
 	}
-	toks, err := issueTokens(ctx, client, options{url: o.hourglass, tokens: o.tokens, admin: adminToken(o), merchants: o.merchants})
+	toks, err := issueTokens(ctx, client, options{url: o.hourglass, tokens: o.tokens, admin: o.admin, merchants: o.merchants})
 	if err != nil {
 		return nil, err
 	}
@@ -191,23 +195,6 @@ func eventsTarget(hg *lineTarget, o benchOptions) *lineTarget {
 			return o.hourglass + "/v1/metrics/views?from=now-1h&step=1m"
 		},
 	}
-}
-
-// adminToken returns -admin-token or the one in -tokens ("" when neither
-// has one: issueTokens then fails and says so).
-func adminToken(o benchOptions) string {
-	if o.admin != "" {
-		return o.admin
-	}
-	b, err := os.ReadFile(o.tokens)
-	if err != nil {
-		return ""
-	}
-	var f struct {
-		Admin string `json:"admin_token"`
-	}
-	_ = json.Unmarshal(b, &f)
-	return f.Admin
 }
 
 func influxTarget(ctx context.Context, client *http.Client, o benchOptions) (*lineTarget, error) {
@@ -470,7 +457,7 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 	// What is left in the cache: flush it now, so that every acknowledged
 	// point has been flushed by the end.
 	t0 := time.Now()
-	if err := flushAll(ctx, o.hourglass, adminToken(o)); err != nil {
+	if err := flushAll(ctx, o.hourglass, o.admin); err != nil {
 		return err
 	}
 	final := time.Since(t0)

@@ -38,18 +38,9 @@ type httpTarget struct {
 
 // openHTTPTarget reads the admin token and issues the merchants' tokens.
 func openHTTPTarget(ctx context.Context, o options) (*httpTarget, error) {
-	if o.admin == "" {
-		b, err := os.ReadFile(o.tokens)
-		if err != nil {
-			return nil, fmt.Errorf("reading the admin token: %w (give -tokens or -admin-token)", err)
-		}
-		var f struct {
-			Admin string `json:"admin_token"`
-		}
-		if err := json.Unmarshal(b, &f); err != nil || f.Admin == "" {
-			return nil, fmt.Errorf("%s has no admin_token", o.tokens)
-		}
-		o.admin = f.Admin
+	var err error
+	if o.admin, err = readAdminToken(o.admin, o.tokens); err != nil {
+		return nil, err
 	}
 	t := &httpTarget{url: o.url, batch: o.batch,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: opTimeout}}
@@ -71,6 +62,29 @@ func (t *httpTarget) read(ctx context.Context, _ int, r *rand.Rand, m int, l *la
 }
 
 func (t *httpTarget) close() { t.client.CloseIdleConnections() }
+
+// readAdminToken returns the admin token: given (-admin-token) when it is
+// not "", else the admin_token of the server's tokens file at path
+// (-tokens).
+func readAdminToken(given, path string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the admin token: %w (give -tokens or -admin-token)", err)
+	}
+	var f struct {
+		Admin string `json:"admin_token"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return "", fmt.Errorf("reading the admin token: %s: %w", path, err)
+	}
+	if f.Admin == "" {
+		return "", fmt.Errorf("reading the admin token: %s has no admin_token", path)
+	}
+	return f.Admin, nil
+}
 
 // issueTokens gets one token per merchant from the admin endpoint.
 func issueTokens(ctx context.Context, client *http.Client, o options) ([]string, error) {

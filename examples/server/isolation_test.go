@@ -64,6 +64,19 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	// InfluxDB 1.x clients' ways of passing the token work too, bound alike.
 	p.mustDo(http.StatusNoContent, "POST", "/write?u=x&p="+b, "", "", "cpu,host=b usage=3")
+	// Only there: a token in the URL of any other route is refused, the
+	// admin API and PromQL included.
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/admin/quarantine?p=" + admin},
+		{"POST", "/v1/admin/flush?p=" + admin},
+		{"GET", "/api/v1/query?query=1&p=" + admin},
+		{"GET", "/api/v1/query?query=1&p=" + b},
+		{"GET", "/v1/metrics/revenue?p=" + b},
+	} {
+		if code, _, body := p.do(c.method, c.path, "", "", ""); code != http.StatusUnauthorized || !strings.Contains(body, "Authorization header") {
+			t.Errorf("%s %s: %d %s, want 401 naming the Authorization header", c.method, c.path, code, body)
+		}
+	}
 	if got := p.query(b, "cpu_usage", "group_by=host", "host"); !equalFigures(got, map[string]float64{"b": 3}) {
 		t.Errorf("B's cpu_usage: %v", got)
 	}

@@ -80,7 +80,7 @@ func runBalancer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("/", proxy.New(b, &proxy.Options{
-		Key:      func(r *http.Request) string { return httpapi.TokenOf(r) },
+		Key:      func(r *http.Request) string { return httpapi.InfluxV1TokenOf(r) }, // affinity only: the servers authenticate
 		ErrorLog: log.New(stderr, "lb: ", log.LstdFlags),
 	}))
 

@@ -93,4 +93,28 @@ func TestRejections(t *testing.T) {
 	}
 	other := p.merchantToken(admin, "other")
 	p.mustDo(http.StatusOK, "GET", "/v1/metrics/orders", other, "", "")
+
+	// PromQL queries take from the same bucket: a merchant that sends only
+	// those is limited too, the admin token is not.
+	third := p.merchantToken(admin, "third")
+	got429 = false
+	for i := 0; i < 25 && !got429; i++ {
+		code, h, body := p.do("GET", "/api/v1/query?query=1", third, "", "")
+		switch code {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			got429 = true
+			if s, err := strconv.Atoi(h.Get("Retry-After")); err != nil || s < 1 || !strings.Contains(body, "rate limit") {
+				t.Errorf("PromQL 429 with Retry-After %q: %s", h.Get("Retry-After"), body)
+			}
+		default:
+			t.Fatalf("PromQL query %d: %d %s", i, code, body)
+		}
+	}
+	if !got429 {
+		t.Error("no PromQL 429 within 25 queries at 0.5 requests/s with a burst of 20")
+	}
+	for range 25 {
+		p.mustDo(http.StatusOK, "GET", "/api/v1/query?query=1", admin, "", "")
+	}
 }

@@ -52,7 +52,7 @@
 // or failing in evaluation, timeout and canceled (503), unavailable (503)
 // when the cell source is (tsstore.ErrUnavailable, ErrClosed), internal
 // (500), and unauthorized (401) without a valid token. An answer that lacks
-// the cached cells of some peers (a PartialSource, such as a
-// writeback.Engine whose Options.Peers did not all answer) succeeds with a
-// warning naming them.
+// the cached cells of some peers (a source that is an
+// httpapi.DetailedEngine, such as a writeback.Engine whose Options.Peers
+// did not all answer) succeeds with a warning naming them.
 package promapi

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/hourglass-io/hourglass/httpapi"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -153,6 +154,12 @@ func (s *Storage) ForMerchant(merchant string) *Storage {
 	return &c
 }
 
+// isMerchantMatcher reports whether m is the matcher of a scoped storage:
+// MerchantLabel equal to its merchant.
+func (s *Storage) isMerchantMatcher(m *labels.Matcher) bool {
+	return m.Type == labels.MatchEqual && m.Name == MerchantLabel && m.Value == s.merchant
+}
+
 // Querier returns a querier over [mint, maxt] (ms, inclusive). It bounds
 // the samples and series of everything selected through it.
 func (s *Storage) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -167,7 +174,8 @@ type querier struct {
 	mu      sync.Mutex // guards samples, series and missing
 	samples int
 	series  int
-	// missing are the peers the answers so far lacked (PartialSource).
+	// missing are the peers the answers so far lacked
+	// (httpapi.DetailedEngine).
 	missing []string
 }
 
@@ -195,13 +203,6 @@ func (q *querier) partialWarning() annotations.Annotations {
 		return nil
 	}
 	return annotations.New().Add(fmt.Errorf("partial answer: the cached cells of peers %s are missing (they did not answer)", strings.Join(q.missing, ", ")))
-}
-
-// PartialSource is an optional capability of a BucketSource: naming the
-// peers an answer lacks (*writeback.Engine with Options.Peers, the other
-// servers of a cluster). Their names become a warning of the query.
-type PartialSource interface {
-	QueryDetailed(ctx context.Context, q tsstore.Query) (*tsstore.Result, []string, error)
 }
 
 // LabelValues returns the values of the label name in the series matching
@@ -275,7 +276,8 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, ms []*labe
 		}
 		push = append(push, tm)
 	}
-	if q.s.scoped {
+	if q.s.scoped && !slices.ContainsFunc(ms, q.s.isMerchantMatcher) {
+		// The handler's EnforceMatchers added it already when it ran.
 		push = append(push, tsstore.Matcher{Type: tsstore.MatchEqual, Name: MerchantLabel, Value: q.s.merchant})
 	}
 	var out []*cellSeries
@@ -460,7 +462,9 @@ func (q *querier) loadPart(ctx context.Context, l *loader, sel tsstore.Selector)
 		tq := tsstore.Query{Metric: sel.Metric, Matchers: sel.Matchers, From: sel.From, To: sel.To, Step: q.s.src.CellWidth()}
 		var res *tsstore.Result
 		var err error
-		if ps, ok := q.s.src.(PartialSource); ok {
+		// A source that names the peers an answer lacks (*writeback.Engine
+		// with Options.Peers): their names become a warning of the query.
+		if ps, ok := q.s.src.(httpapi.DetailedEngine); ok {
 			var missing []string
 			res, missing, err = ps.QueryDetailed(ctx, tq)
 			q.noteMissing(missing)

@@ -6,8 +6,11 @@ package httpretry
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,6 +39,27 @@ func (f *Failure) Error() string {
 
 // Unwrap returns the connection or client error.
 func (f *Failure) Unwrap() error { return f.Err }
+
+// RetryAfter returns the delay a Retry-After header value v asks for:
+// delay-seconds ("120") or an HTTP-date ("Fri, 31 Dec 1999 23:59:59 GMT",
+// any form http.ParseTime reads) less now. It returns 0, for the caller's
+// own backoff, when v is empty or malformed or asks for no delay.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 || secs > math.MaxInt64/int64(time.Second) {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
 
 // Policy is how often and how patiently a request is retried.
 type Policy struct {

@@ -117,6 +117,32 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// TestRetryAfterHeader: both forms of Retry-After, delay-seconds and an
+// HTTP-date; anything else, or no delay, is 0 (the caller's backoff).
+func TestRetryAfterHeader(t *testing.T) {
+	now := time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"120", 2 * time.Minute},
+		{" 3 ", 3 * time.Second},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(30 * time.Second).Format(time.RFC850), 30 * time.Second},
+		{now.Add(5 * time.Second).Format(time.ANSIC), 5 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"0", 0},
+		{"-5", 0},
+		{"99999999999999999999", 0},
+		{"soon", 0},
+		{"", 0},
+	} {
+		if got := httpretry.RetryAfter(c.v, now); got != c.want {
+			t.Errorf("RetryAfter(%q) = %v, want %v", c.v, got, c.want)
+		}
+	}
+}
+
 func TestContextEndsAfterAttempt(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	f, retries, err := quick.Do(ctx, func() *httpretry.Failure {

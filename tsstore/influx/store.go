@@ -200,13 +200,13 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 	for i := range cells {
 		c := &cells[i]
 		if t := c.Start + int64(c.Seq); t > maxInfluxMillis {
-			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: time %d ms is after the last time InfluxDB can store (%d ms, 2262-04-11)", i, c.Metric, c.Labels, c.Start, t, maxInfluxMillis)
+			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s: time %d ms is after the last time InfluxDB can store (%d ms, 2262-04-11)", i, c.IDString(), t, maxInfluxMillis)
 		}
 		if n := seriesKeyLen(c); n > maxSeriesKeyLen {
-			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: its series key is %d bytes in line protocol, longer than InfluxDB's limit of %d", i, c.Metric, c.Labels, c.Start, n, maxSeriesKeyLen)
+			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s: its series key is %d bytes in line protocol, longer than InfluxDB's limit of %d", i, c.IDString(), n, maxSeriesKeyLen)
 		}
 		if c.Count > math.MaxInt64 {
-			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s%s@%d: count %d does not fit an InfluxDB integer", i, c.Metric, c.Labels, c.Start, c.Count)
+			return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: cell %d %s: count %d does not fit an InfluxDB integer", i, c.IDString(), c.Count)
 		}
 	}
 	if err := s.begin("write"); err != nil {
@@ -230,7 +230,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		id := tsstore.CellID{Series: series, Start: c.Start, Writer: c.Writer, Seq: c.Seq}
 		if j, ok := seen[id]; ok {
 			if cells[j].Agg != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s appears twice in the batch (also cell %d) with different aggregates", i, cellName(c), j)
+				return tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s appears twice in the batch (also cell %d) with different aggregates", i, c.IDString(), j)
 			}
 			continue
 		}
@@ -339,7 +339,7 @@ func (s *Store) checkConflicts(ctx context.Context, todo []*tsstore.Cell, index 
 			switch {
 			case !ok:
 			case a != c.Agg:
-				return nil, nil, tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s is stored as %+v, not %+v; nothing of the batch was written", index[k], cellName(c), a, c.Agg)
+				return nil, nil, tsstore.Errorf(tsstore.ErrConflict, "influx: write: cell %d %s is stored as %+v, not %+v; nothing of the batch was written", index[k], c.IDString(), a, c.Agg)
 			default:
 				if drop == nil {
 					drop = make(map[int]bool)
@@ -466,15 +466,6 @@ func seriesConds(cs []*tsstore.Cell) []string {
 		alts = append(alts, "("+strings.Join(and, " AND ")+")")
 	}
 	return []string{"(" + strings.Join(alts, " OR ") + ")"}
-}
-
-// cellName names c's identity in errors: metric, labels, start, writer
-// when not "", and seq.
-func cellName(c *tsstore.Cell) string {
-	if c.Writer == "" {
-		return fmt.Sprintf("%s%s@%d seq %d", c.Metric, c.Labels, c.Start, c.Seq)
-	}
-	return fmt.Sprintf("%s%s@%d writer %q seq %d", c.Metric, c.Labels, c.Start, c.Writer, c.Seq)
 }
 
 func mod(a, b int64) int64 {

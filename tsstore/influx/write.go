@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,13 +128,7 @@ func failureOf(resp *http.Response) *httpretry.Failure {
 			f.Msg = resp.Status
 		}
 	}
-	if v := resp.Header.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-			f.RetryAfter = time.Duration(secs) * time.Second
-		} else if t, err := http.ParseTime(v); err == nil {
-			f.RetryAfter = time.Until(t)
-		}
-	}
+	f.RetryAfter = httpretry.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return f
 }
 
@@ -203,7 +196,7 @@ func (s *Store) classify(f *httpretry.Failure, body []byte, cells []*tsstore.Cel
 	}
 	if found >= 0 && found < len(cells) {
 		c := cells[found]
-		name = fmt.Sprintf("cell %d (%s%s@%d seq %d, line %q)", index[found], c.Metric, c.Labels, c.Start, c.Seq, lines[found])
+		name = fmt.Sprintf("cell %d (%s, line %q)", index[found], c.IDString(), lines[found])
 	}
 	return tsstore.Errorf(tsstore.ErrInvalid, "influx: write: server rejected %s: %w", name, f)
 }

@@ -85,12 +85,12 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		c := &cells[i]
 		id := c.ID()
 		if prev, ok := batch[id]; ok && prev != c.Agg {
-			return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d writer %q seq %d appears twice in the batch with different aggregates", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq)
+			return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s appears twice in the batch with different aggregates", i, c.IDString())
 		}
 		batch[id] = c.Agg
 		if se := s.series[id.Series]; se != nil {
 			if prev, ok := se.cells[cellKey{c.Start, c.Writer, c.Seq}]; ok && prev != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s%s@%d writer %q seq %d is stored as %+v, not %+v", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, prev, c.Agg)
+				return tsstore.Errorf(tsstore.ErrConflict, "memstore: cell %d %s is stored as %+v, not %+v", i, c.IDString(), prev, c.Agg)
 			}
 		}
 	}

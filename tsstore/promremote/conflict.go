@@ -66,8 +66,8 @@ func (s *Store) checkConflicts(ctx context.Context, todo []pending) ([]pending, 
 			for k := range want {
 				if got.has&(1<<k) != 0 && !s.same(got.v[k], want[k]) {
 					c := p.c
-					return nil, tsstore.Errorf(tsstore.ErrConflict, "promremote: write: cell %d %s%s@%d writer %q seq %d is stored with %s %v, not %+v; nothing of the batch was written",
-						p.index, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, components[k], got.v[k], c.Agg)
+					return nil, tsstore.Errorf(tsstore.ErrConflict, "promremote: write: cell %d %s is stored with %s %v, not %+v; nothing of the batch was written",
+						p.index, c.IDString(), components[k], got.v[k], c.Agg)
 				}
 			}
 			if got.has != allComps { // a partial earlier write: send it whole

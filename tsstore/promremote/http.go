@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,9 +82,7 @@ func (s *Store) attempt(ctx context.Context, r request) ([]byte, *httpretry.Fail
 		return data, nil
 	}
 	f := &httpretry.Failure{Status: resp.StatusCode, Msg: shorten(strings.TrimSpace(string(data)), 512)}
-	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
-		f.RetryAfter = time.Duration(secs) * time.Second
-	}
+	f.RetryAfter = httpretry.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return nil, f
 }
 

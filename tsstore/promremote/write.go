@@ -90,7 +90,7 @@ func (s *Store) Write(ctx context.Context, cells []tsstore.Cell) error {
 		id := tsstore.CellID{Series: series, Start: c.Start, Seq: c.Seq}
 		if j, ok := seen[id]; ok {
 			if cells[j].Agg != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "promremote: write: cell %d %s%s@%d writer %q seq %d appears twice in the batch (also cell %d) with different aggregates", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, j)
+				return tsstore.Errorf(tsstore.ErrConflict, "promremote: write: cell %d %s appears twice in the batch (also cell %d) with different aggregates", i, c.IDString(), j)
 			}
 			continue
 		}
@@ -138,10 +138,10 @@ func (s *Store) checkKept(cells []tsstore.Cell) error {
 		c := &cells[i]
 		t := tsstore.TimeOf(c.Start + int64(c.Seq))
 		if s.retention > 0 && t.Before(now.Add(-s.retention)) {
-			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s%s@%d writer %q seq %d is older than the engine's retention of %v: it would be dropped", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, s.retention)
+			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s is older than the engine's retention of %v: it would be dropped", i, c.IDString(), s.retention)
 		}
 		if s.future > 0 && t.After(now.Add(s.future)) {
-			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s%s@%d writer %q seq %d is more than the engine's -futureRetention of %v ahead: it would be dropped", i, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, s.future)
+			return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: cell %d %s is more than the engine's -futureRetention of %v ahead: it would be dropped", i, c.IDString(), s.future)
 		}
 	}
 	return nil
@@ -197,7 +197,7 @@ func (s *Store) writeError(err error, chunk []pending) error {
 		}
 	}
 	c := named.c
-	return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: the engine refused a request of %d cells with cell %d %s%s@%d writer %q seq %d: %w", len(chunk), named.index, c.Metric, c.Labels, c.Start, c.Writer, c.Seq, f)
+	return tsstore.Errorf(tsstore.ErrInvalid, "promremote: write: the engine refused a request of %d cells with cell %d %s: %w", len(chunk), named.index, c.IDString(), f)
 }
 
 // mentions reports whether an engine's error message names c's series.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -301,29 +300,17 @@ func (s *Store) append(app storage.AppenderV2, i int, c *tsstore.Cell, ss *serie
 func (s *Store) appendError(i int, c *tsstore.Cell, err error) error {
 	if errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrOutOfBounds) {
 		newest := s.db.Head().MaxTime()
-		return tsstore.Errorf(tsstore.ErrInvalid, "promtsdb: write: cell %d %s is %w: the newest stored sample is at %s: %w",
-			i, cellName(c, fmtTime(c.Start)), ErrTooOld, fmtTime(newest), err)
+		return tsstore.Errorf(tsstore.ErrInvalid, "promtsdb: write: cell %d %s (start %s) is %w: the newest stored sample is at %s: %w",
+			i, c.IDString(), fmtTime(c.Start), ErrTooOld, fmtTime(newest), err)
 	}
 	if errors.Is(err, storage.ErrDuplicateSampleForTimestamp) {
 		// Only reachable when the DB is also written through As.
-		return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s: %w", i, cellName(c, ""), err)
+		return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s: %w", i, c.IDString(), err)
 	}
-	return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: cell %d %s: %w", i, cellName(c, ""), err)
+	return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: cell %d %s: %w", i, c.IDString(), err)
 }
 
 func fmtTime(ms int64) string { return tsstore.TimeOf(ms).Format(time.RFC3339Nano) }
-
-// cellName names c's identity in errors: metric, labels, start (as start,
-// or the number when start is ""), writer when not "", and seq.
-func cellName(c *tsstore.Cell, start string) string {
-	if start == "" {
-		start = strconv.FormatInt(c.Start, 10)
-	}
-	if c.Writer == "" {
-		return fmt.Sprintf("%s%s@%s seq %d", c.Metric, c.Labels, start, c.Seq)
-	}
-	return fmt.Sprintf("%s%s@%s writer %q seq %d", c.Metric, c.Labels, start, c.Writer, c.Seq)
-}
 
 type pendKey struct {
 	ss *seriesState
@@ -350,7 +337,7 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		if j, ok := first[k]; ok {
 			if cells[j].Agg != c.Agg {
 				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
-					i, cellName(c, ""), j, cells[j].Agg, c.Agg)
+					i, c.IDString(), j, cells[j].Agg, c.Agg)
 			}
 			todo[i] = 0
 			continue
@@ -399,7 +386,7 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		for k := range want {
 			if got.has&(1<<k) != 0 && got.v[k] != want[k] {
 				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s is stored as %v, not %+v",
-					i, cellName(c, ""), got, c.Agg)
+					i, c.IDString(), got, c.Agg)
 			}
 		}
 		todo[i] = allComps &^ got.has

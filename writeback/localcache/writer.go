@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/writeback"
 )
 
@@ -40,29 +41,9 @@ func (c *Cache) loadWriter() error {
 	return nil
 }
 
-// writeFileAtomic replaces dir/name with data: a temporary file, fsynced,
-// renamed over the name, and the directory fsynced.
+// writeFileAtomic replaces dir/name with data (atomicfile.Write).
 func writeFileAtomic(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, name+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.Write(filepath.Join(dir, name), data)
 }
 
 // WriterID returns the directory's writer id and the first generation

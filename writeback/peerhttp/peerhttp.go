@@ -49,13 +49,17 @@ func Token(secret []byte) string {
 
 // Handler serves an engine's cached cells to its peers: a POST of a JSON
 // tsstore.Selector, answered with the cells (internal/wire encoding, with
-// Writer and Seq). Configure its fields before serving.
+// Writer and Seq). Configure its fields before serving, and do not change
+// or copy it after: it derives the token of Secret once.
 type Handler struct {
 	// Cells answers a request; typically (*writeback.Engine).CachedCells.
 	Cells func(ctx context.Context, sel tsstore.Selector) ([]tsstore.Cell, error)
 	// Secret is the cluster secret; a request must carry Token(Secret).
 	// An empty secret refuses every request.
 	Secret []byte
+
+	tokenOnce sync.Once
+	token     []byte // Token(Secret), set by tokenOnce
 }
 
 // ServeHTTP answers one request: 401 without the cluster token, 405 for a
@@ -102,12 +106,14 @@ func (h *Handler) authorized(r *http.Request) bool {
 	if len(h.Secret) == 0 {
 		return false
 	}
+	h.tokenOnce.Do(func() { h.token = []byte(Token(h.Secret)) })
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(Token(h.Secret))) == 1
+	return ok && subtle.ConstantTimeCompare([]byte(got), h.token) == 1
 }
 
 // Client is a writeback.Peers over other servers' Handlers. Configure its
-// fields before use.
+// fields before use, and do not change or copy it after: it derives the
+// token of Secret once. Safe for concurrent use.
 type Client struct {
 	// Peers are the base URLs of the other servers (Path is appended).
 	Peers []string
@@ -121,6 +127,9 @@ type Client struct {
 	mu       sync.Mutex // guards failures
 	failures map[string]*atomic.Int64
 	requests atomic.Int64
+
+	authOnce sync.Once
+	auth     string // "Bearer " + Token(Secret), set by authOnce
 }
 
 var _ writeback.Peers = (*Client)(nil)
@@ -210,7 +219,8 @@ func (c *Client) ask(ctx context.Context, peer string, body []byte) ([]tsstore.C
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+Token(c.Secret))
+	c.authOnce.Do(func() { c.auth = "Bearer " + Token(c.Secret) })
+	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Content-Type", "application/json")
 	hc := c.HTTP
 	if hc == nil {
