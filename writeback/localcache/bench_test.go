@@ -93,3 +93,43 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkSealedRead reads a sealed generation of 1,000,000 points of
+// issue 19's workload back, in chunks of 500,000, with SealedLogOwned (as
+// the flush's archive step does) and with SealedColumns, side by side.
+func BenchmarkSealedRead(b *testing.B) {
+	c, err := localcache.Open(b.TempDir(), &localcache.Options{Fsync: localcache.FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const n = 1_000_000
+	for _, bt := range issueBatches(n) {
+		if err := c.Append(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gen, _, err := c.Seal(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var logTook, colTook time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var got int
+		t0 := time.Now()
+		if err := c.SealedLogOwned(ctx, gen, 500_000, func(ps []tsstore.Point) error { got += len(ps); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := c.SealedColumns(ctx, gen, 500_000, func(cols *tsstore.Columns) error { got += cols.Len(); return nil }); err != nil {
+			b.Fatal(err)
+		}
+		logTook, colTook = logTook+t1.Sub(t0), colTook+time.Since(t1)
+		if got != 2*n {
+			b.Fatalf("read %d points, want %d twice", got, n)
+		}
+	}
+	b.ReportMetric(float64(logTook.Nanoseconds())/float64(b.N*n), "log-ns/point")
+	b.ReportMetric(float64(colTook.Nanoseconds())/float64(b.N*n), "columns-ns/point")
+}

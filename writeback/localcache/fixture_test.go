@@ -71,6 +71,7 @@ func TestVersion1Log(t *testing.T) {
 		}
 	}
 	var logs [2][][]tsstore.Point
+	var cols [2][]*tsstore.Columns
 	for i, c := range []*localcache.Cache{oldCache, newCache} {
 		gen, ok, err := c.Seal(ctx)
 		if err != nil || !ok {
@@ -95,6 +96,12 @@ func TestVersion1Log(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		if err := c.SealedColumns(ctx, gen, 4, func(c *tsstore.Columns) error {
+			cols[i] = append(cols[i], c)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want [][]tsstore.Point
 	var all []tsstore.Point
@@ -108,6 +115,16 @@ func TestVersion1Log(t *testing.T) {
 	for i, name := range []string{"version 1", "new"} {
 		if d := cmp.Diff(want, logs[i], cmpopts.EquateEmpty()); d != "" {
 			t.Errorf("SealedLog of the %s log (-want +got):\n%s", name, d)
+		}
+		var got [][]tsstore.Point
+		for _, c := range cols[i] {
+			if err := c.Check(); err != nil {
+				t.Errorf("SealedColumns of the %s log: %v", name, err)
+			}
+			got = append(got, c.AppendPoints(nil))
+		}
+		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("SealedColumns of the %s log (-want +got):\n%s", name, d)
 		}
 	}
 }

@@ -58,6 +58,102 @@ func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, 
 	return fn(chunk)
 }
 
+// SealedColumns reads the raw points of a sealed generation back from its
+// log file, in log order, as columns of at most max points each (only the
+// last may hold fewer), each new: fn may keep it. A chunk lists each
+// series once (but for a version 1 record's metric names of over 64
+// bytes, and past a million series in one log, when the reader's tables
+// start over); chunks share the series' strings and label slices, which
+// must not be modified. It fails as SealedLog does: on a torn or corrupt
+// record, with the same error, and once ctx is done.
+func (c *Cache) SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error {
+	g, err := c.sealedLogGen(gen, max)
+	if err != nil {
+		return err
+	}
+	ch := chunker{max: max, left: g.points.Load(), fn: fn}
+	if err := c.readLog(ctx, g, ch.record); err != nil {
+		return err
+	}
+	if ch.cols != nil {
+		return fn(ch.cols)
+	}
+	return nil
+}
+
+// chunker cuts the raw sections of a log's records into columns.
+type chunker struct {
+	max  int
+	left int64 // the points not yet given to fn, to size the chunks
+	fn   func(*tsstore.Columns) error
+	cols *tsstore.Columns // the chunk being filled; nil between chunks
+	seq  int32            // the chunk's number, from 1
+
+	// Per series of the decoder: the number of the chunk that holds it
+	// and its index there.
+	epoch           int
+	inChunk, index  []int32
+	locChunk, locAt []int32 // the same per series of the record
+}
+
+// record adds the raw points of the record d just read.
+func (ch *chunker) record(d *decoder) error {
+	if ch.epoch != d.epoch {
+		// The decoder's ids name other series now.
+		ch.epoch = d.epoch
+		clear(ch.inChunk)
+	}
+	for len(ch.inChunk) < len(d.series) {
+		ch.inChunk, ch.index = append(ch.inChunk, 0), append(ch.index, 0)
+	}
+	s := &d.raw
+	ch.locChunk, ch.locAt = resize(ch.locChunk, len(s.series)), resize(ch.locAt, len(s.series))
+	clear(ch.locChunk)
+	for i := 0; i < s.len(); {
+		if ch.cols == nil {
+			n := chunkCap(ch.max, ch.left)
+			ch.cols = &tsstore.Columns{IDs: make([]int32, 0, n), Times: make([]int64, 0, n), Values: make([]float64, 0, n)}
+			ch.seq++
+		}
+		cols := ch.cols
+		k := min(s.len()-i, ch.max-cols.Len())
+		for _, li := range s.ids[i : i+k] {
+			if ch.locChunk[li] != ch.seq {
+				ch.locChunk[li], ch.locAt[li] = ch.seq, ch.add(d, s.series[li])
+			}
+			cols.IDs = append(cols.IDs, ch.locAt[li])
+		}
+		cols.Times = append(cols.Times, s.times[i:i+k]...)
+		cols.Values = append(cols.Values, s.values[i:i+k]...)
+		i += k
+		if cols.Len() == ch.max {
+			ch.left -= int64(ch.max)
+			ch.cols = nil
+			if err := ch.fn(cols); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// add returns the index in the chunk of the decoder's series id, adding
+// it to the chunk's series if it is not there yet.
+func (ch *chunker) add(d *decoder, id int32) int32 {
+	if ch.inChunk[id] != ch.seq {
+		ch.inChunk[id], ch.index[id] = ch.seq, int32(len(ch.cols.Series))
+		ch.cols.Series = append(ch.cols.Series, d.series[id])
+	}
+	return ch.index[id]
+}
+
+func resize(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
+}
+
 // chunkCap returns the capacity of a chunk of at most max points when
 // left points remain to be read.
 func chunkCap(max int, left int64) int {
