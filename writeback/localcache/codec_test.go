@@ -2,6 +2,7 @@ package localcache
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -98,11 +99,13 @@ func TestRecordRoundTrip(t *testing.T) {
 				v1 = true
 				payload = encodeV1(nil, width, raw, processed)
 			} else {
-				var pc *tsstore.Columns
+				var pg *grouper
 				if processed != nil {
-					pc = gp.group(processed)
+					gp.group(processed)
+					pg = gp
 				}
-				payload = e.batch(nil, width, g.group(raw), pc)
+				g.group(raw)
+				payload = e.batch(nil, width, g, pg)
 			}
 			if err := d.record(payload, true); err != nil {
 				t.Fatalf("decode: %v", err)
@@ -149,7 +152,7 @@ func TestRecordOfAnotherVersion(t *testing.T) {
 func TestRecordIsCompact(t *testing.T) {
 	b := issueBatch(nil, issueSets())
 	v1 := encodeV1(nil, time.Minute, b, nil)
-	v2 := newEncoder().batch(nil, time.Minute, newGrouper().group(b), nil)
+	v2 := encodeV2(time.Minute, b)
 	if per := float64(len(v2)) / float64(len(b)); per > 16 {
 		t.Errorf("a version 2 record takes %.1f bytes per point (version 1: %.1f), want at most 16", per, float64(len(v1))/float64(len(b)))
 	}
@@ -163,8 +166,8 @@ func TestSharedAcrossRecords(t *testing.T) {
 	d := newDecoder()
 	var seen []tsstore.SeriesLabels
 	for _, payload := range [][]byte{
-		newEncoder().batch(nil, time.Minute, newGrouper().group(ps), nil),
-		newEncoder().batch(nil, time.Minute, newGrouper().group(slices.Clone(ps)), nil),
+		encodeV2(time.Minute, ps),
+		encodeV2(time.Minute, slices.Clone(ps)),
 		encodeV1(nil, time.Minute, ps, nil),
 	} {
 		if err := d.record(payload, false); err != nil {
@@ -175,4 +178,71 @@ func TestSharedAcrossRecords(t *testing.T) {
 	if &seen[0].Labels[0] != &seen[1].Labels[0] {
 		t.Errorf("two version 2 records of one series gave two label slices")
 	}
+}
+
+// encodeV2 returns the payload of a batch record of raw, whose processed
+// points are the raw ones.
+func encodeV2(width time.Duration, raw []tsstore.Point) []byte {
+	g := newGrouper()
+	g.group(raw)
+	return newEncoder().batch(nil, width, g, nil)
+}
+
+// TestWideLines groups and round-trips lines of many fields (more series
+// per label slice than a grouper scans, or a decoder's labelSet holds),
+// in a different field order on each line.
+func TestWideLines(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		fields := rapid.IntRange(1, 3*maxScan).Draw(t, "fields")
+		metrics := make([]string, fields)
+		for i := range metrics {
+			metrics[i] = fmt.Sprintf("f%d", i)
+		}
+		sets := []tsstore.Labels{{{Name: "a", Value: "1"}}, nil, {{Name: "a", Value: "2"}}}
+		var ps []tsstore.Point
+		for range rapid.IntRange(1, 6).Draw(t, "lines") {
+			ls := rapid.SampledFrom(sets).Draw(t, "set")
+			order := rapid.Permutation(seq(fields)).Draw(t, "order")
+			for _, i := range order[:rapid.IntRange(1, fields).Draw(t, "some")] {
+				ps = append(ps, tsstore.Point{Metric: metrics[i], Labels: ls, Timestamp: int64(len(ps)), Value: float64(i)})
+			}
+		}
+		g := newGrouper()
+		cols := g.group(ps)
+		if err := cols.Check(); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, s := range cols.Series {
+			k := s.Metric + s.Labels.String()
+			if seen[k] {
+				t.Fatalf("series %s twice", k)
+			}
+			seen[k] = true
+		}
+		if got := cols.AppendPoints(nil); !samePoints(got, ps) {
+			t.Fatalf("grouped:\n%v\nwant\n%v", got, ps)
+		}
+		d := newDecoder()
+		payload := newEncoder().batch(nil, time.Minute, g, nil)
+		for range 2 { // the second time, every series is known
+			if err := d.record(payload, true); err != nil {
+				t.Fatal(err)
+			}
+			if got := sectionPoints(d, &d.raw); !samePoints(got, ps) {
+				t.Fatalf("decoded:\n%v\nwant\n%v", got, ps)
+			}
+			if len(d.series) != len(cols.Series) {
+				t.Fatalf("decoded %d series, want %d", len(d.series), len(cols.Series))
+			}
+		}
+	})
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/hourglass-io/hourglass/internal/wire"
-	"github.com/hourglass-io/hourglass/tsstore"
 )
 
 // encoder writes batch records (see codec.go); it keeps its tables and
@@ -15,13 +14,8 @@ import (
 type encoder struct {
 	strIDs map[string]uint32 // the section's strings, by content
 	strs   []byte            // their encodings
-	sets   identTable        // the section's label sets, by memory
-	setBuf []byte            // their encodings
-	// Per label set: its first series in the columns, and its number of
-	// series; per series of the columns: its set, its number in the
-	// section; per number: the series of the columns.
-	setFirst, setSize   []int32
-	setOf, remap, order []int32
+	setBuf []byte            // the section's label sets, encoded
+	remap  []int32           // each series' number in the section
 	// A cache of intern by the strings' memory: a batch's metrics and
 	// label names are a few strings, each in one place.
 	seen [256]seenString
@@ -36,9 +30,10 @@ type seenString struct {
 
 func newEncoder() *encoder { return &encoder{strIDs: make(map[string]uint32)} }
 
-// batch appends the payload of a batch record: raw, and processed unless
-// it is nil (the processed points are the raw ones).
-func (e *encoder) batch(b []byte, width time.Duration, raw, processed *tsstore.Columns) []byte {
+// batch appends the payload of a batch record of the points raw and
+// processed grouped, processed nil when the processed points are the raw
+// ones.
+func (e *encoder) batch(b []byte, width time.Duration, raw, processed *grouper) []byte {
 	b = append(b, 0)
 	b = binary.AppendUvarint(b, recordVersion)
 	b = binary.AppendUvarint(b, uint64(width.Milliseconds()))
@@ -50,51 +45,30 @@ func (e *encoder) batch(b []byte, width time.Duration, raw, processed *tsstore.C
 	return e.section(b, processed)
 }
 
-// section appends the section of cols: a label set per label slice (the
-// decoder merges equal ones), listing its series in the order of cols.
-func (e *encoder) section(b []byte, cols *tsstore.Columns) []byte {
+// section appends the section of g's columns: a label set per label
+// slice (the decoder merges equal ones), with its series.
+func (e *encoder) section(b []byte, g *grouper) []byte {
 	e.reset()
-	// Number the series by label set: count each set's series, then
-	// give each series its place.
-	for i := range cols.Series {
-		set := e.sets.find(identityOf("", cols.Series[i].Labels))
-		if set.id < 0 {
-			set.id = int32(len(e.setFirst))
-			e.setFirst = append(e.setFirst, int32(i))
-			e.setSize = append(e.setSize, 0)
-		}
-		e.setOf = append(e.setOf, set.id)
-		e.setSize[set.id]++
-	}
-	next := e.setSize // each set's next place, replacing its size
+	cols := &g.cols
+	e.remap = slices.Grow(e.remap[:0], len(cols.Series))[:len(cols.Series)]
 	at := int32(0)
-	for i, n := range next {
-		next[i], at = at, at+n
-	}
-	e.order = slices.Grow(e.order[:0], len(cols.Series))[:len(cols.Series)]
-	for i, set := range e.setOf {
-		e.remap = append(e.remap, next[set])
-		e.order[next[set]] = int32(i)
-		next[set]++
-	}
-	// next[j] is now where set j+1 starts.
-	from := int32(0)
-	for j, first := range e.setFirst {
+	for j, first := range g.setFirst {
 		ls := cols.Series[first].Labels
 		e.setBuf = binary.AppendUvarint(e.setBuf, uint64(len(ls)))
 		for _, l := range ls {
 			e.setBuf = binary.AppendUvarint(e.setBuf, uint64(e.intern(l.Name)))
 			e.setBuf = binary.AppendUvarint(e.setBuf, uint64(e.intern(l.Value)))
 		}
-		e.setBuf = binary.AppendUvarint(e.setBuf, uint64(next[j]-from))
-		for _, i := range e.order[from:next[j]] {
-			e.setBuf = binary.AppendUvarint(e.setBuf, uint64(e.intern(cols.Series[i].Metric)))
+		e.setBuf = binary.AppendUvarint(e.setBuf, uint64(g.setSize[j]))
+		for x := first; x >= 0; x = g.next[x] {
+			e.setBuf = binary.AppendUvarint(e.setBuf, uint64(e.intern(cols.Series[x].Metric)))
+			e.remap[x] = at
+			at++
 		}
-		from = next[j]
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.strIDs)))
 	b = append(b, e.strs...)
-	b = binary.AppendUvarint(b, uint64(len(e.setFirst)))
+	b = binary.AppendUvarint(b, uint64(len(g.setFirst)))
 	b = append(b, e.setBuf...)
 	b = binary.AppendUvarint(b, uint64(len(cols.Times)))
 	prev := int64(0)
@@ -122,9 +96,7 @@ func (e *encoder) reset() {
 		e.strIDs = make(map[string]uint32)
 	}
 	clear(e.strIDs)
-	e.sets.reset()
 	e.strs, e.setBuf = e.strs[:0], e.setBuf[:0]
-	e.setFirst, e.setSize, e.setOf, e.remap = e.setFirst[:0], e.setSize[:0], e.setOf[:0], e.remap[:0]
 	clear(e.seen[:])
 }
 

@@ -28,43 +28,109 @@ func identityOf(metric string, ls tsstore.Labels) identity {
 
 // grouper lays a batch's points out as columns, one series per identity
 // (series of equal content in different memory stay apart: the encoder
-// and the merger look at their content once per series). It keeps its
+// and the merger look at their content once per series), and the series
+// out by label slice: a line's fields share one, so a line costs one hash
+// lookup, and the encoder writes each label slice once. It keeps its
 // buffers between batches. Not safe for concurrent use.
 type grouper struct {
-	ids  identTable
 	cols tsstore.Columns
+	sets identTable // label slices (metric nil), to set numbers
+	// Per set: its first series and its number of series; per series:
+	// the next of its set (-1: none). A set's series are in the order
+	// they appeared.
+	setFirst, setLast, setSize []int32
+	next                       []int32
+	// many finds the series of the sets of over maxScan series.
+	many map[identity]int32
 }
 
-func newGrouper() *grouper { return &grouper{} }
+// maxScan bounds the search of a set's series in its list.
+const maxScan = 8
+
+func newGrouper() *grouper { return &grouper{many: make(map[identity]int32)} }
 
 // group returns points as columns, valid until the next call of group or
 // release; the series share the points' strings and label slices.
 func (g *grouper) group(points []tsstore.Point) *tsstore.Columns {
-	g.ids.reset()
+	g.sets.reset()
+	if len(g.many) > 0 {
+		clear(g.many)
+	}
 	c := &g.cols
 	c.Series, c.IDs, c.Times, c.Values = c.Series[:0], c.IDs[:0], c.Times[:0], c.Values[:0]
-	last, lastID := identity{}, int32(-1)
+	g.setFirst, g.setLast, g.setSize, g.next = g.setFirst[:0], g.setLast[:0], g.setSize[:0], g.next[:0]
+	var lastLabels identity
+	set, prev := int32(-1), int32(-1)
 	for i := range points {
 		p := &points[i]
-		k := identityOf(p.Metric, p.Labels)
-		if k != last || lastID < 0 {
-			slot := g.ids.find(k)
+		ls := identityOf("", p.Labels)
+		if ls != lastLabels || set < 0 {
+			slot := g.sets.find(ls)
 			if slot.id < 0 {
-				slot.id = int32(len(c.Series))
-				c.Series = append(c.Series, tsstore.SeriesLabels{Metric: p.Metric, Labels: p.Labels})
+				slot.id = int32(len(g.setFirst))
+				g.setFirst, g.setLast, g.setSize = append(g.setFirst, -1), append(g.setLast, -1), append(g.setSize, 0)
 			}
-			last, lastID = k, slot.id
+			lastLabels, set, prev = ls, slot.id, -1
 		}
-		c.IDs = append(c.IDs, lastID)
+		prev = g.seriesOf(p, set, prev)
+		c.IDs = append(c.IDs, prev)
 		c.Times = append(c.Times, p.Timestamp)
 		c.Values = append(c.Values, p.Value)
 	}
 	return c
 }
 
+// seriesOf returns the series of p, whose labels are set's, adding it if
+// it is new. prev is the series of the point before if it is of the same
+// set, else -1: the search starts after it, where the next field of a
+// line is.
+func (g *grouper) seriesOf(p *tsstore.Point, set, prev int32) int32 {
+	metric, m := unsafe.StringData(p.Metric), len(p.Metric)
+	x := g.setFirst[set]
+	if prev >= 0 && g.next[prev] >= 0 {
+		x = g.next[prev]
+	}
+	n := g.setSize[set]
+	for range min(n, maxScan) {
+		if s := g.cols.Series[x].Metric; unsafe.StringData(s) == metric && len(s) == m {
+			return x
+		}
+		if x = g.next[x]; x < 0 {
+			x = g.setFirst[set]
+		}
+	}
+	k := identityOf(p.Metric, p.Labels)
+	if n > maxScan {
+		if id, ok := g.many[k]; ok {
+			return id
+		}
+	}
+	id := int32(len(g.cols.Series))
+	g.cols.Series = append(g.cols.Series, tsstore.SeriesLabels{Metric: p.Metric, Labels: p.Labels})
+	g.next = append(g.next, -1)
+	if last := g.setLast[set]; last >= 0 {
+		g.next[last] = id
+	} else {
+		g.setFirst[set] = id
+	}
+	g.setLast[set] = id
+	g.setSize[set]++
+	switch {
+	case n+1 > maxScan+1:
+		g.many[k] = id
+	case n+1 == maxScan+1: // the set outgrows its list
+		for y := g.setFirst[set]; y >= 0; y = g.next[y] {
+			s := &g.cols.Series[y]
+			g.many[identityOf(s.Metric, s.Labels)] = y
+		}
+	}
+	return id
+}
+
 // release drops the grouper's references to the last batch's memory.
 func (g *grouper) release() {
 	clear(g.cols.Series)
+	clear(g.many)
 }
 
 // identTable is a hash table from identities to series ids, for one batch

@@ -406,14 +406,12 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	}
 	a := appenderPool.Get().(*appender)
 	defer a.release()
-	raw := a.raw.group(b.Raw)
-	processed, encoded := raw, (*tsstore.Columns)(nil)
+	processed, encoded := a.raw.group(b.Raw), (*grouper)(nil)
 	if !b.SameSlices() {
-		processed = a.processed.group(b.Processed)
-		encoded = processed
+		processed, encoded = a.processed.group(b.Processed), a.processed
 	}
 	buf := append(a.buf[:0], make([]byte, headerLen)...)
-	buf = a.enc.batch(buf, b.CellWidth, raw, encoded)
+	buf = a.enc.batch(buf, b.CellWidth, a.raw, encoded)
 	a.buf = buf
 	if n := len(buf) - headerLen; n > MaxRecordBytes {
 		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: batch of %d points encodes to %d bytes, more than %d", len(b.Raw), n, MaxRecordBytes)

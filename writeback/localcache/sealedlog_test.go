@@ -50,7 +50,7 @@ func TestSealedColumnsIsSealedLog(t *testing.T) {
 				v1 = true
 				payloads = append(payloads, encodeV1(nil, time.Minute, raw, nil))
 			} else {
-				payloads = append(payloads, newEncoder().batch(nil, time.Minute, newGrouper().group(raw), nil))
+				payloads = append(payloads, encodeV2(time.Minute, raw))
 			}
 		}
 		writeLog(t, dir, payloads)
