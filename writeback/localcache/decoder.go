@@ -18,12 +18,12 @@ type decoder struct {
 	strIDs map[string]int32 // by content
 	strs   []string
 	// setIDs finds a label set by its key: its label count and the ids
-	// of its names and values.
-	setIDs keyTable
-	sets   []labelSet
+	// of its names and values, with the set's first series.
+	setIDs setTable
+	sets   []tsstore.Labels
 	series []tsstore.SeriesLabels
-	// more finds a series by metric and label set when it is not one of
-	// its set's first.
+	// more finds a series by metric and label set when its set's slot
+	// does not hold it.
 	more map[[2]int32]int32
 	// epoch counts the times the tables started over: ids of an earlier
 	// epoch name other series.
@@ -44,17 +44,6 @@ type decoder struct {
 	same           bool // the processed points are the raw ones
 }
 
-// labelSet is a decoder's label set, with its first series: the series
-// of a line (one per field) are found in the set, in one cache line.
-type labelSet struct {
-	labels tsstore.Labels
-	n      int32                 // series of the set
-	first  [firstSeries][2]int32 // metric (a string id) and series
-}
-
-// firstSeries is the number of series a labelSet holds.
-const firstSeries = 4
-
 // maxShared bounds the decoder's tables: past it, they start over (what
 // was returned stays valid).
 const maxShared = 1 << 20
@@ -67,7 +56,7 @@ func newDecoder() *decoder {
 
 func (d *decoder) startOver() {
 	d.strIDs, d.strs = make(map[string]int32), d.strs[:0]
-	d.setIDs, d.sets = keyTable{}, d.sets[:0]
+	d.setIDs, d.sets = setTable{}, d.sets[:0]
 	clear(d.series)
 	d.series, d.more = d.series[:0], make(map[[2]int32]int32)
 	d.shared, d.v1IDs, d.v1Loc = wire.NewShared(), make(map[identity]int32), make(map[int32]int32)
@@ -157,10 +146,9 @@ func (d *decoder) sectionV2(r *wire.Reader, s *section) {
 			return
 		}
 		h := hashKey(d.key)
-		set, ok := d.setIDs.find(d.key, h)
-		if !ok {
-			set = d.newSet()
-			d.setIDs.add(d.key, h, set)
+		set := d.setIDs.find(d.key, h)
+		if set == nil {
+			set = d.setIDs.add(d.key, h, d.newSet())
 		}
 		for range r.Count() {
 			m := d.string(r)
@@ -192,32 +180,31 @@ func (d *decoder) newSet() int32 {
 			ls[i] = tsstore.Label{Name: d.strs[d.key[1+2*i]], Value: d.strs[d.key[2+2*i]]}
 		}
 	}
-	d.sets = append(d.sets, labelSet{labels: ls})
+	d.sets = append(d.sets, ls)
 	return int32(len(d.sets) - 1)
 }
 
-// seriesOf returns the series of metric m and label set set, adding it if
-// it is new.
-func (d *decoder) seriesOf(m, set int32) int32 {
-	ls := &d.sets[set]
-	for _, f := range ls.first[:min(ls.n, firstSeries)] {
+// seriesOf returns the series of metric m and the label set of slot,
+// adding it if it is new.
+func (d *decoder) seriesOf(m int32, slot *setSlot) int32 {
+	for _, f := range slot.first[:min(slot.n, slotSeries)] {
 		if f[0] == m {
 			return f[1]
 		}
 	}
-	if ls.n > firstSeries {
-		if id, ok := d.more[[2]int32{m, set}]; ok {
+	if slot.n > slotSeries {
+		if id, ok := d.more[[2]int32{m, slot.id}]; ok {
 			return id
 		}
 	}
 	id := int32(len(d.series))
-	d.series = append(d.series, tsstore.SeriesLabels{Metric: d.strs[m], Labels: ls.labels})
-	if ls.n < firstSeries {
-		ls.first[ls.n] = [2]int32{m, id}
+	d.series = append(d.series, tsstore.SeriesLabels{Metric: d.strs[m], Labels: d.sets[slot.id]})
+	if slot.n < slotSeries {
+		slot.first[slot.n] = [2]int32{m, id}
 	} else {
-		d.more[[2]int32{m, set}] = id
+		d.more[[2]int32{m, slot.id}] = id
 	}
-	ls.n++
+	slot.n++
 	return id
 }
 

@@ -91,10 +91,15 @@ type chunker struct {
 
 	// Per series of the decoder: the number of the chunk that holds it
 	// and its index there.
-	epoch           int
-	inChunk, index  []int32
-	locChunk, locAt []int32 // the same per series of the record
+	epoch   int
+	inChunk []chunkIndex
+	// The same per series of the record.
+	local []chunkIndex
 }
+
+// chunkIndex is where a series is in a chunk: the chunk's number and the
+// series' index in its Series.
+type chunkIndex struct{ chunk, at int32 }
 
 // record adds the raw points of the record d just read.
 func (ch *chunker) record(d *decoder) error {
@@ -103,12 +108,11 @@ func (ch *chunker) record(d *decoder) error {
 		ch.epoch = d.epoch
 		clear(ch.inChunk)
 	}
-	for len(ch.inChunk) < len(d.series) {
-		ch.inChunk, ch.index = append(ch.inChunk, 0), append(ch.index, 0)
+	if n := len(d.series); len(ch.inChunk) < n {
+		ch.inChunk = append(ch.inChunk, make([]chunkIndex, n-len(ch.inChunk))...)
 	}
 	s := &d.raw
-	ch.locChunk, ch.locAt = resize(ch.locChunk, len(s.series)), resize(ch.locAt, len(s.series))
-	clear(ch.locChunk)
+	ch.local = append(ch.local[:0], make([]chunkIndex, len(s.series))...)
 	for i := 0; i < s.len(); {
 		if ch.cols == nil {
 			n := chunkCap(ch.max, ch.left)
@@ -118,10 +122,11 @@ func (ch *chunker) record(d *decoder) error {
 		cols := ch.cols
 		k := min(s.len()-i, ch.max-cols.Len())
 		for _, li := range s.ids[i : i+k] {
-			if ch.locChunk[li] != ch.seq {
-				ch.locChunk[li], ch.locAt[li] = ch.seq, ch.add(d, s.series[li])
+			l := &ch.local[li]
+			if l.chunk != ch.seq {
+				*l = chunkIndex{chunk: ch.seq, at: ch.add(d, s.series[li])}
 			}
-			cols.IDs = append(cols.IDs, ch.locAt[li])
+			cols.IDs = append(cols.IDs, l.at)
 		}
 		cols.Times = append(cols.Times, s.times[i:i+k]...)
 		cols.Values = append(cols.Values, s.values[i:i+k]...)
@@ -140,18 +145,12 @@ func (ch *chunker) record(d *decoder) error {
 // add returns the index in the chunk of the decoder's series id, adding
 // it to the chunk's series if it is not there yet.
 func (ch *chunker) add(d *decoder, id int32) int32 {
-	if ch.inChunk[id] != ch.seq {
-		ch.inChunk[id], ch.index[id] = ch.seq, int32(len(ch.cols.Series))
+	in := &ch.inChunk[id]
+	if in.chunk != ch.seq {
+		*in = chunkIndex{chunk: ch.seq, at: int32(len(ch.cols.Series))}
 		ch.cols.Series = append(ch.cols.Series, d.series[id])
 	}
-	return ch.index[id]
-}
-
-func resize(s []int32, n int) []int32 {
-	if cap(s) < n {
-		return make([]int32, n)
-	}
-	return s[:n]
+	return in.at
 }
 
 // chunkCap returns the capacity of a chunk of at most max points when
