@@ -156,7 +156,10 @@ func (ch *chunker) add(d *decoder, id int32) int32 {
 // chunkCap returns the capacity of a chunk of at most max points when
 // left points remain to be read.
 func chunkCap(max int, left int64) int {
-	if left <= 0 || left >= int64(max) {
+	switch {
+	case left <= 0: // more points than counted: grow as needed
+		return min(max, 1<<12)
+	case left >= int64(max):
 		return max
 	}
 	return int(left)
