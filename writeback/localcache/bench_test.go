@@ -133,3 +133,36 @@ func BenchmarkSealedRead(b *testing.B) {
 	b.ReportMetric(float64(logTook.Nanoseconds())/float64(b.N*n), "log-ns/point")
 	b.ReportMetric(float64(colTook.Nanoseconds())/float64(b.N*n), "columns-ns/point")
 }
+
+// BenchmarkReplay measures Open on a log of 1,000,000 points of issue
+// 19's workload: the replay that rebuilds the cells.
+func BenchmarkReplay(b *testing.B) {
+	dir := b.TempDir()
+	c, err := localcache.Open(dir, &localcache.Options{Fsync: localcache.FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1_000_000
+	for _, bt := range issueBatches(n) {
+		if err := c.Append(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := localcache.Open(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := c.Stats().Points; got != n {
+			b.Fatalf("replayed %d points, want %d", got, n)
+		}
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+}
