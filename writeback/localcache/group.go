@@ -133,7 +133,8 @@ func (g *grouper) release() {
 	clear(g.many)
 }
 
-// identTable is a hash table from identities to series ids, for one batch
+// identTable is a hash table from identities to ids (a grouper's label
+// slices to their set numbers), for one batch
 // at a time: an open-addressed table of addresses (no pointers, so it
 // keeps no batch alive and the garbage collector does not scan it) whose
 // slots belong to the batch that stamped them. A batch's memory is alive
