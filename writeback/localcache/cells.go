@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -64,39 +63,22 @@ func newGeneration(num uint64, path string, shards int) *generation {
 // merger merges points into a generation; it keeps its buffers between
 // batches. Not safe for concurrent use.
 type merger struct {
-	// The batch's distinct series, found by the memory of their metric
-	// and labels (a parser's interned series and a decoder's shared label
-	// sets repeat it): the key, shard and entry of each are found once per
-	// batch, not once per point.
-	ids     map[identity]int32
+	// Per series of the columns: its key, shard and entry (once found),
+	// so that a series' key is built and hashed once per batch.
 	key     []byte
 	ends    []int    // end offset of each series' key in key
 	entries []*entry // each series' entry in the generation, once found
 	shards  []int32  // each series' shard
-	series  []int32  // each point's series
 	order   [][]int  // point indexes per shard
 }
 
-// identity is where a point's metric and labels are in memory: points
-// with equal identities have equal series keys.
-type identity struct {
-	metric *byte
-	m      int
-	labels *tsstore.Label
-	n      int
-}
+var mergerPool = sync.Pool{New: func() any { return &merger{} }}
 
-var mergerPool = sync.Pool{New: func() any { return &merger{ids: make(map[identity]int32)} }}
-
-// merge adds points to g's cells of width w and returns the growth of
-// cells and bytes.
-func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, indexLabel string) (newCells, newBytes int64) {
-	if len(m.ids) > 1<<16 {
-		m.ids = make(map[identity]int32) // do not keep a huge batch's map
-	}
-	clear(m.ids)
+// merge adds the points of cols to g's cells of width w and returns the
+// growth of cells and bytes.
+func (m *merger) merge(g *generation, cols *tsstore.Columns, w time.Duration, indexLabel string) (newCells, newBytes int64) {
 	clear(m.entries) // they belong to another generation
-	m.key, m.ends, m.entries, m.shards, m.series = m.key[:0], m.ends[:0], m.entries[:0], m.shards[:0], m.series[:0]
+	m.key, m.ends, m.entries, m.shards = m.key[:0], m.ends[:0], m.entries[:0], m.shards[:0]
 	n := len(g.shards)
 	if cap(m.order) < n {
 		m.order = make([][]int, n)
@@ -105,23 +87,14 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 	for i := range m.order {
 		m.order[i] = m.order[i][:0]
 	}
-	for i := range points {
-		p := &points[i]
-		k := identity{metric: unsafe.StringData(p.Metric), m: len(p.Metric), n: len(p.Labels)}
-		if len(p.Labels) > 0 {
-			k.labels = &p.Labels[0]
-		}
-		id, ok := m.ids[k]
-		if !ok {
-			id = int32(len(m.ends))
-			m.ids[k] = id
-			start := len(m.key)
-			m.key = appendSeriesKey(m.key, p)
-			m.ends = append(m.ends, len(m.key))
-			m.entries = append(m.entries, nil)
-			m.shards = append(m.shards, int32(xxhash.Sum64(m.key[start:])%uint64(n)))
-		}
-		m.series = append(m.series, id)
+	for i := range cols.Series {
+		start := len(m.key)
+		m.key = appendSeriesKey(m.key, &cols.Series[i])
+		m.ends = append(m.ends, len(m.key))
+		m.entries = append(m.entries, nil)
+		m.shards = append(m.shards, int32(xxhash.Sum64(m.key[start:])%uint64(n)))
+	}
+	for i, id := range cols.IDs {
 		m.order[m.shards[id]] = append(m.order[m.shards[id]], i)
 	}
 	wms := w.Milliseconds()
@@ -132,8 +105,7 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 		sh := &g.shards[si]
 		sh.mu.Lock()
 		for _, i := range idxs {
-			p := &points[i]
-			id := m.series[i]
+			id := cols.IDs[i]
 			e := m.entries[id]
 			if e == nil {
 				from := 0
@@ -143,7 +115,8 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 				k := m.key[from:m.ends[id]]
 				e = sh.series[string(k)]
 				if e == nil {
-					e = &entry{metric: strings.Clone(p.Metric), labels: cloneLabels(p.Labels)}
+					s := &cols.Series[id]
+					e = &entry{metric: strings.Clone(s.Metric), labels: cloneLabels(s.Labels)}
 					key := string(k)
 					sh.series[key] = e
 					sh.byMetric[e.metric] = append(sh.byMetric[e.metric], e)
@@ -155,17 +128,18 @@ func (m *merger) merge(g *generation, points []tsstore.Point, w time.Duration, i
 				}
 				m.entries[id] = e
 			}
-			start := p.Timestamp - mod(p.Timestamp, wms)
+			t, v := cols.Times[i], cols.Values[i]
+			start := t - mod(t, wms)
 			found := false
 			for j := len(e.cells) - 1; j >= 0; j-- {
 				if e.cells[j].start == start {
-					e.cells[j].agg.Add(p.Value)
+					e.cells[j].agg.Add(v)
 					found = true
 					break
 				}
 			}
 			if !found {
-				e.cells = append(e.cells, cellAgg{start: start, agg: tsstore.AggOf(p.Value)})
+				e.cells = append(e.cells, cellAgg{start: start, agg: tsstore.AggOf(v)})
 				newCells++
 				newBytes += cellBytes
 			}
@@ -183,10 +157,10 @@ func mod(a, b int64) int64 {
 	return r
 }
 
-func appendSeriesKey(b []byte, p *tsstore.Point) []byte {
-	b = append(b, p.Metric...)
+func appendSeriesKey(b []byte, s *tsstore.SeriesLabels) []byte {
+	b = append(b, s.Metric...)
 	b = append(b, 0xfd)
-	for _, l := range p.Labels {
+	for _, l := range s.Labels {
 		b = append(b, l.Name...)
 		b = append(b, 0xfe)
 		b = append(b, l.Value...)

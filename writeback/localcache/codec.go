@@ -1,113 +1,90 @@
 package localcache
 
 import (
-	"encoding/binary"
-	"fmt"
-	"time"
+	"errors"
+	"math"
 
 	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-// A batch record's payload:
+// A batch record's payload (version 2):
+//
+//	byte    0 (a version 1 payload starts with its cell width, never 0)
+//	uvarint version (2)
+//	uvarint cell width (ms)
+//	section: the raw points
+//	byte    1 when the processed points are the raw ones, else 0 followed by
+//	section: the processed points
+//
+// A section carries its own tables, so that a point is a few bytes and a
+// reader looks each label set up once per record and makes it once per
+// log:
+//
+//	uvarint n, then n strings (wire.AppendString): the section's metrics,
+//	        label names and label values
+//	uvarint n, then n label sets, each: uvarint label count, per label
+//	        uvarint name and uvarint value (indexes of strings), then
+//	        uvarint k and k metrics (indexes of strings): the set's
+//	        series, numbered from 0 in the order they are listed
+//	uvarint n, then n points: uvarint series<<1 | integer, varint
+//	        timestamp minus the previous point's (the first: minus 0),
+//	        then the value: a varint when integer is 1 (the value is a
+//	        whole number within ±2^53, not -0), else float64
+//
+// Version 1 payloads (no leading 0):
 //
 //	uvarint cell width (ms)
 //	points: the raw points (wire.AppendPoints)
 //	byte    1 when the processed points are the raw ones, else 0 followed by
 //	points: the processed points
 
+const recordVersion = 2
+
 // errCorrupt is wrapped by the error of a record that is torn or cannot be
 // decoded (its framing here, its payload in package wire).
 var errCorrupt = wire.ErrCorrupt
 
-func encodeBatch(b []byte, batch *batchRecord) []byte {
-	b = binary.AppendUvarint(b, uint64(batch.width.Milliseconds()))
-	b = wire.AppendPoints(b, batch.raw)
-	if batch.same {
-		return append(b, 1)
+// errVersion is the error of a record of a version this code does not
+// know: a newer one. It is not errCorrupt, so that replay fails rather than
+// cutting such records off the end of the log.
+var errVersion = errors.New("unknown batch record version")
+
+// wholeNumber returns v as an integer when the conversion is exact both
+// ways (and v is not -0).
+func wholeNumber(v float64) (int64, bool) {
+	if v < -(1<<53) || v > 1<<53 {
+		return 0, false
 	}
-	b = append(b, 0)
-	return wire.AppendPoints(b, batch.processed)
+	i := int64(v)
+	if float64(i) != v || (i == 0 && math.Signbit(v)) {
+		return 0, false
+	}
+	return i, true
 }
 
-type batchRecord struct {
-	width     time.Duration
-	raw       []tsstore.Point
-	processed []tsstore.Point
-	same      bool
+// section is one section of a decoded record: its series (the decoder's
+// ids of them) and its points, column by column. The decoder reuses it.
+type section struct {
+	series []int32 // the decoder's id of each of the section's series
+	ids    []int32 // each point's series, an index into series
+	times  []int64
+	values []float64
 }
 
-// decoder decodes the records of one log file, sharing the strings and
-// label sets that repeat across them. Not safe for concurrent use.
-type decoder struct {
-	shared *wire.Shared
+func (s *section) reset() {
+	s.series, s.ids, s.times, s.values = s.series[:0], s.ids[:0], s.times[:0], s.values[:0]
 }
 
-func newDecoder() *decoder { return &decoder{shared: wire.NewShared()} }
+// len returns the number of points.
+func (s *section) len() int { return len(s.times) }
 
-// reader returns a Reader of payload.
-func (d *decoder) reader(payload []byte) *wire.Reader { return &wire.Reader{B: payload} }
-
-// points reads n points into dst, sharing their metrics and labels.
-func (d *decoder) points(dst []tsstore.Point, r *wire.Reader, n int) []tsstore.Point {
-	for i := 0; i < n && r.Err == nil; i++ {
-		dst = append(dst, r.SharedPoint(d.shared))
+// columns returns the section as columns, sharing its point columns:
+// valid until the decoder reads the next record.
+func (s *section) columns(d *decoder) *tsstore.Columns {
+	cols := &tsstore.Columns{Series: make([]tsstore.SeriesLabels, len(s.series)), IDs: s.ids, Times: s.times, Values: s.values}
+	for i, g := range s.series {
+		cols.Series[i] = d.series[g]
 	}
-	return dst
-}
-
-// batch decodes a whole record.
-func (d *decoder) batch(payload []byte) (*batchRecord, error) {
-	r := d.reader(payload)
-	b := &batchRecord{width: time.Duration(r.Uvarint()) * time.Millisecond}
-	n := r.Count()
-	b.raw = d.points(make([]tsstore.Point, 0, n), r, n)
-	b.same = r.Byte() == 1
-	if b.same {
-		b.processed = b.raw
-	} else {
-		n := r.Count()
-		b.processed = d.points(make([]tsstore.Point, 0, n), r, n)
-	}
-	err := r.End()
-	if err == nil && b.width <= 0 {
-		err = wire.ErrCorrupt
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode batch: %w", err)
-	}
-	return b, nil
-}
-
-// raw calls fn with the raw points of a record in chunks that fill chunk
-// up to max points (chunk keeps what is left for the next record), never
-// with a point that failed to decode. With fresh, chunk is a new slice
-// after each call of fn (which may keep the one it got).
-func (d *decoder) raw(payload []byte, chunk *[]tsstore.Point, max int, fresh bool, fn func([]tsstore.Point) error) error {
-	r := d.reader(payload)
-	if r.Uvarint() == 0 {
-		r.Err = wire.ErrCorrupt
-	}
-	for n := r.Count(); n > 0 && r.Err == nil; {
-		if *chunk == nil {
-			*chunk = make([]tsstore.Point, 0, max)
-		}
-		k := min(n, max-len(*chunk))
-		*chunk = d.points(*chunk, r, k)
-		n -= k
-		if len(*chunk) == max && r.Err == nil {
-			if err := fn(*chunk); err != nil {
-				return err
-			}
-			if fresh {
-				*chunk = nil
-			} else {
-				*chunk = (*chunk)[:0]
-			}
-		}
-	}
-	if r.Err != nil {
-		return fmt.Errorf("decode batch: %w", r.Err)
-	}
-	return nil
+	return cols
 }

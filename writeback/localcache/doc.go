@@ -3,13 +3,23 @@
 // generation (dir/<generation>.wal).
 //
 // Each batch is one log record: a length, a CRC-32C and the encoded raw
-// points (and the processed points unless they are the raw ones). A record
-// is written with one write(2) at the end of the open generation's file,
-// and the batch is merged into the cells under the same generation lock, so
-// log and cells always hold the same batches. Open replays every file: the
-// last generation is open again, the others are sealed and wait for the
-// engine's flush. A torn record at the end of the open file (a crash during
-// a write) is cut off; corruption elsewhere fails Open, naming the file.
+// points (and the processed points unless they are the raw ones), each
+// section with a table of its strings, label sets and series, so that a
+// point is its series' index, a timestamp delta and a value (about 10
+// bytes in issue 19's workload, against 50 when every point carried its
+// metric and labels; records of that first version still replay). A
+// record is written with one write(2) at the end of the open generation's
+// file, and the batch is merged into the cells under the same generation
+// lock, so log and cells always hold the same batches. Open replays every
+// file, merging each record per series: the last generation is open
+// again, the others are sealed and wait for the engine's flush. A torn
+// record at the end of the open file (a crash during a write) is cut off;
+// corruption elsewhere, or a record of a version this code does not know,
+// fails Open, naming the file.
+//
+// The flush reads a sealed generation's raw points back with SealedLog,
+// or as tsstore.Columns with SealedColumns, which copies little more than
+// each point's series index, timestamp and value.
 //
 // dir/WRITER keeps the cache's writer id (writeback.Cache.WriterID), made
 // once when a directory has none and written atomically (a temporary file,

@@ -124,6 +124,15 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 const headerLen = 8 // uint32 payload length, uint32 CRC-32C of the payload
 
+// putHeader writes the header of the record rec: its first headerLen
+// bytes are room for it, the rest the payload. The write-ahead log and the
+// quarantine file frame their records so.
+func putHeader(rec []byte) {
+	payload := rec[headerLen:]
+	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, crcTable))
+}
+
 // Open opens (creating it if needed) the cache in dir and replays its log:
 // every generation found is rebuilt, the last one open, the others sealed.
 // A torn record at the end of the open generation's file (a crash during a
@@ -255,11 +264,13 @@ func (c *Cache) replayFile(gen *generation) (int64, error) {
 	var good int64
 	d := newDecoder()
 	err := readRecords(gen.path, func(payload []byte, end int64) error {
-		r, err := d.batch(payload)
-		if err != nil {
+		if err := d.record(payload, true); err != nil {
+			if errors.Is(err, errVersion) {
+				return err
+			}
 			return errors.Join(errCorrupt, err)
 		}
-		c.mergeRecord(gen, r)
+		c.mergeRecord(gen, d.raw.len(), d.processedSection().columns(d), d.width)
 		good = end
 		return nil
 	})
@@ -307,14 +318,16 @@ func readRecords(path string, fn func(payload []byte, end int64) error) error {
 	}
 }
 
-func (c *Cache) mergeRecord(gen *generation, r *batchRecord) {
+// mergeRecord merges a batch of raw points, whose processed points are
+// processed, into gen.
+func (c *Cache) mergeRecord(gen *generation, raw int, processed *tsstore.Columns, width time.Duration) {
 	m := mergerPool.Get().(*merger)
-	nc, nb := m.merge(gen, r.processed, r.width, c.opts.IndexLabel)
+	nc, nb := m.merge(gen, processed, width, c.opts.IndexLabel)
 	mergerPool.Put(m)
-	gen.points.Add(int64(len(r.raw)))
+	gen.points.Add(int64(raw))
 	gen.cells.Add(nc)
 	gen.bytes.Add(nb)
-	c.points.Add(int64(len(r.raw)))
+	c.points.Add(int64(raw))
 	c.cells.Add(nc)
 	c.bytes.Add(nb)
 }
@@ -356,7 +369,25 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// appender is what an Append needs besides the cache: the batch's points
+// as columns and their encoding. Pooled.
+type appender struct {
+	raw, processed *grouper
+	enc            *encoder
+	buf            []byte
+}
+
+var appenderPool = sync.Pool{New: func() any {
+	return &appender{raw: newGrouper(), processed: newGrouper(), enc: newEncoder(), buf: make([]byte, 0, 64<<10)}
+}}
+
+// release drops the appender's references to the batch and pools it.
+func (a *appender) release() {
+	a.raw.release()
+	a.processed.release()
+	a.enc.reset()
+	appenderPool.Put(a)
+}
 
 // Append logs the batch and merges it into the open generation.
 func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
@@ -373,18 +404,19 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	if len(b.Raw) == 0 {
 		return nil
 	}
-	bufp := encPool.Get().(*[]byte)
-	defer encPool.Put(bufp)
-	rec := batchRecord{width: b.CellWidth, raw: b.Raw, processed: b.Processed, same: b.SameSlices()}
-	buf := append((*bufp)[:0], make([]byte, headerLen)...)
-	buf = encodeBatch(buf, &rec)
-	*bufp = buf
-	payload := buf[headerLen:]
-	if len(payload) > MaxRecordBytes {
-		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: batch of %d points encodes to %d bytes, more than %d", len(b.Raw), len(payload), MaxRecordBytes)
+	a := appenderPool.Get().(*appender)
+	defer a.release()
+	processed, encoded := a.raw.group(b.Raw), (*grouper)(nil)
+	if !b.SameSlices() {
+		processed, encoded = a.processed.group(b.Processed), a.processed
 	}
-	binary.LittleEndian.PutUint32(buf[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(payload, crcTable))
+	buf := append(a.buf[:0], make([]byte, headerLen)...)
+	buf = a.enc.batch(buf, b.CellWidth, a.raw, encoded)
+	a.buf = buf
+	if n := len(buf) - headerLen; n > MaxRecordBytes {
+		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: batch of %d points encodes to %d bytes, more than %d", len(b.Raw), n, MaxRecordBytes)
+	}
+	putHeader(buf)
 
 	c.genMu.RLock()
 	if c.closed {
@@ -406,7 +438,7 @@ func (c *Cache) Append(ctx context.Context, b *writeback.Batch) error {
 	w.size.Store(end)
 	c.walMu.Unlock()
 	gen.firstWrite.CompareAndSwap(0, time.Now().UnixNano())
-	c.mergeRecord(gen, &batchRecord{width: b.CellWidth, raw: b.Raw, processed: b.Processed})
+	c.mergeRecord(gen, len(b.Raw), processed, b.CellWidth)
 	c.genMu.RUnlock()
 
 	if dur == writeback.DurabilitySynced {
@@ -567,43 +599,6 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 		return nil, err
 	}
 	return g.allCells(), nil
-}
-
-// SealedLog reads the raw points of a sealed generation back from its log
-// file, in chunks of at most max points.
-func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
-	return c.sealedLog(ctx, gen, max, false, fn)
-}
-
-// SealedLogOwned is SealedLog with a new slice for every call of fn, which
-// fn may keep (writeback.SealedLogOwner).
-func (c *Cache) SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
-	return c.sealedLog(ctx, gen, max, true, fn)
-}
-
-func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, fn func([]tsstore.Point) error) error {
-	if max <= 0 {
-		return tsstore.Errorf(tsstore.ErrInvalid, "localcache: sealed log chunk size %d is not positive", max)
-	}
-	g, err := c.sealedGen(gen)
-	if err != nil {
-		return err
-	}
-	chunk := make([]tsstore.Point, 0, min(max, int(g.points.Load())))
-	d := newDecoder()
-	err = readRecords(g.path, func(payload []byte, _ int64) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return d.raw(payload, &chunk, max, fresh, fn)
-	})
-	if err != nil {
-		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)
-	}
-	if len(chunk) > 0 {
-		return fn(chunk)
-	}
-	return nil
 }
 
 // Commit drops a sealed generation and deletes its log file.

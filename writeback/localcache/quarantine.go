@@ -2,11 +2,9 @@ package localcache
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"maps"
 	"os"
 	"path/filepath"
@@ -110,8 +108,7 @@ func frame(kind byte, v any) ([]byte, error) {
 	buf := make([]byte, headerLen+1, headerLen+1+len(payload))
 	buf[headerLen] = kind
 	buf = append(buf, payload...)
-	binary.LittleEndian.PutUint32(buf[0:], uint32(len(buf)-headerLen))
-	binary.LittleEndian.PutUint32(buf[4:], crc32.Checksum(buf[headerLen:], crcTable))
+	putHeader(buf)
 	return buf, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +193,75 @@ func TestSealedLogOwned(t *testing.T) {
 			if a, b := kept[i][j], copied[i][j]; a.Timestamp != b.Timestamp || a.Value != b.Value || !a.Labels.Equal(b.Labels) {
 				t.Fatalf("chunk %d point %d: %v, want %v", i, j, a, b)
 			}
+		}
+	}
+}
+
+// TestSealedColumnsFailsAsSealedLog checks that SealedColumns fails where
+// SealedLog does, with the same error: a corrupt or torn record, a done
+// context, an error of fn, a bad chunk size or generation.
+func TestSealedColumnsFailsAsSealedLog(t *testing.T) {
+	dir := t.TempDir()
+	c, err := localcache.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for v := range 3 {
+		if err := c.Append(ctx, batchOf(10, float64(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen, _, err := c.Seal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := walFiles(t, dir)[0]
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := func(ctx context.Context, max int, gen uint64, fail error) (logErr, colErr error) {
+		logErr = c.SealedLog(ctx, gen, max, func([]tsstore.Point) error { return fail })
+		colErr = c.SealedColumns(ctx, gen, max, func(*tsstore.Columns) error { return fail })
+		return logErr, colErr
+	}
+	corrupt := slices.Clone(good)
+	corrupt[len(corrupt)/2] ^= 0xff
+	for _, tc := range []struct {
+		name string
+		file []byte
+	}{{"corrupt", corrupt}, {"torn", good[:len(good)-3]}} {
+		if err := os.WriteFile(path, tc.file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logErr, colErr := both(ctx, 100, gen, nil)
+		if logErr == nil || colErr == nil || logErr.Error() != colErr.Error() {
+			t.Errorf("a %s log: SealedLog: %v, SealedColumns: %v, want the same error", tc.name, logErr, colErr)
+		}
+	}
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	stop := errors.New("stop")
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		max  int
+		gen  uint64
+		fail error
+		want error
+	}{
+		{"done context", done, 100, gen, nil, context.Canceled},
+		{"error of fn", ctx, 7, gen, stop, stop},
+		{"chunk size 0", ctx, 0, gen, nil, tsstore.ErrInvalid},
+		{"open generation", ctx, 100, gen + 1, nil, tsstore.ErrInvalid},
+	} {
+		logErr, colErr := both(tc.ctx, tc.max, tc.gen, tc.fail)
+		if !errors.Is(logErr, tc.want) || !errors.Is(colErr, tc.want) {
+			t.Errorf("%s: SealedLog: %v, SealedColumns: %v, want %v", tc.name, logErr, colErr, tc.want)
 		}
 	}
 }

@@ -1,0 +1,195 @@
+package localcache
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hourglass-io/hourglass/tsstore"
+)
+
+// SealedLog reads the raw points of a sealed generation back from its log
+// file, in chunks of at most max points.
+func (c *Cache) SealedLog(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, false, fn)
+}
+
+// SealedLogOwned is SealedLog with a new slice for every call of fn, which
+// fn may keep (writeback.SealedLogOwner).
+func (c *Cache) SealedLogOwned(ctx context.Context, gen uint64, max int, fn func([]tsstore.Point) error) error {
+	return c.sealedLog(ctx, gen, max, true, fn)
+}
+
+func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, fn func([]tsstore.Point) error) error {
+	g, err := c.sealedLogGen(gen, max)
+	if err != nil {
+		return err
+	}
+	left := g.points.Load() // to size the chunks
+	var chunk []tsstore.Point
+	err = c.readLog(ctx, g, func(d *decoder) error {
+		s := &d.raw
+		for i := 0; i < s.len(); {
+			if chunk == nil {
+				chunk = make([]tsstore.Point, 0, chunkCap(max, left))
+			}
+			k := min(s.len()-i, max-len(chunk))
+			for j := i; j < i+k; j++ {
+				sl := &d.series[s.series[s.ids[j]]]
+				chunk = append(chunk, tsstore.Point{Metric: sl.Metric, Labels: sl.Labels, Timestamp: s.times[j], Value: s.values[j]})
+			}
+			i += k
+			if len(chunk) == max {
+				left -= int64(max)
+				if err := fn(chunk); err != nil {
+					return err
+				}
+				if fresh {
+					chunk = nil
+				} else {
+					chunk = chunk[:0]
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || len(chunk) == 0 {
+		return err
+	}
+	return fn(chunk)
+}
+
+// SealedColumns reads the raw points of a sealed generation back from its
+// log file, in log order, as columns of at most max points each (only the
+// last may hold fewer), each new: fn may keep it. A chunk lists each
+// series once (but for a version 1 record's metric names of over 64
+// bytes, and past a million series in one log, when the reader's tables
+// start over); chunks share the series' strings and label slices, which
+// must not be modified. It fails as SealedLog does: on a torn or corrupt
+// record, with the same error, and once ctx is done.
+func (c *Cache) SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error {
+	g, err := c.sealedLogGen(gen, max)
+	if err != nil {
+		return err
+	}
+	ch := chunker{max: max, left: g.points.Load(), fn: fn}
+	if err := c.readLog(ctx, g, ch.record); err != nil {
+		return err
+	}
+	if ch.cols != nil {
+		return fn(ch.cols)
+	}
+	return nil
+}
+
+// chunker cuts the raw sections of a log's records into columns.
+type chunker struct {
+	max  int
+	left int64 // the points not yet given to fn, to size the chunks
+	fn   func(*tsstore.Columns) error
+	cols *tsstore.Columns // the chunk being filled; nil between chunks
+	seq  int32            // the chunk's number, from 1
+
+	// Per series of the decoder: the number of the chunk that holds it
+	// and its index there.
+	epoch   int
+	inChunk []chunkIndex
+	// The same per series of the record.
+	local []chunkIndex
+}
+
+// chunkIndex is where a series is in a chunk: the chunk's number and the
+// series' index in its Series.
+type chunkIndex struct{ chunk, at int32 }
+
+// record adds the raw points of the record d just read.
+func (ch *chunker) record(d *decoder) error {
+	if ch.epoch != d.epoch {
+		// The decoder's ids name other series now.
+		ch.epoch = d.epoch
+		clear(ch.inChunk)
+	}
+	if n := len(d.series); len(ch.inChunk) < n {
+		ch.inChunk = append(ch.inChunk, make([]chunkIndex, n-len(ch.inChunk))...)
+	}
+	s := &d.raw
+	ch.local = append(ch.local[:0], make([]chunkIndex, len(s.series))...)
+	for i := 0; i < s.len(); {
+		if ch.cols == nil {
+			n := chunkCap(ch.max, ch.left)
+			ch.cols = &tsstore.Columns{IDs: make([]int32, 0, n), Times: make([]int64, 0, n), Values: make([]float64, 0, n)}
+			ch.seq++
+		}
+		cols := ch.cols
+		k := min(s.len()-i, ch.max-cols.Len())
+		for _, li := range s.ids[i : i+k] {
+			l := &ch.local[li]
+			if l.chunk != ch.seq {
+				*l = chunkIndex{chunk: ch.seq, at: ch.add(d, s.series[li])}
+			}
+			cols.IDs = append(cols.IDs, l.at)
+		}
+		cols.Times = append(cols.Times, s.times[i:i+k]...)
+		cols.Values = append(cols.Values, s.values[i:i+k]...)
+		i += k
+		if cols.Len() == ch.max {
+			ch.left -= int64(ch.max)
+			ch.cols = nil
+			if err := ch.fn(cols); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// add returns the index in the chunk of the decoder's series id, adding
+// it to the chunk's series if it is not there yet.
+func (ch *chunker) add(d *decoder, id int32) int32 {
+	in := &ch.inChunk[id]
+	if in.chunk != ch.seq {
+		*in = chunkIndex{chunk: ch.seq, at: int32(len(ch.cols.Series))}
+		ch.cols.Series = append(ch.cols.Series, d.series[id])
+	}
+	return in.at
+}
+
+// chunkCap returns the capacity of a chunk of at most max points when
+// left points remain to be read.
+func chunkCap(max int, left int64) int {
+	switch {
+	case left <= 0: // more points than counted: grow as needed
+		return min(max, 1<<12)
+	case left >= int64(max):
+		return max
+	}
+	return int(left)
+}
+
+// sealedLogGen returns the sealed generation gen, to be read in chunks of
+// at most max points.
+func (c *Cache) sealedLogGen(gen uint64, max int) (*generation, error) {
+	if max <= 0 {
+		return nil, tsstore.Errorf(tsstore.ErrInvalid, "localcache: sealed log chunk size %d is not positive", max)
+	}
+	return c.sealedGen(gen)
+}
+
+// readLog decodes the raw points of each record of g's log file and calls
+// fn with the decoder after each; it stops at the first error of a record,
+// of fn or of ctx.
+func (c *Cache) readLog(ctx context.Context, g *generation, fn func(*decoder) error) error {
+	d := newDecoder()
+	err := readRecords(g.path, func(payload []byte, _ int64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := d.record(payload, false); err != nil {
+			return err
+		}
+		return fn(d)
+	})
+	if err != nil {
+		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)
+	}
+	return nil
+}
