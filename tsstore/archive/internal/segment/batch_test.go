@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
@@ -55,12 +57,12 @@ func TestPrepareSortsLikeCompare(t *testing.T) {
 	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 	want := slices.Clone(ps)
 	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
-	b := Prepare(ps)
-	if d := cmp.Diff(want, b.Points); d != "" {
+	got := Prepare(ps).Points()
+	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("Prepare's order differs from Compare's (-want +got):\n%s", d)
 	}
-	for i := 1; i < len(b.Points); i++ {
-		if Compare(&b.Points[i-1], &b.Points[i]) > 0 {
+	for i := 1; i < len(got); i++ {
+		if Compare(&got[i-1], &got[i]) > 0 {
 			t.Fatalf("points %d and %d out of order", i-1, i)
 		}
 	}
@@ -68,7 +70,7 @@ func TestPrepareSortsLikeCompare(t *testing.T) {
 	few := slices.Clone(ps[:100])
 	want = slices.Clone(few)
 	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
-	if d := cmp.Diff(want, Prepare(few).Points); d != "" {
+	if d := cmp.Diff(want, Prepare(few).Points()); d != "" {
 		t.Fatalf("a second, smaller Prepare (-want +got):\n%s", d)
 	}
 }
@@ -132,11 +134,14 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 	}
 }
 
-func BenchmarkEncode(b *testing.B) {
+// benchPoints are a segment of the flush benchmark's workload: 20,000
+// series of 2 metrics, labels merchant and page, timestamps over 30
+// minutes in random order.
+func benchPoints() []tsstore.Point {
 	var ps []tsstore.Point
 	sets := make([]tsstore.Labels, 20_000)
 	for i := range sets {
-		sets[i] = tsstore.Labels{{Name: "merchant", Value: "m" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))}, {Name: "page", Value: "/p/" + string(rune('a'+i%200%26))}}
+		sets[i] = tsstore.Labels{{Name: "merchant", Value: fmt.Sprintf("merchant-%d", i%5000)}, {Name: "page", Value: fmt.Sprintf("/p/%d", i/5000)}}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 1_000_000 / 2 {
@@ -144,26 +149,59 @@ func BenchmarkEncode(b *testing.B) {
 		ps = append(ps, tsstore.Point{Metric: "web_views", Labels: ls, Timestamp: ts, Value: 1},
 			tsstore.Point{Metric: "web_ms", Labels: ls, Timestamp: ts, Value: float64(r.IntN(2000))})
 	}
-	b.Run("prepare", func(b *testing.B) {
-		for range b.N {
-			Prepare(ps)
+	return ps
+}
+
+func cloneColumns(c *tsstore.Columns) *tsstore.Columns {
+	return &tsstore.Columns{Series: slices.Clone(c.Series), IDs: slices.Clone(c.IDs), Times: slices.Clone(c.Times), Values: slices.Clone(c.Values)}
+}
+
+// cpuTime returns the process's user and system CPU time: on a shared
+// machine it measures the work better than the wall clock.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perPoint runs fn b.N times and reports its CPU time per point of n
+// (garbage collection included); setup, when not nil, runs before each
+// call, outside the measure, and returns fn's argument.
+func perPoint[T any](b *testing.B, n int, setup func() T, fn func(T)) {
+	var d time.Duration
+	for range b.N {
+		var arg T
+		if setup != nil {
+			arg = setup()
 		}
-		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+		c0 := cpuTime()
+		fn(arg)
+		d += cpuTime() - c0
+	}
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*n), "cpu-ns/point")
+}
+
+func BenchmarkPrepare(b *testing.B) {
+	ps := benchPoints()
+	b.Run("points", func(b *testing.B) {
+		perPoint(b, len(ps), nil, func(struct{}) { Prepare(ps) })
+	})
+	c := ColumnsOf(ps)
+	b.Run("columns", func(b *testing.B) {
+		perPoint(b, len(ps), func() *tsstore.Columns { return cloneColumns(c) }, func(c *tsstore.Columns) { PrepareColumns(c) })
 	})
 	batch := Prepare(ps)
 	b.Run("digest", func(b *testing.B) {
-		for range b.N {
-			batch.Digest()
-		}
-		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+		perPoint(b, len(ps), nil, func(struct{}) { batch.Digest() })
 	})
 	b.Run("encode", func(b *testing.B) {
-		for range b.N {
+		perPoint(b, len(ps), nil, func(struct{}) {
 			if err := batch.Encode(discard{}, "n", "c", EncodeOptions{}); err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "points/s")
+		})
 	})
 }
 
@@ -172,7 +210,7 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestSortKeysWithoutRadix checks the comparison sort that takes over when
-// timestamps and series ranks do not fit in 64 bits together.
+// timestamps, series ranks and indexes do not fit in 64 bits together.
 func TestSortKeysWithoutRadix(t *testing.T) {
 	ps := points(t, 2000)
 	for i := range ps {
@@ -181,14 +219,14 @@ func TestSortKeysWithoutRadix(t *testing.T) {
 		}
 	}
 	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
-	ids := make([]int32, len(ps))
-	tab := index(ps, ids)
-	radix := sortKeys(ps, ids, len(tab), make([]sortKey, len(ps)), make([]sortKey, len(ps)))
-	compared := sortKeys(ps, ids, 1<<30, make([]sortKey, len(ps)), make([]sortKey, len(ps)))
-	for j := range radix {
-		if a, b := ps[radix[j].i], ps[compared[j].i]; Compare(&a, &b) != 0 {
-			t.Fatalf("at %d: radix sort has %v, comparison sort %v", j, a, b)
-		}
+	c := ColumnsOf(ps)
+	want := slices.Clone(ps)
+	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
+	if _, _, ok := sortKeys(c.Times, c.IDs, c.Values, len(c.Series), make([]uint64, len(ps)), make([]uint64, len(ps))); ok {
+		t.Fatal("the keys fit in 64 bits: the comparison sort is not tested")
+	}
+	if d := cmp.Diff(want, PrepareColumns(c).Points()); d != "" {
+		t.Fatalf("comparison sort (-want +got):\n%s", d)
 	}
 }
 

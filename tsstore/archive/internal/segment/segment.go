@@ -87,7 +87,7 @@ func Compare(a, b *tsstore.Point) int {
 }
 
 // Sorted returns a copy of ps (the slice, not the labels) sorted by Compare.
-func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points }
+func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points() }
 
 // digestHeader starts the canonical form of a segment's points.
 const digestHeader = "hourglass-points-v1\n"
@@ -107,11 +107,11 @@ func appendSeries(b []byte, metric string, ls tsstore.Labels) []byte {
 	return b
 }
 
-// Digest returns the hex SHA-256 of the points' canonical binary form. ps
-// must be sorted by Compare. Two segments have the same content exactly when
+// Digest returns the hex SHA-256 of the canonical binary form of the
+// points ps (in any order). Two segments have the same content exactly when
 // their digests are equal, whatever the bytes of their files (which may
 // differ between versions of the Parquet library).
-func Digest(ps []tsstore.Point) string { return prepareSorted(ps).Digest() }
+func Digest(ps []tsstore.Point) string { return Prepare(ps).Digest() }
 
 // EncodeOptions tunes Encode; the zero value is the default.
 type EncodeOptions struct {
@@ -123,12 +123,12 @@ type EncodeOptions struct {
 // Encode writes ps, which must be valid and sorted by Compare, as a segment
 // file named name with content digest content.
 func Encode(w io.Writer, name, content string, ps []tsstore.Point, o EncodeOptions) error {
-	return prepareSorted(ps).Encode(w, name, content, o)
+	return Prepare(ps).Encode(w, name, content, o)
 }
 
 // EncodeBytes is Encode into memory.
 func EncodeBytes(name, content string, ps []tsstore.Point, o EncodeOptions) ([]byte, error) {
-	return prepareSorted(ps).EncodeBytes(name, content, o)
+	return Prepare(ps).EncodeBytes(name, content, o)
 }
 
 // ErrFormat reports a file that is not a segment of the expected schema.
