@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"syscall"
@@ -83,8 +84,12 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 	if got := Prepare(ps).Digest(); got != content {
 		t.Fatalf("Batch.Digest %s, Digest %s", got, content)
 	}
-	cols, err := EncodeBytes("n", content, ps, EncodeOptions{RowGroupRows: 1500})
+	written, err := Prepare(ps).EncodeBytes("n", content, EncodeOptions{RowGroupRows: 1500})
 	if err != nil {
+		t.Fatal(err)
+	}
+	var cols bytes.Buffer
+	if err := Prepare(ps).encodeValues(&cols, "n", content, EncodeOptions{RowGroupRows: 1500}); err != nil {
 		t.Fatal(err)
 	}
 	rows := encodeRows(t, ps, append(writerOptions("n", content), parquet.MaxRowsPerRowGroup(1500))...)
@@ -92,7 +97,7 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 	old := encodeRows(t, ps, Schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
 		parquet.CreatedBy("hourglass", "", ""), parquet.KeyValueMetadata(KeyName, "n"),
 		parquet.KeyValueMetadata(KeyContent, content), parquet.KeyValueMetadata(KeyFormat, Format))
-	for name, b := range map[string][]byte{"columnar": cols, "rows": rows, "first encoder": old} {
+	for name, b := range map[string][]byte{"segment writer": written, "columnar values": cols.Bytes(), "rows": rows, "first encoder": old} {
 		got, err := ReadAll(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -129,8 +134,8 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 			}
 		}
 	}
-	if !bytes.Equal(cols, rows) {
-		t.Errorf("the columnar encoding (%d bytes) differs from the row encoding (%d bytes)", len(cols), len(rows))
+	if !bytes.Equal(cols.Bytes(), rows) {
+		t.Errorf("the columnar encoding (%d bytes) differs from the row encoding (%d bytes)", cols.Len(), len(rows))
 	}
 }
 
@@ -183,31 +188,47 @@ func perPoint[T any](b *testing.B, n int, setup func() T, fn func(T)) {
 	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*n), "cpu-ns/point")
 }
 
-func BenchmarkPrepare(b *testing.B) {
+// BenchmarkEncode measures a segment of the flush benchmark's workload:
+// Prepare of its columns, Digest, and Encode by the segment writer
+// ("writer") and by parquet.Writer ("values", the encoder before it), with
+// the CPU time (garbage collection included) and file size per point.
+//
+//	go test -run '^$' -bench Encode -benchtime 3x ./tsstore/archive/internal/segment/
+func BenchmarkEncode(b *testing.B) {
 	ps := benchPoints()
-	b.Run("points", func(b *testing.B) {
+	b.Run("prepare-points", func(b *testing.B) {
 		perPoint(b, len(ps), nil, func(struct{}) { Prepare(ps) })
 	})
 	c := ColumnsOf(ps)
-	b.Run("columns", func(b *testing.B) {
+	b.Run("prepare-columns", func(b *testing.B) {
 		perPoint(b, len(ps), func() *tsstore.Columns { return cloneColumns(c) }, func(c *tsstore.Columns) { PrepareColumns(c) })
 	})
 	batch := Prepare(ps)
 	b.Run("digest", func(b *testing.B) {
 		perPoint(b, len(ps), nil, func(struct{}) { batch.Digest() })
 	})
-	b.Run("encode", func(b *testing.B) {
-		perPoint(b, len(ps), nil, func(struct{}) {
-			if err := batch.Encode(discard{}, "n", "c", EncodeOptions{}); err != nil {
-				b.Fatal(err)
-			}
+	for _, enc := range []struct {
+		name   string
+		encode func(io.Writer, string, string, EncodeOptions) error
+	}{{"writer", batch.Encode}, {"values", batch.encodeValues}} {
+		b.Run("encode-"+enc.name, func(b *testing.B) {
+			var w countingDiscard
+			perPoint(b, len(ps), nil, func(struct{}) {
+				if err := enc.encode(&w, "n", "c", EncodeOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			})
+			b.ReportMetric(float64(w.n)/float64(b.N*len(ps)), "bytes/point")
 		})
-	})
+	}
 }
 
-type discard struct{}
+type countingDiscard struct{ n int64 }
 
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (w *countingDiscard) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
 
 // TestSortKeysWithoutRadix checks the comparison sort that takes over when
 // timestamps, series ranks and indexes do not fit in 64 bits together.

@@ -113,22 +113,13 @@ func appendSeries(b []byte, metric string, ls tsstore.Labels) []byte {
 // differ between versions of the Parquet library).
 func Digest(ps []tsstore.Point) string { return Prepare(ps).Digest() }
 
-// EncodeOptions tunes Encode; the zero value is the default.
+// EncodeOptions tunes Batch.Encode; the zero value is the default.
 type EncodeOptions struct {
 	// RowGroupRows is the number of rows per row group; 0 means
 	// DefaultRowGroupRows.
 	RowGroupRows int
-}
 
-// Encode writes ps, which must be valid and sorted by Compare, as a segment
-// file named name with content digest content.
-func Encode(w io.Writer, name, content string, ps []tsstore.Point, o EncodeOptions) error {
-	return Prepare(ps).Encode(w, name, content, o)
-}
-
-// EncodeBytes is Encode into memory.
-func EncodeBytes(name, content string, ps []tsstore.Point, o EncodeOptions) ([]byte, error) {
-	return Prepare(ps).EncodeBytes(name, content, o)
+	pageRows int // rows per data page; 0 means defaultPageRows (tests make small pages)
 }
 
 // ErrFormat reports a file that is not a segment of the expected schema.
