@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -46,13 +47,6 @@ func (b *Batch) Points() []tsstore.Point {
 		ps[i] = b.Point(i)
 	}
 	return ps
-}
-
-func compareSeries(a, b *tsstore.SeriesLabels) int {
-	if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-		return c
-	}
-	return a.Labels.Compare(b.Labels)
 }
 
 // ColumnsOf returns the columns of ps (in the order of ps), whose series
@@ -125,23 +119,30 @@ func (s *scratch) grow(n int) {
 }
 
 // rankSeries returns the distinct series of tab that ids name, in (metric,
-// labels) order, and makes ids index the result.
+// labels) order, and makes ids index the result. The series are sorted by
+// an order-preserving binary key each (compared by memcmp, rather than
+// string by string).
 func rankSeries(tab []tsstore.SeriesLabels, ids []int32) []tsstore.SeriesLabels {
 	used := make([]bool, len(tab))
 	for _, id := range ids {
 		used[id] = true
 	}
 	order := make([]int32, 0, len(tab))
+	var buf []byte
+	off := make([]int, len(tab)+1)
 	for i, u := range used {
 		if u {
 			order = append(order, int32(i))
+			buf = appendSeriesKey(buf, &tab[i])
 		}
+		off[i+1] = len(buf)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return compareSeries(&tab[a], &tab[b]) })
+	key := func(i int32) []byte { return buf[off[i]:off[i+1]] }
+	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(key(a), key(b)) })
 	rank := make([]int32, len(tab))
 	sorted := make([]tsstore.SeriesLabels, 0, len(order))
 	for j, o := range order {
-		if j == 0 || compareSeries(&tab[order[j-1]], &tab[o]) != 0 {
+		if j == 0 || !bytes.Equal(key(order[j-1]), key(o)) {
 			sorted = append(sorted, tab[o])
 		}
 		rank[o] = int32(len(sorted) - 1)
@@ -150,6 +151,34 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) []tsstore.SeriesLabels 
 		ids[i] = rank[id]
 	}
 	return sorted
+}
+
+// appendSeriesKey appends to b the key of s whose byte order is
+// (metric, labels) order: the metric, then each label's name and value, each
+// string with its 0x00 bytes escaped as 00 ff and ended by 00 01 (so that
+// a string sorts before its extensions, and a label set before its
+// extensions).
+func appendSeriesKey(b []byte, s *tsstore.SeriesLabels) []byte {
+	str := func(s string) {
+		if strings.IndexByte(s, 0) < 0 {
+			b = append(b, s...)
+		} else {
+			for i := 0; i < len(s); i++ {
+				if s[i] == 0 {
+					b = append(b, 0, 0xff)
+				} else {
+					b = append(b, s[i])
+				}
+			}
+		}
+		b = append(b, 0, 1)
+	}
+	str(s.Metric)
+	for _, l := range s.Labels {
+		str(l.Name)
+		str(l.Value)
+	}
+	return b
 }
 
 // keyLayout is how a sort key packs a point: from the high bits down, its

@@ -6,13 +6,16 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+	"pgregory.net/rapid"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
@@ -94,7 +97,7 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 	}
 	rows := encodeRows(t, ps, append(writerOptions("n", content), parquet.MaxRowsPerRowGroup(1500))...)
 	// As the first encoder wrote them, with bounds of every column.
-	old := encodeRows(t, ps, Schema, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
+	old := encodeRows(t, ps, Schema, parquet.Compression(&pqzstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
 		parquet.CreatedBy("hourglass", "", ""), parquet.KeyValueMetadata(KeyName, "n"),
 		parquet.KeyValueMetadata(KeyContent, content), parquet.KeyValueMetadata(KeyFormat, Format))
 	for name, b := range map[string][]byte{"segment writer": written, "columnar values": cols.Bytes(), "rows": rows, "first encoder": old} {
@@ -210,11 +213,16 @@ func BenchmarkEncode(b *testing.B) {
 	for _, enc := range []struct {
 		name   string
 		encode func(io.Writer, string, string, EncodeOptions) error
-	}{{"writer", batch.Encode}, {"values", batch.encodeValues}} {
+		o      EncodeOptions
+	}{
+		{"writer", batch.Encode, EncodeOptions{}},
+		{"writer-zstd-default", batch.Encode, EncodeOptions{zstdLevel: zstd.SpeedDefault}},
+		{"values", batch.encodeValues, EncodeOptions{}},
+	} {
 		b.Run("encode-"+enc.name, func(b *testing.B) {
 			var w countingDiscard
 			perPoint(b, len(ps), nil, func(struct{}) {
-				if err := enc.encode(&w, "n", "c", EncodeOptions{}); err != nil {
+				if err := enc.encode(&w, "n", "c", enc.o); err != nil {
 					b.Fatal(err)
 				}
 			})
@@ -266,4 +274,28 @@ func TestDigestIsStable(t *testing.T) {
 	if got := Prepare(ps).Digest(); got != want {
 		t.Errorf("Prepare(ps).Digest() = %s, want %s (the digest of a790c97)", got, want)
 	}
+}
+
+// TestSeriesKeyOrder checks that the byte order of series keys is the
+// order of (metric, labels), also for strings holding 0x00 and 0x01 bytes
+// and for a string or label set that extends another.
+func TestSeriesKeyOrder(t *testing.T) {
+	str := rapid.StringOf(rapid.SampledFrom([]rune{0, 1, 'a', 0xff}))
+	series := rapid.Custom(func(t *rapid.T) tsstore.SeriesLabels {
+		s := tsstore.SeriesLabels{Metric: rapid.SampledFrom([]string{"a", "a\x00", "ab"}).Draw(t, "metric")}
+		for range rapid.IntRange(0, 3).Draw(t, "labels") {
+			s.Labels = append(s.Labels, tsstore.Label{Name: str.Draw(t, "name"), Value: str.Draw(t, "value")})
+		}
+		return s
+	})
+	rapid.Check(t, func(t *rapid.T) {
+		a, b := series.Draw(t, "a"), series.Draw(t, "b")
+		want := strings.Compare(a.Metric, b.Metric)
+		if want == 0 {
+			want = a.Labels.Compare(b.Labels)
+		}
+		if got := bytes.Compare(appendSeriesKey(nil, &a), appendSeriesKey(nil, &b)); got != want {
+			t.Fatalf("keys of %q and %q compare %d, the series %d", a, b, got, want)
+		}
+	})
 }

@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -120,6 +121,9 @@ type EncodeOptions struct {
 	RowGroupRows int
 
 	pageRows int // rows per data page; 0 means defaultPageRows (tests make small pages)
+	// zstdLevel, when not 0, is the compression level instead of
+	// zstdLevel (the benchmark compares them).
+	zstdLevel zstd.EncoderLevel
 }
 
 // ErrFormat reports a file that is not a segment of the expected schema.
