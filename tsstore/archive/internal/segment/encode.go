@@ -123,6 +123,13 @@ type dictionaries struct {
 func (b *Batch) dictionaries() *dictionaries {
 	d := &dictionaries{metricOf: make([]int32, len(b.tab)), at: make([]int32, 1, len(b.tab)+1),
 		levelAt: make([]int32, 1, len(b.tab)+1), noLabels: make([]bool, len(b.tab))}
+	labels, levels := 0, 0
+	for i := range b.tab {
+		labels += len(b.tab[i].Labels)
+		levels += max(len(b.tab[i].Labels), 1)
+	}
+	d.nameOf, d.valueOf = make([]int32, 0, labels), make([]int32, 0, labels)
+	d.rep, d.def = make([]uint8, 0, levels), make([]uint8, 0, levels)
 	names, values := make(map[string]int32), make(map[string]int32)
 	intern := func(m map[string]int32, list *[]string, s string) int32 {
 		i, ok := m[s]

@@ -176,3 +176,29 @@ func TestWriterMetadata(t *testing.T) {
 		t.Errorf("%d row groups, want 3", len(got.RowGroups))
 	}
 }
+
+// writeRecorder records the sizes of the writes it gets.
+type writeRecorder struct{ total, largest, writes int }
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.total += len(p)
+	w.largest = max(w.largest, len(p))
+	w.writes++
+	return len(p), nil
+}
+
+// TestEncodeStreams checks that the writer writes a file page by page
+// rather than building it in memory: no write is larger than a page of
+// a column.
+func TestEncodeStreams(t *testing.T) {
+	ps := benchPoints()[:300_000]
+	b := Prepare(ps)
+	var w writeRecorder
+	if err := b.Encode(&w, "n", "c", EncodeOptions{RowGroupRows: 100_000, pageRows: 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	// A page of 10,000 doubles is 80,000 bytes before compression.
+	if w.largest > 80_000 || w.writes < 5*30 {
+		t.Errorf("%d bytes in %d writes, the largest of %d bytes: want pages of at most 80,000 bytes", w.total, w.writes, w.largest)
+	}
+}
