@@ -1,7 +1,6 @@
 package segment
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -72,8 +71,8 @@ func Prepare(ps []tsstore.Point) *Batch { return PrepareColumns(ColumnsOf(ps)) }
 // Series of c that no point has are left out; content-equal series are
 // one.
 func PrepareColumns(c *tsstore.Columns) *Batch {
-	b := &Batch{ids: c.IDs, times: c.Times, values: c.Values}
-	b.tab = rankSeries(c.Series, b.ids)
+	tab, rank := rankSeries(c.Series, c.IDs)
+	b := &Batch{tab: tab, ids: c.IDs, times: c.Times, values: c.Values}
 	n := b.Len()
 	if n == 0 {
 		return b
@@ -81,21 +80,38 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	sc.grow(n)
-	if keys, k, ok := sortKeys(b.times, b.ids, b.values, len(b.tab), sc.keys, sc.tmp); ok {
-		// The keys hold the time and the series: only values move.
-		idxMask, rankMask := uint64(1)<<k.idxBits-1, uint64(1)<<k.rankBits-1
-		for j, key := range keys {
-			sc.values[j] = b.values[key&idxMask]
-			key >>= k.idxBits
-			b.ids[j] = int32(key & rankMask)
-			b.times[j] = k.lo + int64(key>>k.rankBits)
+	k, ok := layout(b.times, len(tab))
+	if !ok {
+		for i, id := range b.ids {
+			b.ids[i] = rank[id]
 		}
-	} else {
 		order := sortOrder(b.times, b.ids, b.values)
 		ids, times := slices.Clone(b.ids), slices.Clone(b.times)
 		for j, i := range order {
 			b.ids[j], b.times[j], sc.values[j] = ids[i], times[i], b.values[i]
 		}
+		copy(b.values, sc.values)
+		return b
+	}
+	keys := sortKeys(b.times, b.ids, rank, k, sc.keys, sc.tmp)
+	// The keys hold the time and the series: only values move. A run of
+	// points of one time and series is then sorted by value.
+	idxMask, rankMask := uint64(1)<<k.idxBits-1, uint64(1)<<k.rankBits-1
+	run, prev := 0, ^uint64(0)
+	for j, key := range keys {
+		sc.values[j] = b.values[key&idxMask]
+		key >>= k.idxBits
+		if key != prev {
+			if j-run > 1 {
+				slices.SortFunc(sc.values[run:j], compareValues)
+			}
+			run, prev = j, key
+		}
+		b.ids[j] = int32(key & rankMask)
+		b.times[j] = k.lo + int64(key>>k.rankBits)
+	}
+	if n-run > 1 {
+		slices.SortFunc(sc.values[run:n], compareValues)
 	}
 	copy(b.values, sc.values)
 	return b
@@ -119,109 +135,150 @@ func (s *scratch) grow(n int) {
 }
 
 // rankSeries returns the distinct series of tab that ids name, in (metric,
-// labels) order, and makes ids index the result. The series are sorted by
+// labels) order, and the index in it of each series of tab. The series are sorted by
 // an order-preserving binary key each (compared by memcmp, rather than
 // string by string).
-func rankSeries(tab []tsstore.SeriesLabels, ids []int32) []tsstore.SeriesLabels {
+func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.SeriesLabels, rank []int32) {
 	used := make([]bool, len(tab))
 	for _, id := range ids {
 		used[id] = true
 	}
-	order := make([]int32, 0, len(tab))
-	var buf []byte
-	off := make([]int, len(tab)+1)
+	size := 0
+	for i := range tab {
+		if used[i] {
+			size += seriesKeySize(&tab[i])
+		}
+	}
+	type keyed struct {
+		key string // a view of buf (of its array at the time: an append that moves buf leaves it)
+		i   int32
+	}
+	order := make([]keyed, 0, len(tab))
+	buf := make([]byte, 0, size)
 	for i, u := range used {
 		if u {
-			order = append(order, int32(i))
+			start := len(buf)
 			buf = appendSeriesKey(buf, &tab[i])
+			order = append(order, keyed{unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start), int32(i)})
 		}
-		off[i+1] = len(buf)
 	}
-	key := func(i int32) []byte { return buf[off[i]:off[i+1]] }
-	slices.SortFunc(order, func(a, b int32) int { return bytes.Compare(key(a), key(b)) })
-	rank := make([]int32, len(tab))
-	sorted := make([]tsstore.SeriesLabels, 0, len(order))
+	slices.SortFunc(order, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	rank = make([]int32, len(tab))
+	sorted = make([]tsstore.SeriesLabels, 0, len(order))
 	for j, o := range order {
-		if j == 0 || !bytes.Equal(key(order[j-1]), key(o)) {
-			sorted = append(sorted, tab[o])
+		if j == 0 || order[j-1].key != o.key {
+			sorted = append(sorted, tab[o.i])
 		}
-		rank[o] = int32(len(sorted) - 1)
+		rank[o.i] = int32(len(sorted) - 1)
 	}
-	for i, id := range ids {
-		ids[i] = rank[id]
-	}
-	return sorted
+	return sorted, rank
 }
 
-// appendSeriesKey appends to b the key of s whose byte order is
-// (metric, labels) order: the metric, then each label's name and value, each
-// string with its 0x00 bytes escaped as 00 ff and ended by 00 01 (so that
-// a string sorts before its extensions, and a label set before its
+// seriesKeySize returns the size of the key of s when no string of it
+// holds a 0x00 byte (its least size).
+func seriesKeySize(s *tsstore.SeriesLabels) int {
+	n := len(s.Metric) + 2
+	for _, l := range s.Labels {
+		n += len(l.Name) + len(l.Value) + 4
+	}
+	return n
+}
+
+// appendSeriesKey appends to b the key of s whose byte order is the
+// (metric, labels) order: the metric, then each label's name and value,
+// each string with its 0x00 bytes escaped as 00 ff and ended by 00 01 (so
+// that a string sorts before its extensions, and a label set before its
 // extensions).
 func appendSeriesKey(b []byte, s *tsstore.SeriesLabels) []byte {
-	str := func(s string) {
-		if strings.IndexByte(s, 0) < 0 {
-			b = append(b, s...)
-		} else {
-			for i := 0; i < len(s); i++ {
-				if s[i] == 0 {
-					b = append(b, 0, 0xff)
-				} else {
-					b = append(b, s[i])
-				}
-			}
-		}
-		b = append(b, 0, 1)
-	}
-	str(s.Metric)
+	b = appendKeyString(b, s.Metric)
 	for _, l := range s.Labels {
-		str(l.Name)
-		str(l.Value)
+		b = appendKeyString(b, l.Name)
+		b = appendKeyString(b, l.Value)
 	}
 	return b
 }
 
-// keyLayout is how a sort key packs a point: from the high bits down, its
-// timestamp less lo, its series (rankBits) and its index (idxBits).
-type keyLayout struct {
-	lo                int64
-	rankBits, idxBits int
+func appendKeyString(b []byte, s string) []byte {
+	if strings.IndexByte(s, 0) < 0 {
+		b = append(b, s...)
+	} else {
+		for i := 0; i < len(s); i++ {
+			if s[i] == 0 {
+				b = append(b, 0, 0xff)
+			} else {
+				b = append(b, s[i])
+			}
+		}
+	}
+	return append(b, 0, 1)
 }
 
-// sortKeys returns the points' keys in the order of Compare: timestamp,
-// then series (ids rank the series: equal content has one id), then value.
-// Keys are sorted by a radix sort on all but the index (the timestamps of
-// a segment span minutes, its series are thousands: some 40 bits), then
-// each run of equal time and series by value. ok is false, and nothing
-// sorted, when the three do not fit in 64 bits. keys and tmp are as long
-// as times; the sorted keys are one of them.
-func sortKeys(times []int64, ids []int32, values []float64, series int, keys, tmp []uint64) (_ []uint64, k keyLayout, ok bool) {
+// keyLayout is how a sort key packs a point: from the high bits down, its
+// timestamp less lo (tsBits), its series (rankBits) and its index
+// (idxBits).
+type keyLayout struct {
+	lo                        int64
+	tsBits, rankBits, idxBits int
+}
+
+// layout returns the key layout of points at times of series series, and
+// whether it fits in 64 bits (the timestamps of a segment span minutes,
+// its series are thousands, its points a million: some 60 bits).
+func layout(times []int64, series int) (keyLayout, bool) {
 	lo, hi := times[0], times[0]
 	for _, t := range times {
 		lo, hi = min(lo, t), max(hi, t)
 	}
-	k = keyLayout{lo: lo, rankBits: bits.Len32(uint32(series)), idxBits: bits.Len64(uint64(len(times)))}
-	tsBits := bits.Len64(uint64(hi - lo))
-	if k.rankBits+tsBits+k.idxBits > 64 {
-		return nil, k, false
+	k := keyLayout{lo: lo, tsBits: bits.Len64(uint64(hi - lo)), rankBits: bits.Len32(uint32(series)), idxBits: bits.Len64(uint64(len(times)))}
+	return k, k.tsBits+k.rankBits+k.idxBits <= 64
+}
+
+// radixDigit is the most bits a pass of the radix sort sorts by: 3
+// passes sort a segment of minutes and tens of thousands of series.
+const radixDigit = 13
+
+// sortKeys returns the keys of the points (of series rank[ids[i]]) sorted
+// by time and series (a stable LSD radix sort on all bits but the index,
+// whose digits are counted as the keys are made). keys and tmp are as long
+// as times; the sorted keys are one of them.
+func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64) []uint64 {
+	from, width := k.idxBits, k.tsBits+k.rankBits
+	passes := (width + radixDigit - 1) / radixDigit
+	digit := 0
+	if passes > 0 {
+		digit = (width + passes - 1) / passes
 	}
+	mask := uint64(1)<<digit - 1
+	count := make([][1 << radixDigit]int, passes)
 	for i, t := range times {
-		keys[i] = (uint64(t-lo)<<k.rankBits|uint64(ids[i]))<<k.idxBits | uint64(i)
-	}
-	keys = radixSort(keys, tmp, k.idxBits, k.idxBits+k.rankBits+tsBits)
-	mask := uint64(1)<<k.idxBits - 1
-	byValue := func(a, b uint64) int { return compareValues(values[a&mask], values[b&mask]) }
-	for i := 0; i < len(keys); {
-		j := i + 1
-		for j < len(keys) && keys[j]>>k.idxBits == keys[i]>>k.idxBits {
-			j++
+		key := (uint64(t-k.lo)<<k.rankBits | uint64(rank[ids[i]])) << k.idxBits
+		keys[i] = key | uint64(i)
+		key >>= from
+		for p := range count {
+			count[p][key&mask]++
+			key >>= digit
 		}
-		if j-i > 1 {
-			slices.SortFunc(keys[i:j], byValue)
-		}
-		i = j
 	}
-	return keys, k, true
+	a := keys
+	for p := range count {
+		shift := from + p*digit
+		c := &count[p]
+		if c[(a[0]>>shift)&mask] == len(a) {
+			continue // one bucket: nothing moves
+		}
+		sum := 0
+		for d, n := range c {
+			c[d] = sum
+			sum += n
+		}
+		for _, key := range a {
+			d := (key >> shift) & mask
+			tmp[c[d]] = key
+			c[d]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }
 
 // sortOrder returns the indexes of the points in the order of Compare, by
@@ -241,46 +298,6 @@ func sortOrder(times []int64, ids []int32, values []float64) []int32 {
 		return compareValues(values[a], values[b])
 	})
 	return order
-}
-
-// radixSort sorts a by the bits [from, to) of its elements (a stable LSD
-// radix sort, using tmp, as long as a) and returns the sorted slice (a or
-// tmp). The digits' counts are taken in one pass over a.
-func radixSort(a, tmp []uint64, from, to int) []uint64 {
-	const maxDigit = 11
-	passes := (to - from + maxDigit - 1) / maxDigit
-	if passes == 0 {
-		return a
-	}
-	digit := (to - from + passes - 1) / passes
-	mask := uint64(1)<<digit - 1
-	count := make([][1 << maxDigit]int, passes)
-	for _, k := range a {
-		k >>= from
-		for p := range count {
-			count[p][k&mask]++
-			k >>= digit
-		}
-	}
-	for p := range count {
-		shift := from + p*digit
-		c := &count[p]
-		if c[(a[0]>>shift)&mask] == len(a) {
-			continue // one bucket: nothing moves
-		}
-		sum := 0
-		for d, n := range c {
-			c[d] = sum
-			sum += n
-		}
-		for _, k := range a {
-			d := (k >> shift) & mask
-			tmp[c[d]] = k
-			c[d]++
-		}
-		a, tmp = tmp, a
-	}
-	return a
 }
 
 func compareValues(a, b float64) int {
