@@ -42,9 +42,9 @@ const zstdLevel = zstd.SpeedFastest
 // "", "") writes it.
 const createdBy = "hourglass version (build )"
 
-// zstdPool holds the page compressors: an encoder per concurrent
-// segment encoding.
-var zstdPool = sync.Pool{New: func() any { return newZstd(zstdLevel) }}
+// encoderPool holds encoders (their page buffers and compressor) for the
+// next Encode: a flush encodes segment after segment.
+var encoderPool = sync.Pool{New: func() any { return &encoder{f: fileWriter{zstd: newZstd(zstdLevel)}} }}
 
 func newZstd(level zstd.EncoderLevel) *zstd.Encoder {
 	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
@@ -285,15 +285,20 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 	if rg <= 0 {
 		rg = DefaultRowGroupRows
 	}
-	e := &encoder{f: fileWriter{w: w}, d: b.dictionaries(), pageRows: o.pageRows}
+	e := encoderPool.Get().(*encoder)
+	defer func() {
+		e.f.w, e.d = nil, nil // no reference to the caller's data kept
+		encoderPool.Put(e)
+	}()
+	e.f = fileWriter{w: w, zstd: e.f.zstd, z: e.f.z}
+	e.d, e.pageRows = b.dictionaries(), o.pageRows
 	if e.pageRows <= 0 {
 		e.pageRows = defaultPageRows
 	}
 	if o.zstdLevel != 0 {
+		pooled := e.f.zstd
+		defer func() { e.f.zstd = pooled }()
 		e.f.zstd = newZstd(o.zstdLevel)
-	} else {
-		e.f.zstd = zstdPool.Get().(*zstd.Encoder)
-		defer zstdPool.Put(e.f.zstd)
 	}
 	e.f.write([]byte("PAR1"))
 	var groups []format.RowGroup
