@@ -393,28 +393,44 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 			e.rep, e.def = e.rep[:0], e.def[:0]
 		}
 		pageNulls := 0
-		for _, id := range b.ids[p:q] {
-			e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
-			if keys && !d.sameLevelPattern {
-				e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
-				e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
-				if d.noLabels[id] {
-					pageNulls++
+		if d.sameLevelPattern {
+			// Every series has n labels: its entries are n*id to n*id+n,
+			// a row's levels are 0, 1, ... 1, all defined.
+			n := int(d.at[1])
+			entries := n * (q - p)
+			e.idx = slices.Grow(e.idx, entries)[:entries]
+			if n == 2 {
+				for i, id := range b.ids[p:q] {
+					e.idx[2*i], e.idx[2*i+1] = of[2*id], of[2*id+1]
+				}
+			} else {
+				for i, id := range b.ids[p:q] {
+					copy(e.idx[n*i:n*i+n], of[n*int(id):])
+				}
+			}
+			if keys {
+				e.rep = slices.Grow(e.rep, entries)[:entries]
+				e.def = slices.Grow(e.def, entries)[:entries]
+				for i := range e.rep {
+					e.rep[i], e.def[i] = 1, 1
+				}
+				for i := 0; i < entries; i += n {
+					e.rep[i] = 0
+				}
+			}
+		} else {
+			for _, id := range b.ids[p:q] {
+				e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
+				if keys {
+					e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
+					e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
+					if d.noLabels[id] {
+						pageNulls++
+					}
 				}
 			}
 		}
 		if keys {
-			if d.sameLevelPattern {
-				// Every row is the levels of series 0.
-				pattern := d.rep[:d.levelAt[1]]
-				for range q - p {
-					e.rep = append(e.rep, pattern...)
-				}
-				e.def = slices.Grow(e.def, len(e.rep))[:len(e.rep)]
-				for i := range e.def {
-					e.def[i] = 1
-				}
-			}
 			if page == len(e.repEnc) {
 				e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
 			}

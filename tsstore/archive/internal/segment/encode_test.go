@@ -96,9 +96,14 @@ func genColumns(t *rapid.T) *tsstore.Columns {
 	labelValue := rapid.OneOf(rapid.SampledFrom([]string{"m1", "ü,=\"\\\n", "日本語", strings.Repeat("x", tsstore.MaxValueLen), "a b"}),
 		rapid.StringN(1, 40, -1))
 	nSeries := rapid.IntRange(1, 30).Draw(t, "series")
+	// Often every series has as many labels (the writer's fast path).
+	lo, hi := 0, 12
+	if n := rapid.IntRange(-1, 3).Draw(t, "labelsEach"); n >= 0 {
+		lo, hi = n, n
+	}
 	c := &tsstore.Columns{}
 	for range nSeries {
-		names := rapid.SliceOfNDistinct(labelName, 0, 12, func(s string) string { return s }).Draw(t, "names")
+		names := rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "names")
 		slices.Sort(names)
 		var ls tsstore.Labels
 		for _, n := range names {
