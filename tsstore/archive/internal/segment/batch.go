@@ -77,33 +77,38 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 	if n == 0 {
 		return b
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
-	sc.grow(n)
 	k, ok := layout(b.times, len(tab))
 	if !ok {
 		for i, id := range b.ids {
 			b.ids[i] = rank[id]
 		}
 		order := sortOrder(b.times, b.ids, b.values)
-		ids, times := slices.Clone(b.ids), slices.Clone(b.times)
+		ids, times, values := slices.Clone(b.ids), slices.Clone(b.times), slices.Clone(b.values)
 		for j, i := range order {
-			b.ids[j], b.times[j], sc.values[j] = ids[i], times[i], b.values[i]
+			b.ids[j], b.times[j], b.values[j] = ids[i], times[i], values[i]
 		}
-		copy(b.values, sc.values)
 		return b
 	}
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.grow(n)
 	keys := sortKeys(b.times, b.ids, rank, k, sc.keys, sc.tmp)
-	// The keys hold the time and the series: only values move. A run of
-	// points of one time and series is then sorted by value.
+	// The keys hold the time and the series: only values move, into the
+	// half of the scratch the sorted keys are not in. A run of points of
+	// one time and series is then sorted by value.
+	free := sc.tmp
+	if &keys[0] == &sc.tmp[0] {
+		free = sc.keys
+	}
+	values := unsafe.Slice((*float64)(unsafe.Pointer(&free[0])), n)
 	idxMask, rankMask := uint64(1)<<k.idxBits-1, uint64(1)<<k.rankBits-1
 	run, prev := 0, ^uint64(0)
 	for j, key := range keys {
-		sc.values[j] = b.values[key&idxMask]
+		values[j] = b.values[key&idxMask]
 		key >>= k.idxBits
 		if key != prev {
 			if j-run > 1 {
-				slices.SortFunc(sc.values[run:j], compareValues)
+				slices.SortFunc(values[run:j], compareValues)
 			}
 			run, prev = j, key
 		}
@@ -111,9 +116,9 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 		b.times[j] = k.lo + int64(key>>k.rankBits)
 	}
 	if n-run > 1 {
-		slices.SortFunc(sc.values[run:n], compareValues)
+		slices.SortFunc(values[run:n], compareValues)
 	}
-	copy(b.values, sc.values)
+	copy(b.values, values)
 	return b
 }
 
@@ -121,7 +126,6 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 // reused by the next (a flush prepares segment after segment).
 type scratch struct {
 	keys, tmp []uint64
-	values    []float64
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -129,9 +133,9 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // grow makes the slices n long.
 func (s *scratch) grow(n int) {
 	if cap(s.keys) < n {
-		*s = scratch{keys: make([]uint64, n), tmp: make([]uint64, n), values: make([]float64, n)}
+		*s = scratch{keys: make([]uint64, n), tmp: make([]uint64, n)}
 	}
-	s.keys, s.tmp, s.values = s.keys[:n], s.tmp[:n], s.values[:n]
+	s.keys, s.tmp = s.keys[:n], s.tmp[:n]
 }
 
 // rankSeries returns the distinct series of tab that ids name, in (metric,
