@@ -150,30 +150,34 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.Serie
 	size := 0
 	for i := range tab {
 		if used[i] {
-			size += seriesKeySize(&tab[i])
+			size += seriesKeySize(&tab[i]) + 6
 		}
 	}
-	type keyed struct {
-		key string // a view of buf (of its array at the time: an append that moves buf leaves it)
-		i   int32
-	}
-	order := make([]keyed, 0, len(tab))
+	// A key is followed by 00 00 (less than any byte pair that can extend
+	// a key, so a key still sorts before its extensions) and the series'
+	// index (4 bytes: equal keys sort by index), so that plain strings
+	// sort, by the runtime's comparison.
+	keys := make([]string, 0, len(tab))
 	buf := make([]byte, 0, size)
 	for i, u := range used {
 		if u {
 			start := len(buf)
 			buf = appendSeriesKey(buf, &tab[i])
-			order = append(order, keyed{unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start), int32(i)})
+			buf = binary.BigEndian.AppendUint32(append(buf, 0, 0), uint32(i))
+			// A view of buf's array at the time: an append that moves buf
+			// leaves it.
+			keys = append(keys, unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start))
 		}
 	}
-	slices.SortFunc(order, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	slices.Sort(keys)
 	rank = make([]int32, len(tab))
-	sorted = make([]tsstore.SeriesLabels, 0, len(order))
-	for j, o := range order {
-		if j == 0 || order[j-1].key != o.key {
-			sorted = append(sorted, tab[o.i])
+	sorted = make([]tsstore.SeriesLabels, 0, len(keys))
+	for j, k := range keys {
+		i := binary.BigEndian.Uint32([]byte(k[len(k)-4:]))
+		if j == 0 || keys[j-1][:len(keys[j-1])-6] != k[:len(k)-6] {
+			sorted = append(sorted, tab[i])
 		}
-		rank[o.i] = int32(len(sorted) - 1)
+		rank[i] = int32(len(sorted) - 1)
 	}
 	return sorted, rank
 }

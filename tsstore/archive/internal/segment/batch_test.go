@@ -302,3 +302,45 @@ func TestSeriesKeyOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestRankSeries checks that rankSeries returns the distinct series that
+// ids name, in (metric, labels) order, and ranks each used entry at its
+// content.
+func TestRankSeries(t *testing.T) {
+	str := rapid.StringOf(rapid.SampledFrom([]rune{0, 1, 'a', 0xff}))
+	series := rapid.Custom(func(t *rapid.T) tsstore.SeriesLabels {
+		s := tsstore.SeriesLabels{Metric: rapid.SampledFrom([]string{"a", "a\x00", "ab"}).Draw(t, "metric")}
+		for range rapid.IntRange(0, 2).Draw(t, "labels") {
+			s.Labels = append(s.Labels, tsstore.Label{Name: str.Draw(t, "name"), Value: str.Draw(t, "value")})
+		}
+		return s
+	})
+	compare := func(a, b tsstore.SeriesLabels) int {
+		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+			return c
+		}
+		return a.Labels.Compare(b.Labels)
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		tab := rapid.SliceOfN(series, 1, 40).Draw(t, "tab")
+		ids := rapid.SliceOfN(rapid.Int32Range(0, int32(len(tab)-1)), 1, 100).Draw(t, "ids")
+		sorted, rank := rankSeries(tab, ids)
+		for i := 1; i < len(sorted); i++ {
+			if compare(sorted[i-1], sorted[i]) >= 0 {
+				t.Fatalf("series %d and %d (%q, %q) not in order or not distinct", i-1, i, sorted[i-1], sorted[i])
+			}
+		}
+		used := map[int32]bool{}
+		for _, id := range ids {
+			used[id] = true
+			if compare(sorted[rank[id]], tab[id]) != 0 {
+				t.Fatalf("entry %d (%q) ranked at %d (%q)", id, tab[id], rank[id], sorted[rank[id]])
+			}
+		}
+		for _, s := range sorted {
+			if !slices.ContainsFunc(ids, func(id int32) bool { return compare(tab[id], s) == 0 }) {
+				t.Fatalf("series %q is no point's", s)
+			}
+		}
+	})
+}
