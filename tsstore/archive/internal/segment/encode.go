@@ -33,9 +33,9 @@ const defaultPageRows = 1 << 16
 // zstdLevel is the compression level of the pages. SpeedFastest: on a
 // segment of the flush benchmark's workload (BenchmarkEncode) it makes the
 // file 6% larger than SpeedDefault (5.59 against 5.27 bytes per point;
-// parquet.Writer made 5.42) for some 30 ns less CPU per point, a third of
-// the encoding's: the columns are dictionary indexes, deltas and
-// repetitive doubles, which the fastest level already packs well.
+// parquet.Writer made 5.42) for 15 to 30 ns less CPU per point, a quarter
+// to a third of the encoding's: the columns are dictionary indexes, deltas
+// and repetitive doubles, which the fastest level already packs well.
 const zstdLevel = zstd.SpeedFastest
 
 // createdBy is the file's created_by, as parquet.CreatedBy("hourglass",

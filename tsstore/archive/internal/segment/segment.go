@@ -27,6 +27,10 @@
 // label across series prune nothing). The file's key/value metadata records the segment
 // name (KeyName), the content digest (KeyContent) and the format version
 // (KeyFormat).
+//
+// Files are written by Batch.Encode, this package's own writer of the
+// schema (see encode.go), with data pages v2 and no page index; files
+// written before it by parquet.Writer (with a page index) read the same.
 package segment
 
 import (
