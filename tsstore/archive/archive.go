@@ -113,3 +113,18 @@ type Archive interface {
 	// Close releases resources.
 	Close() error
 }
+
+// ColumnsAppender is an optional interface of an Archive: the bulk form of
+// Append, for callers that hold a segment's points as columns (a flush
+// reading a write-ahead log). Find it by type assertion; an Archive
+// without it takes c.AppendPoints(nil) through Append.
+type ColumnsAppender interface {
+	// AppendColumns is Append of the points of c, with its contract: the
+	// same points given as columns or as points make the same segment
+	// (the same name, content digest and bytes), and invalid columns or
+	// points fail with tsstore.ErrInvalid naming the point by its index
+	// in c. Series of c may repeat content: two entries with equal metric
+	// and labels are one series. AppendColumns takes c: it may reorder or
+	// keep its slices, and the caller must not use them again.
+	AppendColumns(ctx context.Context, id SegmentID, c *tsstore.Columns) (SegmentInfo, error)
+}

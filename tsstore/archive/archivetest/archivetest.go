@@ -11,7 +11,10 @@
 // stats, idempotent appends of the same content, conflicts on other
 // content, invalid input rejected with nothing visible, concurrent appends
 // (also of one name) and scans (run it under -race), context cancellation,
-// errors of the callbacks, and use after Close.
+// errors of the callbacks, and use after Close; and, for a backend that is
+// an archive.ColumnsAppender, that columns make the segment the same
+// points make (repeated series entries are one series), and that invalid
+// columns and other content under a stored name are rejected.
 //
 // Corruption and crash tests depend on how a backend stores bytes and live
 // in the backend's own tests.
@@ -22,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -69,6 +73,9 @@ func Run(t *testing.T, newArchive NewArchive) {
 		{"Concurrent", testConcurrent},
 		{"Cancelled", testCancelled},
 		{"UseAfterClose", testUseAfterClose},
+		{"AppendColumns", testAppendColumns},
+		{"AppendColumnsConflict", testAppendColumnsConflict},
+		{"InvalidAppendColumns", testInvalidAppendColumns},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newArchive) })
@@ -795,4 +802,135 @@ func testUseAfterClose(t *testing.T, newArchive NewArchive) {
 func nan() float64 {
 	var zero float64
 	return zero / zero
+}
+
+// columnsOf returns the columns of ps with a series entry of its own (a
+// copy of its labels) for every point, and an entry no point has: series
+// entries that repeat content, as a log read in chunks gives them.
+func columnsOf(ps []tsstore.Point) *tsstore.Columns {
+	c := &tsstore.Columns{Series: []tsstore.SeriesLabels{{Metric: "unused", Labels: tsstore.Labels{{Name: "x", Value: "1"}}}}}
+	for _, p := range ps {
+		c.IDs = append(c.IDs, int32(len(c.Series)))
+		c.Series = append(c.Series, tsstore.SeriesLabels{Metric: p.Metric, Labels: slices.Clone(p.Labels)})
+		c.Times = append(c.Times, p.Timestamp)
+		c.Values = append(c.Values, p.Value)
+	}
+	return c
+}
+
+// columnsAppender returns a as an archive.ColumnsAppender, or skips the
+// test when it is not one.
+func columnsAppender(t *testing.T, a archive.Archive) archive.ColumnsAppender {
+	t.Helper()
+	ca, ok := a.(archive.ColumnsAppender)
+	if !ok {
+		t.Skipf("%T is not an archive.ColumnsAppender", a)
+	}
+	return ca
+}
+
+func testAppendColumns(t *testing.T, newArchive NewArchive) {
+	byPoints, byColumns := open(t, newArchive), open(t, newArchive)
+	ca := columnsAppender(t, byColumns)
+	ls := labels(t, "merchant", "m1", "page", "/ü")
+	var ps []tsstore.Point
+	for i := range 300 {
+		ps = append(ps, pt([]string{"views", "orders"}[i%2], labels(t, "merchant", fmt.Sprint("m", i%7), "v", AwkwardValues[i%len(AwkwardValues)]), Base+int64(i%40), float64(i%5)))
+	}
+	ps = append(ps, pt("views", ls, Base, 0), pt("views", ls, Base, -1/inf()), pt("views", ls, Base, 0), pt("nolabels", nil, Base+2, 1))
+	id := idOf("src", 1, 0, ps)
+	want := mustAppend(t, byPoints, id, shuffled(ps, 3))
+	got, err := ca.AppendColumns(context.Background(), id, columnsOf(shuffled(ps, 4)))
+	if err != nil {
+		t.Fatalf("AppendColumns(%s): %v", id.Name(), err)
+	}
+	got.Created = want.Created
+	if d := gocmp.Diff(want, got); d != "" {
+		t.Errorf("the columns of the points make another segment than the points (-points +columns):\n%s", d)
+	}
+	if d := sameMultiset(ps, readAll(t, byColumns, got.Name)); d != "" {
+		t.Errorf("Read of the segment appended as columns (-want +got):\n%s", d)
+	}
+	// Again, as columns, into the archive that has the points: a no-op.
+	again, err := columnsAppender(t, byPoints).AppendColumns(context.Background(), id, columnsOf(shuffled(ps, 5)))
+	if err != nil || again != want {
+		t.Errorf("AppendColumns of the stored points: %+v, %v; want the stored info %+v", again, err, want)
+	}
+	if st, err := byPoints.Stat(context.Background()); err != nil || st.Segments != 1 || st.Points != int64(len(ps)) {
+		t.Errorf("after appending the same points as columns: %+v, %v; want one segment of %d points", st, err, len(ps))
+	}
+}
+
+// inf returns +Inf (which no valid point holds: -1/inf() is -0).
+func inf() float64 { return math.Inf(1) }
+
+func testAppendColumnsConflict(t *testing.T, newArchive NewArchive) {
+	a := open(t, newArchive)
+	ca := columnsAppender(t, a)
+	ls := labels(t, "merchant", "m1")
+	ps := []tsstore.Point{pt("views", ls, Base, 1), pt("views", ls, Base+10, 2)}
+	id := idOf("src", 1, 0, ps)
+	info := mustAppend(t, a, id, ps)
+	for _, other := range [][]tsstore.Point{
+		{pt("views", ls, Base, 1), pt("views", ls, Base+10, 3)},
+		{pt("views", ls, Base, 1), pt("views", ls, Base+10, 2), pt("views", ls, Base+10, 2)},
+		{pt("views", labels(t, "merchant", "m2"), Base, 1), pt("views", ls, Base+10, 2)},
+	} {
+		_, err := ca.AppendColumns(context.Background(), id, columnsOf(other))
+		if !errors.Is(err, tsstore.ErrConflict) || !strings.Contains(err.Error(), id.Name()) {
+			t.Errorf("AppendColumns of other points under a stored name: got %v, want ErrConflict naming %s", err, id.Name())
+		}
+	}
+	if d := sameMultiset(ps, readAll(t, a, info.Name)); d != "" {
+		t.Errorf("a conflicting append changed the segment (-want +got):\n%s", d)
+	}
+}
+
+func testInvalidAppendColumns(t *testing.T, newArchive NewArchive) {
+	a := open(t, newArchive)
+	ca := columnsAppender(t, a)
+	ls := labels(t, "merchant", "m1")
+	good := []tsstore.Point{pt("views", ls, Base, 1), pt("views", ls, Base+1, 2), pt("orders", ls, Base+2, 3)}
+	id := idOf("src", 1, 0, good)
+	for _, tc := range []struct {
+		name  string
+		id    archive.SegmentID
+		spoil func(c *tsstore.Columns)
+		want  string // in the error
+	}{
+		{"no points", id, func(c *tsstore.Columns) { c.IDs, c.Times, c.Values = nil, nil, nil }, id.Name()},
+		{"negative series", id, func(c *tsstore.Columns) { c.IDs[1] = -1 }, "point 1"},
+		{"series out of range", id, func(c *tsstore.Columns) { c.IDs[2] = int32(len(c.Series)) }, "point 2"},
+		{"columns of other lengths", id, func(c *tsstore.Columns) { c.Values = c.Values[:2] }, "columns"},
+		{"NaN", id, func(c *tsstore.Columns) { c.Values[1] = nan() }, "point 1"},
+		{"infinite value", id, func(c *tsstore.Columns) { c.Values[2] = inf() }, "point 2"},
+		{"bad metric", id, func(c *tsstore.Columns) { c.Series[c.IDs[1]].Metric = "a-b" }, "point 1"},
+		{"unsorted labels", id, func(c *tsstore.Columns) {
+			c.Series[c.IDs[2]].Labels = tsstore.Labels{{Name: "z", Value: "1"}, {Name: "a", Value: "1"}}
+		}, "point 2"},
+		{"empty label value", id, func(c *tsstore.Columns) { c.Series[c.IDs[0]].Labels = tsstore.Labels{{Name: "a"}} }, "point 0"},
+		{"time after MaxTime", id, func(c *tsstore.Columns) { c.Times[1] = Base + 3 }, "point 1"},
+		{"bad id", archive.SegmentID{Source: "../x", MaxTime: Base + 2}, func(*tsstore.Columns) {}, "source"},
+	} {
+		c := columnsOf(good)
+		tc.spoil(c)
+		_, err := ca.AppendColumns(context.Background(), tc.id, c)
+		if !errors.Is(err, tsstore.ErrInvalid) {
+			t.Errorf("%s: AppendColumns: got %v, want ErrInvalid", tc.name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not say %q", tc.name, err, tc.want)
+		}
+	}
+	if st, err := a.Stat(context.Background()); err != nil || st != (archive.Stats{}) {
+		t.Errorf("rejected appends left something: %+v, %v", st, err)
+	}
+	if got := scanAll(t, a, archive.ScanRequest{From: 0, To: tsstore.MaxTimestamp}); len(got) != 0 {
+		t.Errorf("rejected appends left points: %v", got)
+	}
+	// The name of a rejected segment is still free.
+	if _, err := ca.AppendColumns(context.Background(), id, columnsOf(good)); err != nil {
+		t.Errorf("AppendColumns of the good points after rejected ones: %v", err)
+	}
 }

@@ -71,7 +71,10 @@ type Archive struct {
 	line   int   // number of the next manifest line
 }
 
-var _ archive.Archive = (*Archive)(nil)
+var (
+	_ archive.Archive         = (*Archive)(nil)
+	_ archive.ColumnsAppender = (*Archive)(nil)
+)
 
 // Open opens the archive in dir, creating the directory if needed. Its
 // manifest is read, and a torn last line left by a crash is cut off.
@@ -245,10 +248,23 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 		return archive.SegmentInfo{}, err
 	}
 	defer a.leave()
-	if err := scan.ValidateAppend(id, points); err != nil {
+	return a.appendColumns(ctx, id, segment.ColumnsOf(points))
+}
+
+// AppendColumns implements archive.ColumnsAppender.
+func (a *Archive) AppendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error) {
+	if err := a.enter(ctx); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	batch := segment.Prepare(points)
+	defer a.leave()
+	return a.appendColumns(ctx, id, c)
+}
+
+func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error) {
+	if err := scan.ValidateAppend(id, c); err != nil {
+		return archive.SegmentInfo{}, err
+	}
+	batch := segment.PrepareColumns(c)
 	content := batch.Digest()
 	name := id.Name()
 	if r, ok, err := a.lookup(name); err != nil {
@@ -264,7 +280,7 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(len(batch.Points)), size, sum, content, a.opts.Now())
+	rec := manifest.NewRecord(id, int64(batch.Len()), size, sum, content, a.opts.Now())
 	return a.commit(rec, tmp)
 }
 

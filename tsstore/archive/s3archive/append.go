@@ -30,10 +30,24 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 		return archive.SegmentInfo{}, err
 	}
 	defer a.leave()
-	if err := scan.ValidateAppend(id, points); err != nil {
+	return a.appendColumns(ctx, id, segment.ColumnsOf(points))
+}
+
+// AppendColumns implements archive.ColumnsAppender: Append of the points
+// of c.
+func (a *Archive) AppendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error) {
+	if err := a.enter(ctx); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	batch := segment.Prepare(points)
+	defer a.leave()
+	return a.appendColumns(ctx, id, c)
+}
+
+func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error) {
+	if err := scan.ValidateAppend(id, c); err != nil {
+		return archive.SegmentInfo{}, err
+	}
+	batch := segment.PrepareColumns(c)
 	content := batch.Digest()
 	name := id.Name()
 	if r, ok := a.get(name); ok {
@@ -47,7 +61,7 @@ func (a *Archive) Append(ctx context.Context, id archive.SegmentID, points []tss
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(len(batch.Points)), int64(len(data)), hex.EncodeToString(sum[:]), content, a.opts.Now())
+	rec := manifest.NewRecord(id, int64(batch.Len()), int64(len(data)), hex.EncodeToString(sum[:]), content, a.opts.Now())
 	rec, listed, err := a.putSegment(ctx, rec, data)
 	if err != nil {
 		return archive.SegmentInfo{}, err

@@ -131,7 +131,10 @@ type Archive struct {
 	refreshed time.Time // end of the last complete refresh
 }
 
-var _ archive.Archive = (*Archive)(nil)
+var (
+	_ archive.Archive         = (*Archive)(nil)
+	_ archive.ColumnsAppender = (*Archive)(nil)
+)
 
 // Open opens the archive in bucket under prefix (a key prefix such as
 // "hourglass/" or ""; a missing trailing "/" is added) on the S3 server at

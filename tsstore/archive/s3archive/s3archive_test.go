@@ -207,7 +207,7 @@ func TestUnlistedObject(t *testing.T) {
 	w := newWorkload()
 	ps := w.points(1, 1000, base, 60_000, false)
 	id := idOf("orphan", 1, 0, ps)
-	data, err := segment.EncodeBytes(id.Name(), segment.Digest(segment.Sorted(ps)), segment.Sorted(ps), segment.EncodeOptions{})
+	data, err := segment.Prepare(ps).EncodeBytes(id.Name(), segment.Digest(ps), segment.EncodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -17,51 +16,54 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive/internal/manifest"
 )
 
-// ValidateAppend checks the arguments of Archive.Append: a valid id, at
-// least one point, valid points whose timestamps lie in [MinTime, MaxTime].
-// Errors are of kind tsstore.ErrInvalid and name the segment and the point.
-func ValidateAppend(id archive.SegmentID, points []tsstore.Point) error {
+// ValidateAppend checks the arguments of Archive.Append, given as the
+// columns of its points (in their order: see segment.ColumnsOf) or of
+// ColumnsAppender.AppendColumns: a valid id, at least one point, valid
+// points (each series checked once) whose timestamps lie in [MinTime,
+// MaxTime]. Errors are of kind tsstore.ErrInvalid and name the segment and
+// the point.
+func ValidateAppend(id archive.SegmentID, c *tsstore.Columns) error {
 	if err := id.Validate(); err != nil {
 		return err
 	}
-	if len(points) == 0 {
+	if c.Len() == 0 && len(c.IDs) == 0 && len(c.Values) == 0 {
 		return tsstore.Errorf(tsstore.ErrInvalid, "segment %s: no points (an empty segment is not written)", id.Name())
 	}
-	// A metric or labels slice that many points share (as the points
-	// decoded from a log or parsed from one request do) is checked once;
-	// the first point that fails any check is validated in full, for the
-	// error.
-	checked := make(map[*tsstore.Label]int)
-	var metric string
-	var labels *tsstore.Label
-	var labelsN int
-	for i := range points {
-		p := &points[i]
-		ok := p.Timestamp >= 0 && p.Timestamp < tsstore.MaxTimestamp && !math.IsNaN(p.Value) && !math.IsInf(p.Value, 0)
-		if ok && (metric == "" || p.Metric != metric) {
-			ok = tsstore.ValidateMetric(p.Metric) == nil
-			metric = p.Metric
-		}
-		if ok && len(p.Labels) > 0 && (&p.Labels[0] != labels || len(p.Labels) != labelsN) {
-			labels, labelsN = &p.Labels[0], len(p.Labels)
-			if n, seen := checked[labels]; !seen || n != len(p.Labels) {
-				ok = p.Labels.Validate() == nil
-				checked[labels] = len(p.Labels)
-			}
-		}
-		if !ok {
-			if err := p.Validate(); err != nil {
-				return fmt.Errorf("segment %s: point %d: %w", id.Name(), i, err)
-			}
-		}
+	if err := c.Check(); err != nil {
+		return fmt.Errorf("segment %s: %w", id.Name(), err)
 	}
-	for i := range points {
-		if t := points[i].Timestamp; t < id.MinTime || t > id.MaxTime {
+	if valid(id, c) {
+		return nil
+	}
+	// Something is wrong: find the first fault, for the error.
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("segment %s: %w", id.Name(), err)
+	}
+	for i, t := range c.Times {
+		if t < id.MinTime || t > id.MaxTime {
 			return tsstore.Errorf(tsstore.ErrInvalid, "segment %s: point %d: timestamp %d outside the segment's range [%d, %d]",
 				id.Name(), i, t, id.MinTime, id.MaxTime)
 		}
 	}
 	return nil
+}
+
+// valid reports whether the checked columns c are valid points of the
+// segment id (a valid id): every series valid, and every point in the
+// id's time range (which holds only valid timestamps) with a finite value.
+// It is the fast path of ValidateAppend, with no error to make.
+func valid(id archive.SegmentID, c *tsstore.Columns) bool {
+	for i := range c.Series {
+		if (tsstore.Point{Metric: c.Series[i].Metric, Labels: c.Series[i].Labels}).ValidateSeries() != nil {
+			return false // maybe a series no point has: Validate tells
+		}
+	}
+	for i, t := range c.Times {
+		if v := c.Values[i]; t < id.MinTime || t > id.MaxTime || v-v != 0 { // v-v is NaN for NaN and ±Inf
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateRange checks the range of Archive.Segments: from < to.

@@ -1,13 +1,10 @@
 package segment
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"math"
 	"math/bits"
 	"slices"
@@ -15,160 +12,300 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
-
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
-// Batch is the points of one segment prepared once for Digest and Encode:
-// sorted by Compare, each with the index of its series (metric and labels)
-// in a table of the distinct series, so that the sort, the digest and the
-// Parquet columns handle a series' strings once rather than once per
-// point. Points that share a labels slice (as points decoded from a log or
-// parsed from one request do) are grouped without looking at the labels.
-// Not safe for concurrent use.
+// Batch is the points of one segment prepared once for Digest and Encode,
+// column by column and free of pointers: the table of the distinct series
+// (metric and labels) in (metric, labels) order, and for each point, in the
+// order of Compare, the index of its series in the table, its timestamp and
+// its value. The sort, the digest and the Parquet columns handle a series'
+// strings once rather than once per point, and the garbage collector does
+// not scan the point columns. Not safe for concurrent use.
 type Batch struct {
-	// Points are the points sorted by Compare. Their labels are shared
-	// with the points given to Prepare.
-	Points []tsstore.Point
-	ids    []int32  // the series of each point: an index into tab
-	tab    []series // the distinct series, in (metric, labels) order
+	tab    []tsstore.SeriesLabels // the distinct series, in (metric, labels) order
+	ids    []int32                // the series of each point: an index into tab
+	times  []int64
+	values []float64
 }
 
-type series struct {
-	metric string
-	labels tsstore.Labels
+// Len returns the number of points.
+func (b *Batch) Len() int { return len(b.times) }
+
+// Point returns the i-th point in the order of Compare. Its labels are
+// shared with the batch's input.
+func (b *Batch) Point(i int) tsstore.Point {
+	s := &b.tab[b.ids[i]]
+	return tsstore.Point{Metric: s.Metric, Labels: s.Labels, Timestamp: b.times[i], Value: b.values[i]}
 }
 
-func compareSeries(a, b *series) int {
-	if c := strings.Compare(a.metric, b.metric); c != 0 {
-		return c
+// Points returns the points in the order of Compare.
+func (b *Batch) Points() []tsstore.Point {
+	ps := make([]tsstore.Point, b.Len())
+	for i := range ps {
+		ps[i] = b.Point(i)
 	}
-	return a.labels.Compare(b.labels)
+	return ps
 }
 
-// Prepare returns the batch of ps (in any order), which it does not modify.
-func Prepare(ps []tsstore.Point) *Batch {
+// ColumnsOf returns the columns of ps (in the order of ps), whose series
+// table has an entry per labels slice and metric: points that share the
+// memory of their labels (as points decoded from a log or parsed from one
+// request do) are grouped without looking at the labels. Content-equal
+// series in other memory have entries of their own.
+func ColumnsOf(ps []tsstore.Point) *tsstore.Columns {
+	c := &tsstore.Columns{IDs: make([]int32, len(ps)), Times: make([]int64, len(ps)), Values: make([]float64, len(ps))}
+	c.Series = index(ps, c.IDs)
+	for i := range ps {
+		c.Times[i], c.Values[i] = ps[i].Timestamp, ps[i].Value
+	}
+	return c
+}
+
+// Prepare returns the batch of ps (in any order), which it does not
+// modify: PrepareColumns(ColumnsOf(ps)).
+func Prepare(ps []tsstore.Point) *Batch { return PrepareColumns(ColumnsOf(ps)) }
+
+// PrepareColumns returns the batch of the columns c, which must pass
+// c.Check. It takes c: the batch keeps and reorders its point slices.
+// Series of c that no point has are left out; content-equal series are
+// one.
+func PrepareColumns(c *tsstore.Columns) *Batch {
+	tab, rank := rankSeries(c.Series, c.IDs)
+	b := &Batch{tab: tab, ids: c.IDs, times: c.Times, values: c.Values}
+	n := b.Len()
+	if n == 0 {
+		return b
+	}
+	k, ok := layout(b.times, len(tab))
+	if !ok {
+		for i, id := range b.ids {
+			b.ids[i] = rank[id]
+		}
+		order := sortOrder(b.times, b.ids, b.values)
+		ids, times, values := slices.Clone(b.ids), slices.Clone(b.times), slices.Clone(b.values)
+		for j, i := range order {
+			b.ids[j], b.times[j], b.values[j] = ids[i], times[i], values[i]
+		}
+		return b
+	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	sc.grow(len(ps))
-	tab := index(ps, sc.ids)
-	keys := sortKeys(ps, sc.ids, len(tab), sc.keys, sc.tmp)
-	b := &Batch{Points: make([]tsstore.Point, len(ps)), ids: make([]int32, len(ps)), tab: tab}
-	for j, k := range keys {
-		b.Points[j] = ps[k.i]
-		b.ids[j] = sc.ids[k.i]
+	sc.grow(n)
+	keys := sortKeys(b.times, b.ids, rank, k, sc.keys, sc.tmp)
+	// The keys hold the time and the series: only values move, into the
+	// half of the scratch the sorted keys are not in. A run of points of
+	// one time and series is then sorted by value.
+	free := sc.tmp
+	if &keys[0] == &sc.tmp[0] {
+		free = sc.keys
 	}
+	values := unsafe.Slice((*float64)(unsafe.Pointer(&free[0])), n)
+	idxMask, rankMask := uint64(1)<<k.idxBits-1, uint64(1)<<k.rankBits-1
+	run, prev := 0, ^uint64(0)
+	for j, key := range keys {
+		values[j] = b.values[key&idxMask]
+		key >>= k.idxBits
+		if key != prev {
+			if j-run > 1 {
+				slices.SortFunc(values[run:j], compareValues)
+			}
+			run, prev = j, key
+		}
+		b.ids[j] = int32(key & rankMask)
+		b.times[j] = k.lo + int64(key>>k.rankBits)
+	}
+	if n-run > 1 {
+		slices.SortFunc(values[run:n], compareValues)
+	}
+	copy(b.values, values)
 	return b
 }
 
-// scratch is the memory of a Prepare that does not outlive it, reused by
-// the next (a flush prepares segment after segment).
+// scratch is the memory of a PrepareColumns that does not outlive it,
+// reused by the next (a flush prepares segment after segment).
 type scratch struct {
-	ids       []int32
-	keys, tmp []sortKey
+	keys, tmp []uint64
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // grow makes the slices n long.
 func (s *scratch) grow(n int) {
-	if cap(s.ids) < n {
-		s.ids, s.keys, s.tmp = make([]int32, n), make([]sortKey, n), make([]sortKey, n)
+	if cap(s.keys) < n {
+		*s = scratch{keys: make([]uint64, n), tmp: make([]uint64, n)}
 	}
-	s.ids, s.keys, s.tmp = s.ids[:n], s.keys[:n], s.tmp[:n]
+	s.keys, s.tmp = s.keys[:n], s.tmp[:n]
 }
 
-// sortKey is a point's place in the order of Compare: its timestamp and
-// series rank packed in key (ties broken by value), and its index.
-type sortKey struct {
-	key uint64
-	i   int32
-}
-
-// sortKeys returns the points' keys in the order of Compare: timestamp,
-// then series (the table is in (metric, labels) order, equal content has
-// one index), then value. Keys are sorted by a radix sort (the
-// timestamps of a segment span minutes, its series are thousands: some 40
-// bits), then each run of equal keys by value.
-// keys and tmp are len(ps) long; the sorted keys are one of them.
-func sortKeys(ps []tsstore.Point, ids []int32, series int, keys, tmp []sortKey) []sortKey {
-	if len(ps) == 0 {
-		return keys
+// rankSeries returns the distinct series of tab that ids name, in (metric,
+// labels) order, and the index in it of each series of tab. The series are sorted by
+// an order-preserving binary key each (compared by memcmp, rather than
+// string by string).
+func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.SeriesLabels, rank []int32) {
+	used := make([]bool, len(tab))
+	for _, id := range ids {
+		used[id] = true
 	}
-	lo, hi := ps[0].Timestamp, ps[0].Timestamp
-	for i := range ps {
-		lo, hi = min(lo, ps[i].Timestamp), max(hi, ps[i].Timestamp)
-	}
-	rankBits := bits.Len32(uint32(series))
-	tsBits := bits.Len64(uint64(hi - lo))
-	byValue := func(a, b sortKey) int { return compareValues(ps[a.i].Value, ps[b.i].Value) }
-	if rankBits+tsBits > 64 {
-		for i := range ps {
-			keys[i] = sortKey{uint64(ids[i]), int32(i)}
+	size := 0
+	for i := range tab {
+		if used[i] {
+			size += seriesKeySize(&tab[i]) + 6
 		}
-		slices.SortFunc(keys, func(a, b sortKey) int {
-			if c := cmp.Compare(ps[a.i].Timestamp, ps[b.i].Timestamp); c != 0 {
-				return c
+	}
+	// A key is followed by 00 00 (less than any byte pair that can extend
+	// a key, so a key still sorts before its extensions) and the series'
+	// index (4 bytes: equal keys sort by index), so that plain strings
+	// sort, by the runtime's comparison.
+	keys := make([]string, 0, len(tab))
+	buf := make([]byte, 0, size)
+	for i, u := range used {
+		if u {
+			start := len(buf)
+			buf = appendSeriesKey(buf, &tab[i])
+			buf = binary.BigEndian.AppendUint32(append(buf, 0, 0), uint32(i))
+			// A view of buf's array at the time: an append that moves buf
+			// leaves it.
+			keys = append(keys, unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start))
+		}
+	}
+	slices.Sort(keys)
+	rank = make([]int32, len(tab))
+	sorted = make([]tsstore.SeriesLabels, 0, len(keys))
+	for j, k := range keys {
+		i := binary.BigEndian.Uint32([]byte(k[len(k)-4:]))
+		if j == 0 || keys[j-1][:len(keys[j-1])-6] != k[:len(k)-6] {
+			sorted = append(sorted, tab[i])
+		}
+		rank[i] = int32(len(sorted) - 1)
+	}
+	return sorted, rank
+}
+
+// seriesKeySize returns the size of the key of s when no string of it
+// holds a 0x00 byte (its least size).
+func seriesKeySize(s *tsstore.SeriesLabels) int {
+	n := len(s.Metric) + 2
+	for _, l := range s.Labels {
+		n += len(l.Name) + len(l.Value) + 4
+	}
+	return n
+}
+
+// appendSeriesKey appends to b the key of s whose byte order is the
+// (metric, labels) order: the metric, then each label's name and value,
+// each string with its 0x00 bytes escaped as 00 ff and ended by 00 01 (so
+// that a string sorts before its extensions, and a label set before its
+// extensions).
+func appendSeriesKey(b []byte, s *tsstore.SeriesLabels) []byte {
+	b = appendKeyString(b, s.Metric)
+	for _, l := range s.Labels {
+		b = appendKeyString(b, l.Name)
+		b = appendKeyString(b, l.Value)
+	}
+	return b
+}
+
+func appendKeyString(b []byte, s string) []byte {
+	if strings.IndexByte(s, 0) < 0 {
+		b = append(b, s...)
+	} else {
+		for i := 0; i < len(s); i++ {
+			if s[i] == 0 {
+				b = append(b, 0, 0xff)
+			} else {
+				b = append(b, s[i])
 			}
-			if c := cmp.Compare(a.key, b.key); c != 0 {
-				return c
-			}
-			return byValue(a, b)
-		})
-		return keys
-	}
-	for i := range ps {
-		keys[i] = sortKey{uint64(ps[i].Timestamp-lo)<<rankBits | uint64(ids[i]), int32(i)}
-	}
-	keys = radixSort(keys, tmp, rankBits+tsBits)
-	for i := 0; i < len(keys); {
-		j := i + 1
-		for j < len(keys) && keys[j].key == keys[i].key {
-			j++
 		}
-		if j-i > 1 {
-			slices.SortFunc(keys[i:j], byValue)
-		}
-		i = j
 	}
-	return keys
+	return append(b, 0, 1)
 }
 
-// radixSort sorts a by the low bits of key (a stable LSD radix sort,
-// using tmp, as long as a) and returns the sorted slice (a or tmp).
-func radixSort(a, tmp []sortKey, bits int) []sortKey {
-	const digit = 11
-	const mask = 1<<digit - 1
-	var count [1 << digit]int
-	for shift := 0; shift < bits; shift += digit {
-		clear(count[:])
-		for _, k := range a {
-			count[(k.key>>shift)&mask]++
+// keyLayout is how a sort key packs a point: from the high bits down, its
+// timestamp less lo (tsBits), its series (rankBits) and its index
+// (idxBits).
+type keyLayout struct {
+	lo                        int64
+	tsBits, rankBits, idxBits int
+}
+
+// layout returns the key layout of points at times of series series, and
+// whether it fits in 64 bits (the timestamps of a segment span minutes,
+// its series are thousands, its points a million: some 60 bits).
+func layout(times []int64, series int) (keyLayout, bool) {
+	lo, hi := times[0], times[0]
+	for _, t := range times {
+		lo, hi = min(lo, t), max(hi, t)
+	}
+	k := keyLayout{lo: lo, tsBits: bits.Len64(uint64(hi - lo)), rankBits: bits.Len32(uint32(series)), idxBits: bits.Len64(uint64(len(times)))}
+	return k, k.tsBits+k.rankBits+k.idxBits <= 64
+}
+
+// radixDigit is the most bits a pass of the radix sort sorts by: 3
+// passes sort a segment of minutes and tens of thousands of series.
+const radixDigit = 13
+
+// sortKeys returns the keys of the points (of series rank[ids[i]]) sorted
+// by time and series (a stable LSD radix sort on all bits but the index,
+// whose digits are counted as the keys are made). keys and tmp are as long
+// as times; the sorted keys are one of them.
+func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64) []uint64 {
+	from, width := k.idxBits, k.tsBits+k.rankBits
+	passes := (width + radixDigit - 1) / radixDigit
+	digit := 0
+	if passes > 0 {
+		digit = (width + passes - 1) / passes
+	}
+	mask := uint64(1)<<digit - 1
+	count := make([][1 << radixDigit]int, passes)
+	for i, t := range times {
+		key := (uint64(t-k.lo)<<k.rankBits | uint64(rank[ids[i]])) << k.idxBits
+		keys[i] = key | uint64(i)
+		key >>= from
+		for p := range count {
+			count[p][key&mask]++
+			key >>= digit
 		}
-		if count[(a[0].key>>shift)&mask] == len(a) {
+	}
+	a := keys
+	for p := range count {
+		shift := from + p*digit
+		c := &count[p]
+		if c[(a[0]>>shift)&mask] == len(a) {
 			continue // one bucket: nothing moves
 		}
 		sum := 0
-		for d, c := range count {
-			count[d] = sum
-			sum += c
+		for d, n := range c {
+			c[d] = sum
+			sum += n
 		}
-		for _, k := range a {
-			d := (k.key >> shift) & mask
-			tmp[count[d]] = k
-			count[d]++
+		for _, key := range a {
+			d := (key >> shift) & mask
+			tmp[c[d]] = key
+			c[d]++
 		}
 		a, tmp = tmp, a
 	}
 	return a
 }
 
-// prepareSorted returns the batch of ps, which is sorted by Compare.
-func prepareSorted(ps []tsstore.Point) *Batch {
-	ids := make([]int32, len(ps))
-	return &Batch{Points: ps, ids: ids, tab: index(ps, ids)}
+// sortOrder returns the indexes of the points in the order of Compare, by
+// a comparison sort: for the rare segment whose keys do not fit sortKeys.
+func sortOrder(times []int64, ids []int32, values []float64) []int32 {
+	order := make([]int32, len(times))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(times[a], times[b]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(ids[a], ids[b]); c != 0 {
+			return c
+		}
+		return compareValues(values[a], values[b])
+	})
+	return order
 }
 
 func compareValues(a, b float64) int {
@@ -188,11 +325,11 @@ type metricID struct {
 }
 
 // index sets the series of each point in ids (as long as ps) and returns
-// the table of distinct series in (metric, labels) order. Points are grouped by the memory of their
-// labels and metric, not their content (interned strings and shared label
-// sets make that a series' identity): a map keyed by the labels' first
-// element, then the few metrics of each.
-func index(ps []tsstore.Point, ids []int32) (tab []series) {
+// the table of series, in order of first appearance. Points are grouped by
+// the memory of their labels and metric, not their content (interned
+// strings and shared label sets make that a series' identity): a map keyed
+// by the labels' first element, then the few metrics of each.
+func index(ps []tsstore.Point, ids []int32) (tab []tsstore.SeriesLabels) {
 	byLabels := make(map[*tsstore.Label]int32)
 	var groups [][]metricID
 	var last *tsstore.Label // the fields of a line follow each other
@@ -223,168 +360,40 @@ func index(ps []tsstore.Point, ids []int32) (tab []series) {
 		if id < 0 {
 			id = int32(len(tab))
 			groups[g] = append(groups[g], metricID{mp, len(p.Metric), len(p.Labels), id})
-			tab = append(tab, series{metric: p.Metric, labels: p.Labels})
+			tab = append(tab, tsstore.SeriesLabels{Metric: p.Metric, Labels: p.Labels})
 		}
 		ids[i] = id
 	}
-	order := make([]int32, len(tab))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int { return compareSeries(&tab[a], &tab[b]) })
-	rank := make([]int32, len(tab))
-	sorted := make([]series, 0, len(tab))
-	for j, o := range order {
-		if j == 0 || compareSeries(&tab[order[j-1]], &tab[o]) != 0 {
-			sorted = append(sorted, tab[o])
-		}
-		rank[o] = int32(len(sorted) - 1)
-	}
-	for i := range ids {
-		ids[i] = rank[ids[i]]
-	}
-	return sorted
+	return tab
 }
 
-// Digest returns the content digest of the batch: Digest(b.Points).
+// Digest returns the content digest of the batch's points (see Digest).
 func (b *Batch) Digest() string {
-	canon := make([][]byte, len(b.tab))
+	// The canonical forms of the series, one after the other.
+	var canon []byte
+	off := make([]int, len(b.tab)+1)
+	longest := 0
 	for i := range b.tab {
-		canon[i] = appendSeries(nil, b.tab[i].metric, b.tab[i].labels)
+		canon = appendSeries(canon, b.tab[i].Metric, b.tab[i].Labels)
+		off[i+1] = len(canon)
+		longest = max(longest, off[i+1]-off[i])
 	}
 	h := sha256.New()
-	buf := make([]byte, 0, 64<<10)
-	buf = append(buf, digestHeader...)
-	for i := range b.Points {
-		p := &b.Points[i]
-		buf = binary.BigEndian.AppendUint64(buf, uint64(p.Timestamp))
-		buf = append(buf, canon[b.ids[i]]...)
-		buf = binary.BigEndian.AppendUint64(buf, math.Float64bits(p.Value))
-		if len(buf) >= 60<<10 {
-			h.Write(buf)
-			buf = buf[:0]
+	buf := make([]byte, max(64<<10, 2*(longest+16)))
+	n := copy(buf, digestHeader)
+	for j, t := range b.times {
+		id := b.ids[j]
+		s := canon[off[id]:off[id+1]]
+		if n+len(s)+16 > len(buf) {
+			h.Write(buf[:n])
+			n = 0
 		}
+		binary.BigEndian.PutUint64(buf[n:], uint64(t))
+		n += 8
+		n += copy(buf[n:], s)
+		binary.BigEndian.PutUint64(buf[n:], math.Float64bits(b.values[j]))
+		n += 8
 	}
-	h.Write(buf)
+	h.Write(buf[:n])
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// columns are the indexes of the schema's leaf columns.
-type columns struct {
-	time, metric, key, value, label int
-}
-
-var schemaColumns = func() columns {
-	at := func(path ...string) int {
-		leaf, ok := Schema.Lookup(path...)
-		if !ok {
-			panic("segment: no column " + strings.Join(path, "."))
-		}
-		return leaf.ColumnIndex
-	}
-	return columns{
-		time: at("time"), metric: at("metric"), value: at("value"),
-		key: at("labels", "key_value", "key"), label: at("labels", "key_value", "value"),
-	}
-}()
-
-// bytesOf returns the bytes of s without copying them; Parquet only reads
-// them.
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
-// writerOptions are the Parquet writer's options for segment name with
-// content digest content.
-func writerOptions(name, content string) []parquet.WriterOption {
-	return []parquet.WriterOption{
-		Schema,
-		parquet.Compression(&zstd.Codec{}),
-		// The label columns' bounds (what a reader prunes pages by) mean
-		// nothing across series: they are left out of the page index and
-		// the page headers. The time's and the metric's are kept.
-		parquet.SkipPageBounds("labels", "key_value", "key"),
-		parquet.SkipPageBounds("labels", "key_value", "value"),
-		parquet.SkipPageStatistics("labels", "key_value", "key"),
-		parquet.SkipPageStatistics("labels", "key_value", "value"),
-		parquet.CreatedBy("hourglass", "", ""),
-		parquet.KeyValueMetadata(KeyName, name),
-		parquet.KeyValueMetadata(KeyContent, content),
-		parquet.KeyValueMetadata(KeyFormat, Format),
-	}
-}
-
-// Encode writes the batch as a segment file named name with content
-// digest content, column by column: each series' values (its metric, its
-// labels as map entries with their repetition and definition levels) are
-// made once and repeated for its points.
-func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error {
-	rg := o.RowGroupRows
-	if rg <= 0 {
-		rg = DefaultRowGroupRows
-	}
-	col := schemaColumns
-	metrics := make([]parquet.Value, len(b.tab))
-	keys := make([][]parquet.Value, len(b.tab))
-	labels := make([][]parquet.Value, len(b.tab))
-	for i := range b.tab {
-		s := &b.tab[i]
-		metrics[i] = parquet.ByteArrayValue(bytesOf(s.metric)).Level(0, 0, col.metric)
-		if len(s.labels) == 0 {
-			// An empty map: one null entry at definition level 0.
-			keys[i] = []parquet.Value{parquet.NullValue().Level(0, 0, col.key)}
-			labels[i] = []parquet.Value{parquet.NullValue().Level(0, 0, col.label)}
-			continue
-		}
-		for j, l := range s.labels {
-			rep := min(j, 1)
-			keys[i] = append(keys[i], parquet.ByteArrayValue(bytesOf(l.Name)).Level(rep, 1, col.key))
-			labels[i] = append(labels[i], parquet.ByteArrayValue(bytesOf(l.Value)).Level(rep, 1, col.label))
-		}
-	}
-	pw := parquet.NewWriter(w, writerOptions(name, content)...)
-	const batch = 4096
-	var times, ms, ks, ls, vs []parquet.Value
-	fail := func(err error) error { return fmt.Errorf("encode segment %s: %w", name, err) }
-	inGroup := 0
-	for start := 0; start < len(b.Points); {
-		n := min(batch, len(b.Points)-start, rg-inGroup)
-		times, ms, ks, ls, vs = times[:0], ms[:0], ks[:0], ls[:0], vs[:0]
-		for j := start; j < start+n; j++ {
-			p, id := &b.Points[j], b.ids[j]
-			// Required flat columns ignore levels and column indexes.
-			times = append(times, parquet.Int64Value(p.Timestamp))
-			ms = append(ms, metrics[id])
-			ks = append(ks, keys[id]...)
-			ls = append(ls, labels[id]...)
-			vs = append(vs, parquet.DoubleValue(p.Value))
-		}
-		cws := pw.ColumnWriters()
-		for _, c := range [...]struct {
-			at   int
-			vals []parquet.Value
-		}{{col.time, times}, {col.metric, ms}, {col.key, ks}, {col.label, ls}, {col.value, vs}} {
-			if _, err := cws[c.at].WriteRowValues(c.vals); err != nil {
-				return fail(err)
-			}
-		}
-		start += n
-		if inGroup += n; inGroup == rg {
-			if err := pw.Flush(); err != nil {
-				return fail(err)
-			}
-			inGroup = 0
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return fail(err)
-	}
-	return nil
-}
-
-// EncodeBytes is Encode into memory.
-func (b *Batch) EncodeBytes(name, content string, o EncodeOptions) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := b.Encode(&buf, name, content, o); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

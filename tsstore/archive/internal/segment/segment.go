@@ -27,6 +27,10 @@
 // label across series prune nothing). The file's key/value metadata records the segment
 // name (KeyName), the content digest (KeyContent) and the format version
 // (KeyFormat).
+//
+// Files are written by Batch.Encode, this package's own writer of the
+// schema (see encode.go), with data pages v2 and no page index; files
+// written before it by parquet.Writer (with a page index) read the same.
 package segment
 
 import (
@@ -39,6 +43,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -87,7 +92,7 @@ func Compare(a, b *tsstore.Point) int {
 }
 
 // Sorted returns a copy of ps (the slice, not the labels) sorted by Compare.
-func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points }
+func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points() }
 
 // digestHeader starts the canonical form of a segment's points.
 const digestHeader = "hourglass-points-v1\n"
@@ -107,28 +112,22 @@ func appendSeries(b []byte, metric string, ls tsstore.Labels) []byte {
 	return b
 }
 
-// Digest returns the hex SHA-256 of the points' canonical binary form. ps
-// must be sorted by Compare. Two segments have the same content exactly when
+// Digest returns the hex SHA-256 of the canonical binary form of the
+// points ps (in any order). Two segments have the same content exactly when
 // their digests are equal, whatever the bytes of their files (which may
 // differ between versions of the Parquet library).
-func Digest(ps []tsstore.Point) string { return prepareSorted(ps).Digest() }
+func Digest(ps []tsstore.Point) string { return Prepare(ps).Digest() }
 
-// EncodeOptions tunes Encode; the zero value is the default.
+// EncodeOptions tunes Batch.Encode; the zero value is the default.
 type EncodeOptions struct {
 	// RowGroupRows is the number of rows per row group; 0 means
 	// DefaultRowGroupRows.
 	RowGroupRows int
-}
 
-// Encode writes ps, which must be valid and sorted by Compare, as a segment
-// file named name with content digest content.
-func Encode(w io.Writer, name, content string, ps []tsstore.Point, o EncodeOptions) error {
-	return prepareSorted(ps).Encode(w, name, content, o)
-}
-
-// EncodeBytes is Encode into memory.
-func EncodeBytes(name, content string, ps []tsstore.Point, o EncodeOptions) ([]byte, error) {
-	return prepareSorted(ps).EncodeBytes(name, content, o)
+	pageRows int // rows per data page; 0 means defaultPageRows (tests make small pages)
+	// zstdLevel, when not 0, is the compression level instead of
+	// zstdLevel (the benchmark compares them).
+	zstdLevel zstd.EncoderLevel
 }
 
 // ErrFormat reports a file that is not a segment of the expected schema.

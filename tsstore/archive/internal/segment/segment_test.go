@@ -61,11 +61,11 @@ func TestRoundTripAndDeterminism(t *testing.T) {
 	if Digest(sorted) != Digest(Sorted(shuffled)) {
 		t.Fatal("digest depends on input order")
 	}
-	a, err := EncodeBytes("n", Digest(sorted), sorted, EncodeOptions{RowGroupRows: 1000})
+	a, err := Prepare(sorted).EncodeBytes("n", Digest(sorted), EncodeOptions{RowGroupRows: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := EncodeBytes("n", Digest(sorted), Sorted(shuffled), EncodeOptions{RowGroupRows: 1000})
+	b, err := Prepare(Sorted(shuffled)).EncodeBytes("n", Digest(sorted), EncodeOptions{RowGroupRows: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestNotASegment(t *testing.T) {
 
 func TestReadAll(t *testing.T) {
 	sorted := Sorted(points(t, 3000))
-	b, err := EncodeBytes("n", Digest(sorted), sorted, EncodeOptions{RowGroupRows: 700})
+	b, err := Prepare(sorted).EncodeBytes("n", Digest(sorted), EncodeOptions{RowGroupRows: 700})
 	if err != nil {
 		t.Fatal(err)
 	}
