@@ -31,11 +31,6 @@ type SealedColumnsReader interface {
 	SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error
 }
 
-// columnsAppender is archive.ColumnsAppender.
-type columnsAppender interface {
-	AppendColumns(ctx context.Context, id archive.SegmentID, c *tsstore.Columns) (archive.SegmentInfo, error)
-}
-
 // archiving is the archive step of one generation's flush, which runs
 // while the generation's cells are written to the store. The flush that
 // starts it waits for it before it returns, at most until its deadline:
@@ -186,7 +181,7 @@ func (e *Engine) readSealed(ctx context.Context, gen uint64, want bool, fn func(
 // them and arch takes them.
 func appendChunk(ctx context.Context, arch archive.Archive, id archive.SegmentID, c rawChunk) error {
 	if c.cols != nil {
-		if ca, ok := arch.(columnsAppender); ok {
+		if ca, ok := arch.(archive.ColumnsAppender); ok {
 			_, err := ca.AppendColumns(ctx, id, c.cols)
 			return err
 		}
@@ -219,7 +214,7 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 	}
 	mu.Unlock()
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
-	_, columns := arch.(columnsAppender)
+	_, columns := arch.(archive.ColumnsAppender)
 	err = e.readSealed(ctx, gen, columns, func(c rawChunk) error {
 		shard := segments
 		segments++

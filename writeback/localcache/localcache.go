@@ -116,8 +116,9 @@ type walFile struct {
 }
 
 var (
-	_ writeback.Cache          = (*Cache)(nil)
-	_ writeback.SealedLogOwner = (*Cache)(nil)
+	_ writeback.Cache               = (*Cache)(nil)
+	_ writeback.SealedLogOwner      = (*Cache)(nil)
+	_ writeback.SealedColumnsReader = (*Cache)(nil)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
