@@ -2,7 +2,6 @@ package writeback
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -31,42 +30,33 @@ type SealedColumnsReader interface {
 	SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error
 }
 
-// archiving is the archive step of one generation's flush, which runs
-// while the generation's cells are written to the store. The flush that
-// starts it waits for it before it returns, at most until its deadline:
-// then the step starts no new segment, finishes the ones in flight, and
-// the next flush resumes after them (genProgress.segmentsDone).
+// archiving is the archive step of one generation, which runs in the
+// background while the generation's cells are written to the store, and
+// outlives a flush that ends at its budget first: the next flush of the
+// generation waits for the same step instead of starting it again, so an
+// archive slower than the budget delays the commit but wastes no work.
+// Engine.Close stops the steps still running.
 type archiving struct {
 	done     chan struct{}
-	cancel   context.CancelFunc
-	halt     chan struct{} // closed to start no new segment
-	haltOnce sync.Once
-	once     sync.Once
 	err      error // set before done is closed
-	stopped  bool  // set before done is closed: halted before the end
 	segments int
 	points   int64
 }
 
-// errHalted ends an archive pass that was told to start no new segment.
-var errHalted = errors.New("archive step halted")
-
 // startArchiving appends the raw points of generation g to every archive
-// that pr does not mark done, in the background.
-func (e *Engine) startArchiving(ctx context.Context, g Generation, pr *genProgress) *archiving {
-	ctx, cancel := context.WithCancel(ctx)
-	a := &archiving{done: make(chan struct{}), cancel: cancel, halt: make(chan struct{})}
+// that pr does not mark done, in the background, under the engine's
+// archive context (cancelled by Close).
+func (e *Engine) startArchiving(g Generation, pr *genProgress) *archiving {
+	a := &archiving{done: make(chan struct{})}
+	e.archWG.Add(1)
 	go func() {
+		defer e.archWG.Done()
 		defer close(a.done)
 		for i, arch := range e.opts.Archives {
 			if pr.archivesDone[i] {
 				continue
 			}
-			segments, points, err := e.archiveLog(ctx, g.Gen, i, arch, pr, a.halt)
-			if errors.Is(err, errHalted) {
-				a.stopped = true
-				return
-			}
+			segments, points, err := e.archiveLog(e.archCtx, g.Gen, i, arch, pr)
 			if err != nil {
 				a.err = err
 				return
@@ -79,49 +69,19 @@ func (e *Engine) startArchiving(ctx context.Context, g Generation, pr *genProgre
 	return a
 }
 
-// stopping is how wait ends the archive step.
-type stopping int
-
-const (
-	finish stopping = iota // wait for the end
-	halt                   // start no new segment, finish those in flight
-	abort                  // cancel everything
-)
-
-// wait waits for the archive step, stopping it as s says, adds what it did
-// to rep (once) and returns its error. A step halted or aborted on
-// purpose reports no error of its own stopping.
-func (a *archiving) wait(rep *FlushReport, s stopping) error {
-	switch s {
-	case halt:
-		a.haltOnce.Do(func() { close(a.halt) })
-	case abort:
-		a.cancel()
-	}
-	<-a.done
-	a.once.Do(func() {
-		a.cancel()
-		rep.Segments += a.segments
-		rep.Points = max(rep.Points, a.points)
-	})
-	if s == abort && errors.Is(a.err, context.Canceled) {
-		return nil
-	}
-	return a.err
-}
-
-// finishBy waits for the archive step until deadline, then halts it; it
-// reports whether the step got to its end.
-func (a *archiving) finishBy(deadline time.Time) bool {
+// waitBy waits for the archive step until deadline or the end of ctx; it
+// reports whether the step ended (then see a.err).
+func (a *archiving) waitBy(ctx context.Context, deadline time.Time) (bool, error) {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-a.done:
+		return true, nil
 	case <-t.C:
-		a.haltOnce.Do(func() { close(a.halt) })
-		<-a.done
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
-	return !a.stopped
 }
 
 // archiveSource is the archive Source of generation gen's segments: the
@@ -194,11 +154,9 @@ func appendChunk(ctx context.Context, arch archive.Archive, id archive.SegmentID
 // archiveLog appends the sealed log of generation gen to arch (the i-th
 // archive) as segments of at most SegmentPoints points, encoding up to
 // GOMAXPROCS segments at a time, and skipping the segments pr records as
-// appended by an earlier, interrupted, pass. Segment names and contents do
-// not depend on the concurrency: part numbers follow the log's order. Once
-// halt is closed it starts no new segment and returns errHalted after those
-// in flight.
-func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive.Archive, pr *genProgress, halt <-chan struct{}) (segments int, points int64, err error) {
+// appended by an earlier pass that failed. Segment names and contents do
+// not depend on the concurrency: part numbers follow the log's order.
+func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive.Archive, pr *genProgress) (segments int, points int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -228,14 +186,7 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 		lo, hi := c.timeRange()
 		id := archive.SegmentID{Source: e.archiveSource(gen), Generation: gen, Shard: shard, MinTime: lo, MaxTime: hi}
 		select {
-		case <-halt:
-			return errHalted
-		default:
-		}
-		select {
 		case slots <- struct{}{}:
-		case <-halt:
-			return errHalted
 		case <-ctx.Done():
 			return ctx.Err()
 		}

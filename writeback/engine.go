@@ -157,6 +157,11 @@ type Engine struct {
 	kick   chan struct{}
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// archCtx is the context of the archive steps, which may outlive a
+	// flush; Close cancels it and waits for them (archWG).
+	archCtx    context.Context
+	archCancel context.CancelFunc
+	archWG     sync.WaitGroup
 	closed atomic.Bool
 
 	stats engineStats
@@ -169,8 +174,11 @@ type genProgress struct {
 	cellsDone    int
 	archivesDone map[int]bool
 	// segmentsDone holds, by archive, the segments (by shard) appended
-	// by a pass that did not finish: the next pass skips them.
+	// by a pass that failed: the next pass skips them.
 	segmentsDone map[int]map[int]bool
+	// archiving is the generation's archive step, running or ended, until
+	// the commit (or its failure).
+	archiving *archiving
 }
 
 type engineStats struct {
@@ -260,6 +268,7 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if e.wms < 2 {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "writeback: the store's cell width %v is too small", e.width)
 	}
+	e.archCtx, e.archCancel = context.WithCancel(context.Background())
 	e.wg.Add(1)
 	go e.loop()
 	return e, nil
@@ -664,19 +673,11 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		slices.SortFunc(cells, flushOrder)
 	}
 	// The archives are written while the cells go to the store; the
-	// commit waits for both.
-	archiving := e.startArchiving(ctx, g, pr)
-	defer func() {
-		s := finish
-		if err != nil {
-			s = abort
-		} else if !done {
-			s = halt
-		}
-		if aerr := archiving.wait(rep, s); err == nil && aerr != nil {
-			done, err = false, aerr
-		}
-	}()
+	// commit waits for both. A step left running by an earlier flush is
+	// waited for, not started again.
+	if pr.archiving == nil {
+		pr.archiving = e.startArchiving(g, pr)
+	}
 	for pr.cellsDone < len(cells) {
 		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
 		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {
@@ -714,12 +715,18 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			}
 		}
 	}
-	if !archiving.finishBy(deadline) {
-		return false, nil // the next flush resumes the archive step
-	}
-	if err := archiving.wait(rep, finish); err != nil {
+	a := pr.archiving
+	if ended, err := a.waitBy(ctx, deadline); err != nil {
 		return false, err
+	} else if !ended {
+		return false, nil // the next flush waits for the same step
 	}
+	if a.err != nil {
+		pr.archiving = nil // the next flush starts a new pass
+		return false, a.err
+	}
+	rep.Segments += a.segments
+	rep.Points = max(rep.Points, a.points)
 	if err := e.cache.Commit(ctx, g.Gen); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
@@ -826,6 +833,10 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.FlushBudget)
 	defer cancel()
+	// Archive steps still running when the final flush ends are stopped;
+	// their generations stay sealed for the next start.
+	defer e.archWG.Wait()
+	defer e.archCancel()
 	for {
 		rep, err := e.flush(ctx)
 		if err != nil {
