@@ -154,15 +154,15 @@ type Engine struct {
 	flushMu    sync.Mutex // serialises flushes and Resubmit; guards progress
 	progress   map[uint64]*genProgress
 
-	kick   chan struct{}
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	kick chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
 	// archCtx is the context of the archive steps, which may outlive a
 	// flush; Close cancels it and waits for them (archWG).
 	archCtx    context.Context
 	archCancel context.CancelFunc
 	archWG     sync.WaitGroup
-	closed atomic.Bool
+	closed     atomic.Bool
 
 	stats engineStats
 }
