@@ -39,9 +39,21 @@ func TestArchiveStepStopsAtTheBudget(t *testing.T) {
 	if rep.Duration > 10*time.Second {
 		t.Fatalf("first flush took %v: it waited for the whole archive step", rep.Duration)
 	}
+	// Writes that come while the generation waits stay in the open one: a
+	// flush that continues a backlog does not seal.
+	more := []tsstore.Point{pt("views", "m0", now-500, 1)}
+	if err := e.eng.Write(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.flush(t); rep.Overrun {
+		if st := e.eng.Stats(); st.SealedGenerations != 1 {
+			t.Errorf("a flush continuing a backlog sealed again: %d sealed generations, want 1", st.SealedGenerations)
+		}
+	}
+	b = append(b, more...)
 	// An overrun also kicks the engine's own loop, which may commit the
 	// generation between two of these flushes.
-	flushes := 1
+	flushes := 2
 	for ; e.eng.Stats().CachePoints > 0 && flushes < 100; flushes++ {
 		e.flush(t)
 	}
@@ -50,8 +62,8 @@ func TestArchiveStepStopsAtTheBudget(t *testing.T) {
 	}
 	for i, a := range e.arch {
 		counts := a.appendCounts()
-		if len(counts) != 20 {
-			t.Errorf("archive %d: %d segments appended, want 20", i, len(counts))
+		if len(counts) != 21 {
+			t.Errorf("archive %d: %d segments appended, want 20 and 1 of the later write", i, len(counts))
 		}
 		for name, n := range counts {
 			if n != 1 {

@@ -613,34 +613,51 @@ func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 			e.opts.OnFlush(rep)
 		}
 	}()
-	if err := e.seal(ctx); err != nil {
-		return rep, err
-	}
+	// A flush that continues a backlog (sealed generations left by a flush
+	// that overran, or by a store outage) first finishes it, and seals the
+	// open generation only then: sealing at every continuation would cut
+	// the writes into many small generations, each with its own cells to
+	// write (a cell per series and minute, however few points it has).
 	gens, err := e.cache.Sealed(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("writeback: flush: %w", err)
 	}
-	backlog := len(gens) > 1
-	for _, g := range gens {
-		done, err := e.flushGen(ctx, g, deadline, backlog, &rep)
-		if err != nil {
-			return rep, fmt.Errorf("writeback: flush generation %d: %w", g.Gen, err)
-		}
-		if !done {
-			rep.Overrun = true
-			for _, later := range gens {
-				if later.Gen > g.Gen {
-					rep.RemainingCells += later.Cells
-				}
+	sealed := false
+	for {
+		if len(gens) == 0 {
+			if err := e.seal(ctx); err != nil {
+				return rep, err
 			}
-			e.log.Warn("writeback: flush stopped at its budget; continuing in the next flush",
-				"budget", e.opts.FlushBudget, "remaining_cells", rep.RemainingCells)
-			e.signalFlush()
+			sealed = true
+			if gens, err = e.cache.Sealed(ctx); err != nil {
+				return rep, fmt.Errorf("writeback: flush: %w", err)
+			}
+		}
+		backlog := len(gens) > 1
+		for _, g := range gens {
+			done, err := e.flushGen(ctx, g, deadline, backlog, &rep)
+			if err != nil {
+				return rep, fmt.Errorf("writeback: flush generation %d: %w", g.Gen, err)
+			}
+			if !done {
+				rep.Overrun = true
+				for _, later := range gens {
+					if later.Gen > g.Gen {
+						rep.RemainingCells += later.Cells
+					}
+				}
+				e.log.Warn("writeback: flush stopped at its budget; continuing in the next flush",
+					"budget", e.opts.FlushBudget, "remaining_cells", rep.RemainingCells)
+				e.signalFlush()
+				return rep, nil
+			}
+			rep.Committed = append(rep.Committed, g.Gen)
+		}
+		if sealed {
 			return rep, nil
 		}
-		rep.Committed = append(rep.Committed, g.Gen)
+		gens = nil // the backlog is done: now what came meanwhile
 	}
-	return rep, nil
 }
 
 // seal seals the open generation.
