@@ -1,6 +1,7 @@
 package localcache
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -144,6 +145,21 @@ func TestRecordOfAnotherVersion(t *testing.T) {
 	payload := []byte{0, recordVersion + 1, 60}
 	if err := newDecoder().record(payload, true); !errors.Is(err, errVersion) || errors.Is(err, errCorrupt) {
 		t.Errorf("a record of version %d: %v, want errVersion and not errCorrupt", recordVersion+1, err)
+	}
+}
+
+// A record whose checksum holds but whose label set claims more labels than
+// tsstore.MaxLabels is corrupt, and the decoder stops there rather than
+// reading that many label strings.
+func TestRecordWithTooManyLabels(t *testing.T) {
+	payload := []byte{0, recordVersion, 60, 1, 1, 'a', 1}
+	payload = binary.AppendUvarint(payload, 1<<20)
+	d := newDecoder()
+	if err := d.record(payload, true); !errors.Is(err, errCorrupt) {
+		t.Fatalf("a label set of 2^20 labels: %v, want errCorrupt", err)
+	}
+	if len(d.key) > 2*tsstore.MaxLabels+1 {
+		t.Errorf("the decoder read %d label strings before failing", len(d.key)-1)
 	}
 }
 

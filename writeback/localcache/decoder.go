@@ -137,6 +137,7 @@ func (d *decoder) sectionV2(r *wire.Reader, s *section) {
 		labels := r.Uvarint()
 		if labels > tsstore.MaxLabels {
 			corrupt(r)
+			return
 		}
 		d.key = append(d.key[:0], uint32(labels))
 		for range 2 * labels {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 )
@@ -350,7 +351,7 @@ func (c *Cache) newOpen(num uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(c.dir); err != nil {
+	if err := atomicfile.SyncDir(c.dir); err != nil {
 		w.f.Close()
 		return fmt.Errorf("localcache: %w", err)
 	}
@@ -359,15 +360,6 @@ func (c *Cache) newOpen(num uint64) error {
 	c.walMu.Unlock()
 	c.open = newGeneration(num, path, c.opts.Shards)
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // appender is what an Append needs besides the cache: the batch's points
@@ -620,7 +612,7 @@ func (c *Cache) Commit(ctx context.Context, gen uint64) error {
 	if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "localcache: commit generation %d: %w", gen, err)
 	}
-	if err := syncDir(c.dir); err != nil {
+	if err := atomicfile.SyncDir(c.dir); err != nil {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "localcache: commit generation %d: %w", gen, err)
 	}
 	c.sealed = slices.Delete(c.sealed, i, i+1)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/hourglass-io/hourglass/internal/atomicfile"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 )
@@ -217,7 +218,7 @@ func (c *Cache) compactQuarantine() error {
 			return err
 		}
 	}
-	if err := writeFileAtomic(c.dir, quarantineFile, data); err != nil {
+	if err := atomicfile.Write(filepath.Join(c.dir, quarantineFile), data); err != nil {
 		return tsstore.Errorf(tsstore.ErrUnavailable, "localcache: compact the quarantine: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(c.dir, quarantineFile), os.O_RDWR, 0o644)

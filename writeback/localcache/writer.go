@@ -31,7 +31,7 @@ func (c *Cache) loadWriter() error {
 		return fmt.Errorf("localcache: %w", err)
 	}
 	id, since := writeback.NewWriterID(), c.open.num
-	if err := writeFileAtomic(c.dir, writerFile, []byte(writeback.FormatWriterFile(id, since))); err != nil {
+	if err := atomicfile.Write(filepath.Join(c.dir, writerFile), []byte(writeback.FormatWriterFile(id, since))); err != nil {
 		return fmt.Errorf("localcache: persist the writer id: %w", err)
 	}
 	if len(c.sealed) > 0 || c.open.points.Load() > 0 {
@@ -39,11 +39,6 @@ func (c *Cache) loadWriter() error {
 	}
 	c.writer, c.since = id, since
 	return nil
-}
-
-// writeFileAtomic replaces dir/name with data (atomicfile.Write).
-func writeFileAtomic(dir, name string, data []byte) error {
-	return atomicfile.Write(filepath.Join(dir, name), data)
 }
 
 // WriterID returns the directory's writer id and the first generation
