@@ -29,13 +29,7 @@ func (p Point) Validate() error {
 // the metric name and the labels. A bulk path that has many points of one
 // series validates it once.
 func (p Point) ValidateSeries() error {
-	if err := ValidateMetric(p.Metric); err != nil {
-		return err
-	}
-	if err := p.Labels.Validate(); err != nil {
-		return fmt.Errorf("metric %s: %w", p.Metric, err)
-	}
-	return nil
+	return SeriesLabels{Metric: p.Metric, Labels: p.Labels}.Validate()
 }
 
 // ValidateScalars is the other half of Validate: the timestamp and the

@@ -26,18 +26,11 @@ func ValidateAppend(id archive.SegmentID, c *tsstore.Columns) error {
 	if err := id.Validate(); err != nil {
 		return err
 	}
-	if c.Len() == 0 && len(c.IDs) == 0 && len(c.Values) == 0 {
-		return tsstore.Errorf(tsstore.ErrInvalid, "segment %s: no points (an empty segment is not written)", id.Name())
-	}
-	if err := c.Check(); err != nil {
-		return fmt.Errorf("segment %s: %w", id.Name(), err)
-	}
-	if valid(id, c) {
-		return nil
-	}
-	// Something is wrong: find the first fault, for the error.
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("segment %s: %w", id.Name(), err)
+	}
+	if c.Len() == 0 {
+		return tsstore.Errorf(tsstore.ErrInvalid, "segment %s: no points (an empty segment is not written)", id.Name())
 	}
 	for i, t := range c.Times {
 		if t < id.MinTime || t > id.MaxTime {
@@ -46,24 +39,6 @@ func ValidateAppend(id archive.SegmentID, c *tsstore.Columns) error {
 		}
 	}
 	return nil
-}
-
-// valid reports whether the checked columns c are valid points of the
-// segment id (a valid id): every series valid, and every point in the
-// id's time range (which holds only valid timestamps) with a finite value.
-// It is the fast path of ValidateAppend, with no error to make.
-func valid(id archive.SegmentID, c *tsstore.Columns) bool {
-	for i := range c.Series {
-		if (tsstore.Point{Metric: c.Series[i].Metric, Labels: c.Series[i].Labels}).ValidateSeries() != nil {
-			return false // maybe a series no point has: Validate tells
-		}
-	}
-	for i, t := range c.Times {
-		if v := c.Values[i]; t < id.MinTime || t > id.MaxTime || v-v != 0 { // v-v is NaN for NaN and ±Inf
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateRange checks the range of Archive.Segments: from < to.
