@@ -72,6 +72,11 @@ func (e *Engine) startArchiving(g Generation, pr *genProgress) *archiving {
 // waitBy waits for the archive step until deadline or the end of ctx; it
 // reports whether the step ended (then see a.err).
 func (a *archiving) waitBy(ctx context.Context, deadline time.Time) (bool, error) {
+	select {
+	case <-a.done: // ended already: not an overrun, whatever the clock says
+		return true, nil
+	default:
+	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
@@ -137,17 +142,15 @@ func (e *Engine) readSealed(ctx context.Context, gen uint64, want bool, fn func(
 	})
 }
 
-// appendChunk appends a chunk to arch as segment id, as columns when it has
-// them and arch takes them.
+// appendChunk appends a chunk to arch as segment id: as columns when it has
+// them (readSealed reads columns only for an archive that takes them).
 func appendChunk(ctx context.Context, arch archive.Archive, id archive.SegmentID, c rawChunk) error {
+	var err error
 	if c.cols != nil {
-		if ca, ok := arch.(archive.ColumnsAppender); ok {
-			_, err := ca.AppendColumns(ctx, id, c.cols)
-			return err
-		}
-		c.points = c.cols.AppendPoints(nil)
+		_, err = arch.(archive.ColumnsAppender).AppendColumns(ctx, id, c.cols)
+	} else {
+		_, err = arch.Append(ctx, id, c.points)
 	}
-	_, err := arch.Append(ctx, id, c.points)
 	return err
 }
 
@@ -161,16 +164,14 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
-		mu    sync.Mutex // guards first and pr's segment marks
+		mu    sync.Mutex // guards first and done
 		first error
 	)
-	mu.Lock()
 	done := pr.segmentsDone[i]
 	if done == nil {
 		done = map[int]bool{}
 		pr.segmentsDone[i] = done
 	}
-	mu.Unlock()
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	_, columns := arch.(archive.ColumnsAppender)
 	err = e.readSealed(ctx, gen, columns, func(c rawChunk) error {

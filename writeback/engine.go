@@ -618,46 +618,51 @@ func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	// open generation only then: sealing at every continuation would cut
 	// the writes into many small generations, each with its own cells to
 	// write (a cell per series and minute, however few points it has).
+	backlog, err := e.cache.Sealed(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("writeback: flush: %w", err)
+	}
+	if len(backlog) > 0 {
+		if done, err := e.flushGens(ctx, backlog, deadline, &rep); err != nil || !done {
+			return rep, err
+		}
+	}
+	if err := e.seal(ctx); err != nil {
+		return rep, err
+	}
 	gens, err := e.cache.Sealed(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("writeback: flush: %w", err)
 	}
-	sealed := false
-	for {
-		if len(gens) == 0 {
-			if err := e.seal(ctx); err != nil {
-				return rep, err
-			}
-			sealed = true
-			if gens, err = e.cache.Sealed(ctx); err != nil {
-				return rep, fmt.Errorf("writeback: flush: %w", err)
-			}
+	_, err = e.flushGens(ctx, gens, deadline, &rep)
+	return rep, err
+}
+
+// flushGens flushes sealed generations gens, oldest first, adding to rep.
+// It reports false when one overran the deadline (rep says so, and the
+// next flush is signalled).
+func (e *Engine) flushGens(ctx context.Context, gens []Generation, deadline time.Time, rep *FlushReport) (bool, error) {
+	backlog := len(gens) > 1
+	for _, g := range gens {
+		done, err := e.flushGen(ctx, g, deadline, backlog, rep)
+		if err != nil {
+			return false, fmt.Errorf("writeback: flush generation %d: %w", g.Gen, err)
 		}
-		backlog := len(gens) > 1
-		for _, g := range gens {
-			done, err := e.flushGen(ctx, g, deadline, backlog, &rep)
-			if err != nil {
-				return rep, fmt.Errorf("writeback: flush generation %d: %w", g.Gen, err)
-			}
-			if !done {
-				rep.Overrun = true
-				for _, later := range gens {
-					if later.Gen > g.Gen {
-						rep.RemainingCells += later.Cells
-					}
+		if !done {
+			rep.Overrun = true
+			for _, later := range gens {
+				if later.Gen > g.Gen {
+					rep.RemainingCells += later.Cells
 				}
-				e.log.Warn("writeback: flush stopped at its budget; continuing in the next flush",
-					"budget", e.opts.FlushBudget, "remaining_cells", rep.RemainingCells)
-				e.signalFlush()
-				return rep, nil
 			}
-			rep.Committed = append(rep.Committed, g.Gen)
+			e.log.Warn("writeback: flush stopped at its budget; continuing in the next flush",
+				"budget", e.opts.FlushBudget, "remaining_cells", rep.RemainingCells)
+			e.signalFlush()
+			return false, nil
 		}
-		if sealed {
-			return rep, nil
-		}
-		gens = nil // the backlog is done: now what came meanwhile
+		rep.Committed = append(rep.Committed, g.Gen)
 	}
+	return true, nil
 }
 
 // seal seals the open generation.

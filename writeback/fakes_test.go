@@ -96,6 +96,11 @@ type memArchive struct {
 	fail atomic.Bool
 	// slow, when set, is how long every Append takes first.
 	slow atomic.Int64
+	// gate, when set, holds every Append until it is closed.
+	gate atomic.Pointer[chan struct{}]
+	// failFrom, when positive, fails every Append from that call on
+	// (counting from 1).
+	failFrom, calls atomic.Int64
 
 	mu       sync.Mutex // guards segments and appends
 	segments map[string]memSegment
@@ -117,6 +122,16 @@ func newMemArchive() *memArchive {
 func (a *memArchive) Append(ctx context.Context, id archive.SegmentID, points []tsstore.Point) (archive.SegmentInfo, error) {
 	if a.fail.Load() {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "memArchive: injected failure")
+	}
+	if n := a.failFrom.Load(); n > 0 && a.calls.Add(1) >= n {
+		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "memArchive: injected failure from append %d", n)
+	}
+	if g := a.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		case <-ctx.Done():
+			return archive.SegmentInfo{}, ctx.Err()
+		}
 	}
 	if d := time.Duration(a.slow.Load()); d > 0 {
 		select {
