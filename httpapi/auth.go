@@ -38,7 +38,7 @@ func InfluxV1TokenOf(r *http.Request) string {
 // TokenInURL reports whether r carries a token in its URL (the query
 // parameter p of InfluxDB 1.x clients), which every route but POST /write
 // refuses with 401 and TokenInURLMessage.
-func TokenInURL(r *http.Request) bool { return r.URL.Query().Has("p") }
+func TokenInURL(r *http.Request) bool { return r.URL.RawQuery != "" && r.URL.Query().Has("p") }
 
 // TokenInURLMessage is the message of the 401 that refuses a token in the
 // URL.
@@ -58,11 +58,13 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // token in the URL (InfluxV1TokenOf), the others refuse one.
 func (a *API) merchant(api string, h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := TokenOf(r)
+		var tok string
 		switch {
 		case api == "write_v1":
 			tok = InfluxV1TokenOf(r)
-		case TokenInURL(r):
+		case !TokenInURL(r):
+			tok = TokenOf(r)
+		default:
 			a.reject(api, "unauthorized")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hourglass"`)
 			Error(w, http.StatusUnauthorized, TokenInURLMessage)
