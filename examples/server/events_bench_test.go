@@ -48,11 +48,11 @@ func benchBody(evs []map[string]any, ndjson bool) []byte {
 }
 
 // BenchmarkDecodeEvents decodes a request of 5,000 events of one merchant
-// (~210 series) as POST /v1/events does, framing and decoder: "reflect" is
-// the path before the fast one (encoding/json's Decoder splitting the body
-// into json.RawMessage, then each event unmarshalled into a struct, matched
-// with regular expressions and given labels of its own), "fast" the scanner
-// and the interning decoder.
+// (~210 series) as POST /v1/events does, through httpapi's framing, with
+// the decoder before the fast one ("reflect": each event unmarshalled into a
+// struct, matched with regular expressions and given labels of its own) and
+// with the interning decoder ("fast"). httpapi's BenchmarkEventFraming
+// measures the framing before and after.
 //
 //	go test ./examples/server -run '^$' -bench DecodeEvents -benchtime 50x
 func BenchmarkDecodeEvents(b *testing.B) {
@@ -63,13 +63,11 @@ func BenchmarkDecodeEvents(b *testing.B) {
 		body := benchBody(evs, framing == "ndjson")
 		for _, path := range []string{"reflect", "fast"} {
 			decode := func() ([]tsstore.Point, error) {
+				decode := decodeEvent
 				if path == "reflect" {
-					if framing == "ndjson" {
-						return parseEventsNDJSONReflect(body, decodeEventReflect, "shop-1", now)
-					}
-					return parseEventsJSONReflect(body, decodeEventReflect, "shop-1", now)
+					decode = decodeEventReflect
 				}
-				return httpapi.DecodeEvents(body, framing == "ndjson", decodeEvent, "shop-1", now)
+				return httpapi.DecodeEvents(body, framing == "ndjson", decode, "shop-1", now)
 			}
 			b.Run(framing+"/"+path, func(b *testing.B) {
 				ps, err := decode()

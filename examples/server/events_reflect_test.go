@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hourglass-io/hourglass/httpapi"
@@ -153,109 +148,3 @@ func (e *reflectEvent) point(merchant string, now time.Time) (tsstore.Point, err
 	}
 	return tsstore.Point{Metric: e.Type, Labels: ls, Timestamp: ts, Value: value}, nil
 }
-
-// parseEventsJSONReflect parses a JSON array of events for merchant into raw points
-// with decode. Errors are of kind tsstore.ErrInvalid and name the event's
-// index (from 0).
-func parseEventsJSONReflect(body []byte, decode httpapi.EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, reflectErrNoEvents
-		}
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %s", reflectJSONMessage(err))
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: want a JSON array of events (or NDJSON with Content-Type application/x-ndjson)")
-	}
-	var points []tsstore.Point
-	i := 0
-	for ; dec.More(); i++ {
-		var e json.RawMessage
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %s", i, reflectJSONMessage(err))
-		}
-		if points, err = reflectDecodeFor(points, decode, e, merchant, now); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", i, err)
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body after event %d: %s", i-1, reflectJSONMessage(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events")
-	}
-	if len(points) == 0 {
-		return nil, reflectErrNoEvents
-	}
-	return points, nil
-}
-
-// parseEventsNDJSONReflect parses newline-delimited JSON events (one object per
-// line; blank lines are skipped). Errors name the line (from 1).
-func parseEventsNDJSONReflect(body []byte, decode httpapi.EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, len(body)+1)
-	var points []tsstore.Point
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		var e json.RawMessage
-		if err := dec.Decode(&e); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %s", line, reflectJSONMessage(err))
-		}
-		if dec.More() {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: more than one JSON value", line)
-		}
-		var err error
-		if points, err = reflectDecodeFor(points, decode, e, merchant, now); err != nil {
-			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: %w", err)
-	}
-	if len(points) == 0 {
-		return nil, reflectErrNoEvents
-	}
-	return points, nil
-}
-
-// reflectDecodeFor runs the program's decoder on one event and checks that every
-// point it made carries the request's merchant: the isolation of merchants
-// must not depend on each httpapi.EventDecoder getting it right.
-func reflectDecodeFor(points []tsstore.Point, decode httpapi.EventDecoder, e []byte, merchant string, now time.Time) ([]tsstore.Point, error) {
-	n := len(points)
-	points, err := decode(points, e, merchant, now)
-	if err != nil {
-		return points, err
-	}
-	for _, p := range points[n:] {
-		if got := p.Labels.Get("merchant"); got != merchant {
-			return points, tsstore.Errorf(tsstore.ErrInvalid, "the event decoder made a point %s%s with merchant %q, not the token's %q", p.Metric, p.Labels, got, merchant)
-		}
-	}
-	return points, nil
-}
-
-// reflectJSONMessage returns err's message without encoding/json's "json: " prefix.
-func reflectJSONMessage(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q: want %s, got %s", te.Field, te.Type, te.Value)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return "truncated JSON"
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-var reflectErrNoEvents = tsstore.Errorf(tsstore.ErrInvalid, "no events in the request body")
