@@ -3,6 +3,7 @@ package localcache
 import (
 	"context"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,8 +30,9 @@ func writeLog(t *rapid.T, dir string, payloads [][]byte) {
 // TestSealedColumnsIsSealedLog checks, for random logs of both record
 // versions and every chunk size, that SealedColumns gives the points
 // SealedLog and SealedLogOwned give, in log order, in full chunks but the
-// last, each with distinct series (in a log of version 2 records) and
-// valid columns.
+// last, each with valid columns and its series in the order of their
+// first points, each once (in a log of version 2 records): what makes a
+// chunk's archive segment is all fixed.
 func TestSealedColumnsIsSealedLog(t *testing.T) {
 	ctx := context.Background()
 	rapid.Check(t, func(t *rapid.T) {
@@ -91,6 +93,9 @@ func TestSealedColumnsIsSealedLog(t *testing.T) {
 			if n := cols.Len(); n > max || n == 0 || (n < max && i < len(chunks)-1) {
 				t.Fatalf("chunk %d of %d: %d points, max %d", i, len(chunks), n, max)
 			}
+			if ids := firstIDs(cols.IDs); len(ids) != len(cols.Series) || !slices.Equal(ids, seq(len(ids))) {
+				t.Fatalf("chunk %d of %d series: the ids of its points, each first time, are %v", i, len(cols.Series), ids)
+			}
 			if !v1 {
 				for j := range cols.Series {
 					for k := range j {
@@ -111,4 +116,17 @@ func TestSealedColumnsIsSealedLog(t *testing.T) {
 			t.Fatalf("replay counted %d points, want %d", c.Stats().Points, n)
 		}
 	})
+}
+
+// firstIDs returns the ids of ids, each where it first stands.
+func firstIDs(ids []int32) []int {
+	var out []int
+	seen := map[int32]bool{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, int(id))
+		}
+	}
+	return out
 }
