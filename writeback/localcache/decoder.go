@@ -40,6 +40,7 @@ type decoder struct {
 	key   []uint32
 
 	raw, processed section
+	pts            pointReader // the raw points left to read (rawRecord)
 	width          time.Duration
 	same           bool // the processed points are the raw ones
 }
@@ -66,22 +67,9 @@ func (d *decoder) startOver() {
 // record decodes a record into d.raw, and into d.processed too with
 // processed (else the processed section is not read).
 func (d *decoder) record(payload []byte, processed bool) error {
-	if len(d.strs) >= maxShared || len(d.series) >= maxShared || len(d.sets) >= maxShared {
-		d.startOver()
-	}
-	d.raw.reset()
-	d.processed.reset()
-	r := &wire.Reader{B: payload}
-	v1 := len(payload) > 0 && payload[0] != 0
-	if !v1 {
-		r.Byte()
-		if v := r.Uvarint(); v != recordVersion && r.Err == nil {
-			return fmt.Errorf("decode batch: %w %d", errVersion, v)
-		}
-	}
-	d.width = time.Duration(r.Uvarint()) * time.Millisecond
-	if d.width <= 0 {
-		r.Err = wire.ErrCorrupt
+	r, v1, err := d.start(payload)
+	if err != nil {
+		return err
 	}
 	sec := d.sectionV2
 	if v1 {
@@ -95,8 +83,57 @@ func (d *decoder) record(payload []byte, processed bool) error {
 		}
 		r.End()
 	}
-	if r.Err != nil {
-		return fmt.Errorf("decode batch: %w", r.Err)
+	return decodeErr(r.Err)
+}
+
+// rawRecord decodes a record's raw section for a reader that takes the
+// points as they are decoded: its series into d.raw, and its points into
+// d.raw too for a version 1 record, but for a version 2 record into d.pts,
+// to be read from there (d.raw then has none). The processed section is
+// not read.
+func (d *decoder) rawRecord(payload []byte) error {
+	d.pts = pointReader{}
+	r, v1, err := d.start(payload)
+	if err != nil {
+		return err
+	}
+	if v1 {
+		d.sectionV1(r, &d.raw)
+	} else {
+		d.tablesV2(r, &d.raw)
+		d.pts = d.pointsOf(r, &d.raw)
+	}
+	return decodeErr(r.Err)
+}
+
+// start resets the sections and reads the header of a record: it returns
+// the reader of the rest and whether the record is of version 1.
+func (d *decoder) start(payload []byte) (*wire.Reader, bool, error) {
+	if len(d.strs) >= maxShared || len(d.series) >= maxShared || len(d.sets) >= maxShared {
+		d.startOver()
+	}
+	d.raw.reset()
+	d.processed.reset()
+	r := &wire.Reader{B: payload}
+	v1 := len(payload) > 0 && payload[0] != 0
+	if !v1 {
+		r.Byte()
+		if v := r.Uvarint(); v != recordVersion && r.Err == nil {
+			return nil, false, fmt.Errorf("decode batch: %w %d", errVersion, v)
+		}
+	}
+	d.width = time.Duration(r.Uvarint()) * time.Millisecond
+	if d.width <= 0 {
+		r.Err = wire.ErrCorrupt
+	}
+	return r, v1, nil
+}
+
+// decodeErr returns the error of a record whose decoding failed with err,
+// or nil.
+func decodeErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("decode batch: %w", err)
 	}
 	return nil
 }
@@ -116,6 +153,13 @@ func corrupt(r *wire.Reader) {
 
 // sectionV2 reads a version 2 section into s.
 func (d *decoder) sectionV2(r *wire.Reader, s *section) {
+	d.tablesV2(r, s)
+	d.points(r, s)
+}
+
+// tablesV2 reads the tables of a version 2 section, up to its points: its
+// series into s.
+func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 	n := r.Count()
 	d.local = d.local[:0]
 	for range n {
@@ -159,7 +203,6 @@ func (d *decoder) sectionV2(r *wire.Reader, s *section) {
 			s.series = append(s.series, d.seriesOf(m, set))
 		}
 	}
-	d.points(r, s)
 }
 
 // string reads a string index of the section and returns the string's id.
@@ -209,48 +252,90 @@ func (d *decoder) seriesOf(m int32, slot *setSlot) int32 {
 	return id
 }
 
-// points reads the points of a section into s.
+// points reads the points of a version 2 section into s.
 func (d *decoder) points(r *wire.Reader, s *section) {
-	n := r.Count()
+	p := d.pointsOf(r, s)
 	if r.Err != nil {
 		return
 	}
-	s.ids, s.times, s.values = slices.Grow(s.ids, n), slices.Grow(s.times, n), slices.Grow(s.values, n)
-	nseries := uint64(len(s.series))
-	b := r.B
-	prev := int64(0)
-	for range n {
+	n := p.left
+	s.ids, s.times, s.values = slices.Grow(s.ids, n)[:n], slices.Grow(s.times, n)[:n], slices.Grow(s.values, n)[:n]
+	if !p.read(s.ids, s.times, s.values) {
+		corrupt(r)
+		return
+	}
+	r.B = p.b
+}
+
+// pointsOf returns the reader of the points of a version 2 section whose
+// tables were read into s, and skips r past them (a failed count fails r).
+func (d *decoder) pointsOf(r *wire.Reader, s *section) pointReader {
+	n := r.Count()
+	if r.Err != nil {
+		return pointReader{}
+	}
+	p := pointReader{b: r.B, left: n, series: uint64(len(s.series))}
+	r.B = nil // the points are p's
+	return p
+}
+
+// pointReader reads the points of a version 2 section, run by run, into
+// point columns (see codec.go for their encoding).
+type pointReader struct {
+	b      []byte
+	left   int    // the points not yet read
+	series uint64 // the number of the section's series
+	prev   int64  // the timestamp of the point last read
+}
+
+// read decodes the next len(ids) points into ids (each an index into the
+// section's series), times and values, which must be as long as ids. It
+// reports false for a point that cannot be decoded (then the columns hold
+// garbage) or when fewer points are left.
+func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
+	if len(ids) > p.left {
+		return false
+	}
+	times, values = times[:len(ids)], values[:len(ids)]
+	b, prev := p.b, p.prev
+	for i := range ids {
+		// binary.Uvarint is inlined, binary.Varint is not.
 		h, k := binary.Uvarint(b)
-		if k <= 0 || h>>1 >= nseries {
-			corrupt(r)
-			return
+		if k <= 0 || h>>1 >= p.series {
+			return false
 		}
 		b = b[k:]
-		dt, k := binary.Varint(b)
+		dt, k := binary.Uvarint(b)
 		if k <= 0 {
-			corrupt(r)
-			return
+			return false
 		}
 		b = b[k:]
 		var v float64
 		if h&1 == 1 {
-			iv, k := binary.Varint(b)
+			iv, k := binary.Uvarint(b)
 			if k <= 0 {
-				corrupt(r)
-				return
+				return false
 			}
-			b, v = b[k:], float64(iv)
+			b, v = b[k:], float64(unzigzag(iv))
 		} else {
 			if len(b) < 8 {
-				corrupt(r)
-				return
+				return false
 			}
 			b, v = b[8:], math.Float64frombits(binary.LittleEndian.Uint64(b))
 		}
-		prev += dt
-		s.ids = append(s.ids, int32(h>>1))
-		s.times = append(s.times, prev)
-		s.values = append(s.values, v)
+		prev += unzigzag(dt)
+		ids[i], times[i], values[i] = int32(h>>1), prev, v
 	}
-	r.B = b
+	p.b, p.prev, p.left = b, prev, p.left-len(ids)
+	return true
+}
+
+// unzigzag returns the signed integer of a varint's unsigned one (see
+// binary.Varint).
+func unzigzag(ux uint64) int64 {
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
+	}
+	return x
 }

@@ -3,7 +3,9 @@ package localcache
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -26,7 +28,11 @@ func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, 
 	}
 	left := g.points.Load() // to size the chunks
 	var chunk []tsstore.Point
-	err = c.readLog(ctx, g, func(d *decoder) error {
+	d := newDecoder()
+	err = c.readLog(ctx, g, func(payload []byte) error {
+		if err := d.record(payload, false); err != nil {
+			return err
+		}
 		s := &d.raw
 		for i := 0; i < s.len(); {
 			if chunk == nil {
@@ -71,7 +77,7 @@ func (c *Cache) SealedColumns(ctx context.Context, gen uint64, max int, fn func(
 	if err != nil {
 		return err
 	}
-	ch := chunker{max: max, left: g.points.Load(), fn: fn}
+	ch := chunker{d: newDecoder(), max: max, left: g.points.Load(), fn: fn}
 	if err := c.readLog(ctx, g, ch.record); err != nil {
 		return err
 	}
@@ -81,13 +87,21 @@ func (c *Cache) SealedColumns(ctx context.Context, gen uint64, max int, fn func(
 	return nil
 }
 
-// chunker cuts the raw sections of a log's records into columns.
+// chunker cuts the raw points of a log's records into columns, decoding
+// a version 2 record's points straight into them.
 type chunker struct {
+	d    *decoder
 	max  int
 	left int64 // the points not yet given to fn, to size the chunks
 	fn   func(*tsstore.Columns) error
 	cols *tsstore.Columns // the chunk being filled; nil between chunks
 	seq  int32            // the chunk's number, from 1
+	// The series of the last full chunk, to size the next one's.
+	series int
+	// The chunks the record being read filled: fn gets them once the
+	// whole record is read, so that it sees no point of a record that
+	// turns out corrupt.
+	full []*tsstore.Columns
 
 	// Per series of the decoder: the number of the chunk that holds it
 	// and its index there.
@@ -101,8 +115,12 @@ type chunker struct {
 // series' index in its Series.
 type chunkIndex struct{ chunk, at int32 }
 
-// record adds the raw points of the record d just read.
-func (ch *chunker) record(d *decoder) error {
+// record reads the raw points of a record's payload into chunks.
+func (ch *chunker) record(payload []byte) error {
+	d := ch.d
+	if err := d.rawRecord(payload); err != nil {
+		return err
+	}
 	if ch.epoch != d.epoch {
 		// The decoder's ids name other series now.
 		ch.epoch = d.epoch
@@ -112,31 +130,56 @@ func (ch *chunker) record(d *decoder) error {
 		ch.inChunk = append(ch.inChunk, make([]chunkIndex, n-len(ch.inChunk))...)
 	}
 	s := &d.raw
-	ch.local = append(ch.local[:0], make([]chunkIndex, len(s.series))...)
-	for i := 0; i < s.len(); {
+	ch.local = slices.Grow(ch.local[:0], len(s.series))[:len(s.series)]
+	clear(ch.local)
+	n := s.len() + d.pts.left // one of them is 0
+	for i := 0; i < n; {
 		if ch.cols == nil {
-			n := chunkCap(ch.max, ch.left)
-			ch.cols = &tsstore.Columns{IDs: make([]int32, 0, n), Times: make([]int64, 0, n), Values: make([]float64, 0, n)}
+			c := chunkCap(ch.max, ch.left)
+			ch.cols = &tsstore.Columns{
+				// As many series as the last chunk is a good guess.
+				Series: make([]tsstore.SeriesLabels, 0, min(c, ch.series)),
+				IDs:    make([]int32, 0, c), Times: make([]int64, 0, c), Values: make([]float64, 0, c),
+			}
 			ch.seq++
 		}
 		cols := ch.cols
-		k := min(s.len()-i, ch.max-cols.Len())
-		for _, li := range s.ids[i : i+k] {
-			l := &ch.local[li]
+		at := cols.Len()
+		k := min(n-i, ch.max-at)
+		cols.IDs = slices.Grow(cols.IDs, k)[:at+k]
+		cols.Times = slices.Grow(cols.Times, k)[:at+k]
+		cols.Values = slices.Grow(cols.Values, k)[:at+k]
+		ids := cols.IDs[at:]
+		if s.len() > 0 { // a version 1 record, decoded already
+			copy(ids, s.ids[i:])
+			copy(cols.Times[at:], s.times[i:])
+			copy(cols.Values[at:], s.values[i:])
+		} else if !d.pts.read(ids, cols.Times[at:], cols.Values[at:]) {
+			return decodeErr(wire.ErrCorrupt)
+		}
+		// The ids are the record's: make them the chunk's.
+		local := ch.local
+		for j, li := range ids {
+			l := &local[li]
 			if l.chunk != ch.seq {
 				*l = chunkIndex{chunk: ch.seq, at: ch.add(d, s.series[li])}
 			}
-			cols.IDs = append(cols.IDs, l.at)
+			ids[j] = l.at
 		}
-		cols.Times = append(cols.Times, s.times[i:i+k]...)
-		cols.Values = append(cols.Values, s.values[i:i+k]...)
 		i += k
-		if cols.Len() == ch.max {
+		if at+k == ch.max {
 			ch.left -= int64(ch.max)
+			ch.series = len(cols.Series)
+			ch.full = append(ch.full, cols)
 			ch.cols = nil
-			if err := ch.fn(cols); err != nil {
-				return err
-			}
+		}
+	}
+	full := ch.full
+	ch.full = ch.full[:0]
+	for j, cols := range full {
+		full[j] = nil // fn's now
+		if err := ch.fn(cols); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -174,19 +217,14 @@ func (c *Cache) sealedLogGen(gen uint64, max int) (*generation, error) {
 	return c.sealedGen(gen)
 }
 
-// readLog decodes the raw points of each record of g's log file and calls
-// fn with the decoder after each; it stops at the first error of a record,
-// of fn or of ctx.
-func (c *Cache) readLog(ctx context.Context, g *generation, fn func(*decoder) error) error {
-	d := newDecoder()
+// readLog calls fn with the payload of each record of g's log file; it
+// stops at the first error of a record, of fn or of ctx.
+func (c *Cache) readLog(ctx context.Context, g *generation, fn func(payload []byte) error) error {
 	err := readRecords(g.path, func(payload []byte, _ int64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := d.record(payload, false); err != nil {
-			return err
-		}
-		return fn(d)
+		return fn(payload)
 	})
 	if err != nil {
 		return fmt.Errorf("localcache: read sealed log %s: %w", g.path, err)

@@ -2,6 +2,7 @@ package localcache
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // writeLog writes the log file of generation 1 in dir: version 1 records
 // (payloads made by encodeV1) and version 2 ones, as an upgrade leaves
 // them.
-func writeLog(t *rapid.T, dir string, payloads [][]byte) {
+func writeLog(t interface{ Fatal(...any) }, dir string, payloads [][]byte) {
 	var file []byte
 	for _, p := range payloads {
 		rec := append(make([]byte, headerLen), p...)
@@ -129,4 +130,74 @@ func firstIDs(ids []int32) []int {
 		}
 	}
 	return out
+}
+
+// TestSealedColumnsCorruptRecord checks that a record that passes its
+// checksum but not its decoding (its last point cut short, or a point of
+// a series the record does not list) fails SealedColumns with
+// SealedLog's error, and that fn got no point of it: the chunks the
+// records before it filled, and no other.
+func TestSealedColumnsCorruptRecord(t *testing.T) {
+	ctx := context.Background()
+	ls := tsstore.Labels{{Name: "merchant", Value: "m1"}}
+	points := func(n int, metric string) []tsstore.Point {
+		ps := make([]tsstore.Point, n)
+		for i := range ps {
+			ps[i] = tsstore.Point{Metric: metric, Labels: ls, Timestamp: 1_700_000_000_000 + int64(i), Value: float64(i) + 0.5}
+		}
+		return ps
+	}
+	first, second := points(7, "views"), points(9, "ms")
+	good := encodeV2(time.Minute, second)
+	// The first point's header is 0: series 0, a float. The record lists
+	// one series: series 1 is none of its.
+	d := newDecoder()
+	if err := d.rawRecord(good); err != nil {
+		t.Fatal(err)
+	}
+	noSeries := slices.Clone(good)
+	if at := len(good) - len(d.pts.b); noSeries[at] != 0 {
+		t.Fatalf("the first point's header is %d, want 0", noSeries[at])
+	} else {
+		noSeries[at] = 1 << 1
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"cut short", good[:len(good)-2]}, // the processed flag and a byte of the last value
+		{"point of no series", noSeries},
+	} {
+		for _, max := range []int{1, 2, 3, 7, 8, 100} {
+			// A corrupt sealed log fails Open: it turns corrupt after.
+			dir := t.TempDir()
+			writeLog(t, dir, [][]byte{encodeV2(time.Minute, first), good})
+			c, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gen, ok, err := c.Seal(ctx)
+			if err != nil || !ok {
+				t.Fatalf("Seal: %v %v", ok, err)
+			}
+			writeLog(t, dir, [][]byte{encodeV2(time.Minute, first), tc.payload})
+			var logged, columns []tsstore.Point
+			logErr := c.SealedLog(ctx, gen, max, func(ps []tsstore.Point) error {
+				logged = append(logged, ps...)
+				return nil
+			})
+			colErr := c.SealedColumns(ctx, gen, max, func(cols *tsstore.Columns) error {
+				columns = cols.AppendPoints(columns)
+				return nil
+			})
+			c.Close()
+			if !errors.Is(colErr, errCorrupt) || logErr == nil || colErr.Error() != logErr.Error() {
+				t.Errorf("%s, chunks of %d: SealedLog: %v, SealedColumns: %v, want the same corrupt error", tc.name, max, logErr, colErr)
+			}
+			want := first[:len(first)/max*max]
+			if !samePoints(logged, want) || !samePoints(columns, want) {
+				t.Errorf("%s, chunks of %d: SealedLog gave %d points, SealedColumns %d, want the %d of the full chunks before the record", tc.name, max, len(logged), len(columns), len(want))
+			}
+		}
+	}
 }
