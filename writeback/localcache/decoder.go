@@ -37,7 +37,13 @@ type decoder struct {
 	v1Loc  map[int32]int32
 
 	local []int32 // the section's string ids
-	key   []uint32
+	// The label sets of the section being read: their keys one after
+	// another, their metrics (string ids) one after another, and where
+	// each set's key and metrics end, and the hash of each key.
+	key     []uint32
+	metrics []int32
+	setRefs []setRef
+	hashes  []uint64
 
 	raw, processed section
 	pts            pointReader // the raw points left to read (rawRecord)
@@ -177,51 +183,77 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 		d.local = append(d.local, id)
 	}
 	n = r.Count()
+	if r.Err != nil {
+		return
+	}
+	// All the sets' keys and series first, then the lookups: each is
+	// likely a cache miss in the table of a log's sets, and with nothing
+	// to decode between them the processor overlaps them.
+	d.key, d.metrics, d.setRefs, d.hashes = d.key[:0], d.metrics[:0], d.setRefs[:0], d.hashes[:0]
+	b, local := r.B, d.local
 	for range n {
-		labels := r.Uvarint()
-		if labels > tsstore.MaxLabels {
+		labels, k := binary.Uvarint(b)
+		if k <= 0 || labels > tsstore.MaxLabels {
 			corrupt(r)
 			return
 		}
-		d.key = append(d.key[:0], uint32(labels))
+		b = b[k:]
+		start := len(d.key)
+		d.key = append(d.key, uint32(labels))
 		for range 2 * labels {
-			d.key = append(d.key, uint32(d.string(r)))
-		}
-		if r.Err != nil {
-			return
-		}
-		h := hashKey(d.key)
-		set := d.setIDs.find(d.key, h)
-		if set == nil {
-			set = d.setIDs.add(d.key, h, d.newSet())
-		}
-		for range r.Count() {
-			m := d.string(r)
-			if r.Err != nil {
+			i, k := binary.Uvarint(b)
+			if k <= 0 || i >= uint64(len(local)) {
+				corrupt(r)
 				return
 			}
+			b = b[k:]
+			d.key = append(d.key, uint32(local[i]))
+		}
+		series, k := binary.Uvarint(b)
+		if k <= 0 || series > uint64(len(b)-k) {
+			corrupt(r)
+			return
+		}
+		b = b[k:]
+		for range series {
+			i, k := binary.Uvarint(b)
+			if k <= 0 || i >= uint64(len(local)) {
+				corrupt(r)
+				return
+			}
+			b = b[k:]
+			d.metrics = append(d.metrics, local[i])
+		}
+		d.setRefs = append(d.setRefs, setRef{key: int32(len(d.key)), metrics: int32(len(d.metrics))})
+		d.hashes = append(d.hashes, hashKey(d.key[start:]))
+	}
+	r.B = b
+	d.setIDs.warm(d.hashes)
+	var key, metric int32
+	for j, ref := range d.setRefs {
+		k, h := d.key[key:ref.key], d.hashes[j]
+		set := d.setIDs.find(k, h)
+		if set == nil {
+			set = d.setIDs.add(k, h, d.newSet(k))
+		}
+		for _, m := range d.metrics[metric:ref.metrics] {
 			s.series = append(s.series, d.seriesOf(m, set))
 		}
+		key, metric = ref.key, ref.metrics
 	}
 }
 
-// string reads a string index of the section and returns the string's id.
-func (d *decoder) string(r *wire.Reader) int32 {
-	i := r.Uvarint()
-	if i >= uint64(len(d.local)) {
-		corrupt(r)
-		return 0
-	}
-	return d.local[i]
-}
+// setRef is a label set of a section being read: the ends of its key in
+// decoder.key and of its metrics in decoder.metrics.
+type setRef struct{ key, metrics int32 }
 
-// newSet adds the label set of d.key.
-func (d *decoder) newSet() int32 {
+// newSet adds the label set of key.
+func (d *decoder) newSet(key []uint32) int32 {
 	var ls tsstore.Labels
-	if n := d.key[0]; n > 0 {
+	if n := key[0]; n > 0 {
 		ls = make(tsstore.Labels, n)
 		for i := range ls {
-			ls[i] = tsstore.Label{Name: d.strs[d.key[1+2*i]], Value: d.strs[d.key[2+2*i]]}
+			ls[i] = tsstore.Label{Name: d.strs[key[1+2*i]], Value: d.strs[key[2+2*i]]}
 		}
 	}
 	d.sets = append(d.sets, ls)
