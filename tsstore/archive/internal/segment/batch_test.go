@@ -344,3 +344,28 @@ func TestRankSeries(t *testing.T) {
 		}
 	})
 }
+
+// TestDigestOfManySeriesIsStable pins the content digest of a segment of
+// many series, with canonical forms from a few bytes (no labels) to
+// hundreds, and points sharing timestamps, to the value of 1ac6be9 (before
+// the digest wrote series by fixed-size copies).
+func TestDigestOfManySeriesIsStable(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	sets := make([]tsstore.SeriesLabels, 3000)
+	for i := range sets {
+		s := &sets[i]
+		s.Metric = []string{"m", "web_views", "a_rather_long_metric_name_of_some_exporter_seconds_total"}[i%3]
+		for j := range i % 5 {
+			s.Labels = append(s.Labels, tsstore.Label{Name: fmt.Sprintf("label_%d", j), Value: strings.Repeat("v", r.IntN(40)) + fmt.Sprint(i)})
+		}
+	}
+	ps := make([]tsstore.Point, 20_000)
+	for i := range ps {
+		s := &sets[r.IntN(len(sets))]
+		ps[i] = tsstore.Point{Metric: s.Metric, Labels: s.Labels, Timestamp: 1767225600000 + r.Int64N(5000), Value: float64(r.IntN(100)) / 4}
+	}
+	const want = "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917"
+	if got := Prepare(ps).Digest(); got != want {
+		t.Errorf("Prepare(ps).Digest() = %s, want %s (the digest of 1ac6be9)", got, want)
+	}
+}
