@@ -451,11 +451,7 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 
 func (e *encoder) value(b *Batch, lo, hi int) format.ColumnChunk {
 	c := e.f.chunk(format.Double, format.Plain, []format.Encoding{format.Plain}, "value")
-	vs := b.values[lo:hi]
-	lowest, highest := vs[0], vs[0]
-	for _, v := range vs {
-		lowest, highest = min(lowest, v), max(highest, v)
-	}
+	lowest, highest := bounds(b.values[lo:hi])
 	// Zero bounds are signed so that a reader comparing -0 and +0 either
 	// way keeps the page (as the Parquet spec asks).
 	if lowest == 0 {
@@ -471,4 +467,31 @@ func (e *encoder) value(b *Batch, lo, hi int) format.ColumnChunk {
 	}
 	c.cc.MetaData.Statistics = format.Statistics{MinValue: plain.Double(lowest), MaxValue: plain.Double(highest)}
 	return c.done()
+}
+
+// bounds returns the least and the greatest of the values vs (not empty)
+// as the builtins min and max do, but for the sign of a zero bound (either
+// zero's: the caller signs them): NaN when one is NaN. Plain comparisons
+// cost a fraction of the builtins' NaN-aware selections; a NaN, which they
+// pass over, sends it back to the builtins.
+func bounds(vs []float64) (lowest, highest float64) {
+	lowest, highest = vs[0], vs[0]
+	nan := false
+	for _, v := range vs {
+		if v < lowest {
+			lowest = v
+		}
+		if v > highest {
+			highest = v
+		}
+		nan = nan || v != v
+	}
+	if nan {
+		// The NaN the builtins return.
+		lowest, highest = vs[0], vs[0]
+		for _, v := range vs {
+			lowest, highest = min(lowest, v), max(highest, v)
+		}
+	}
+	return lowest, highest
 }
