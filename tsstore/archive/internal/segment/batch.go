@@ -72,7 +72,9 @@ func Prepare(ps []tsstore.Point) *Batch { return PrepareColumns(ColumnsOf(ps)) }
 // Series of c that no point has are left out; content-equal series are
 // one.
 func PrepareColumns(c *tsstore.Columns) *Batch {
-	tab, rank := rankSeries(c.Series, c.IDs)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	tab, rank := rankSeries(c.Series, c.IDs, sc)
 	b := &Batch{tab: tab, ids: c.IDs, times: c.Times, values: c.Values}
 	n := b.Len()
 	if n == 0 {
@@ -90,10 +92,8 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 		}
 		return b
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
 	sc.grow(n)
-	keys := sortKeys(b.times, b.ids, rank, k, sc.keys, sc.tmp)
+	keys := sortKeys(b.times, b.ids, rank, k, sc)
 	// The keys hold the time and the series: only values move, into the
 	// half of the scratch the sorted keys are not in. A run of points of
 	// one time and series is then sorted by value.
@@ -124,9 +124,16 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 }
 
 // scratch is the memory of a PrepareColumns that does not outlive it,
-// reused by the next (a flush prepares segment after segment).
+// reused by the next (a flush prepares segment after segment): the keys of
+// the points and the radix sort's, and rankSeries'.
 type scratch struct {
 	keys, tmp []uint64
+	count     [][1 << radixDigit]int
+
+	used   []bool
+	series []string // the series' keys (rankSeries), views of buf
+	buf    []byte
+	rank   []int32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -139,12 +146,24 @@ func (s *scratch) grow(n int) {
 	s.keys, s.tmp = s.keys[:n], s.tmp[:n]
 }
 
+// resize returns s, or a new slice when it is too small, n long.
+func resize[S ~[]E, E any](s S, n int) S {
+	if cap(s) < n {
+		return make(S, n)
+	}
+	return s[:n]
+}
+
 // rankSeries returns the distinct series of tab that ids name, in (metric,
 // labels) order, and the index in it of each series of tab. The series are sorted by
 // an order-preserving binary key each (compared by memcmp, rather than
 // string by string).
-func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.SeriesLabels, rank []int32) {
-	used := make([]bool, len(tab))
+//
+// The rank and the memory of the keys are sc's.
+func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []tsstore.SeriesLabels, rank []int32) {
+	sc.used = resize(sc.used, len(tab))
+	used := sc.used
+	clear(used)
 	for _, id := range ids {
 		used[id] = true
 	}
@@ -158,8 +177,14 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.Serie
 	// a key, so a key still sorts before its extensions) and the series'
 	// index (4 bytes: equal keys sort by index), so that plain strings
 	// sort, by the runtime's comparison.
-	keys := make([]string, 0, len(tab))
-	buf := make([]byte, 0, size)
+	keys := sc.series[:0]
+	if cap(keys) < len(tab) {
+		keys = make([]string, 0, len(tab))
+	}
+	buf := sc.buf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	for i, u := range used {
 		if u {
 			start := len(buf)
@@ -171,7 +196,11 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.Serie
 		}
 	}
 	slices.Sort(keys)
-	rank = make([]int32, len(tab))
+	// Kept for the next call: the views of buf into whatever array they
+	// are in (an append that moved buf left the others in the old one).
+	sc.series, sc.buf = keys, buf
+	sc.rank = resize(sc.rank, len(tab))
+	rank = sc.rank
 	sorted = make([]tsstore.SeriesLabels, 0, len(keys))
 	for j, k := range keys {
 		i := binary.BigEndian.Uint32([]byte(k[len(k)-4:]))
@@ -248,9 +277,10 @@ const radixDigit = 13
 
 // sortKeys returns the keys of the points (of series rank[ids[i]]) sorted
 // by time and series (a stable LSD radix sort on all bits but the index,
-// whose digits are counted as the keys are made). keys and tmp are as long
-// as times; the sorted keys are one of them.
-func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64) []uint64 {
+// whose digits are counted as the keys are made), in sc's keys and tmp,
+// as long as times: the sorted keys are one of them.
+func sortKeys(times []int64, ids, rank []int32, k keyLayout, sc *scratch) []uint64 {
+	keys, tmp := sc.keys, sc.tmp
 	from, width := k.idxBits, k.tsBits+k.rankBits
 	passes := (width + radixDigit - 1) / radixDigit
 	digit := 0
@@ -258,7 +288,9 @@ func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64)
 		digit = (width + passes - 1) / passes
 	}
 	mask := uint64(1)<<digit - 1
-	count := make([][1 << radixDigit]int, passes)
+	sc.count = resize(sc.count, passes)
+	count := sc.count
+	clear(count)
 	for i, t := range times {
 		key := (uint64(t-k.lo)<<k.rankBits | uint64(rank[ids[i]])) << k.idxBits
 		keys[i] = key | uint64(i)

@@ -326,7 +326,7 @@ func TestRankSeries(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		tab := rapid.SliceOfN(series, 1, 40).Draw(t, "tab")
 		ids := rapid.SliceOfN(rapid.Int32Range(0, int32(len(tab)-1)), 1, 100).Draw(t, "ids")
-		sorted, rank := rankSeries(tab, ids)
+		sorted, rank := rankSeries(tab, ids, new(scratch))
 		for i := 1; i < len(sorted); i++ {
 			if compare(sorted[i-1], sorted[i]) >= 0 {
 				t.Fatalf("series %d and %d (%q, %q) not in order or not distinct", i-1, i, sorted[i-1], sorted[i])
