@@ -440,21 +440,37 @@ func uvarintSize(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
 // that Digest hashes at a time.
 const digestBufSize = 64 << 10
 
+// digestScratch is the memory of a digestSlots, reused by the next.
+type digestScratch struct {
+	slots []byte // the slots of the series' forms
+	lens  []uint8
+	buf   []byte
+}
+
+var digestPool = sync.Pool{New: func() any { return new(digestScratch) }}
+
 // digestSlots hashes the canonical forms of b's points, whose series' forms
 // each fit a slot S: a point's is written as its time, the whole slot of
 // its series (whose bytes past the form the next write overwrites) and its
 // value.
 func digestSlots[S [32]byte | [64]byte | [128]byte](h hash.Hash, b *Batch) {
 	size := int(unsafe.Sizeof(*new(S)))
-	slots := make([]S, len(b.tab))
-	lens := make([]uint8, len(b.tab))
+	sc := digestPool.Get().(*digestScratch)
+	defer digestPool.Put(sc)
+	// The bytes of a slot past its form are left from an earlier use:
+	// they are copied but never hashed.
+	sc.slots = resize(sc.slots, (len(b.tab)+1)*size)
+	slots := unsafe.Slice((*S)(unsafe.Pointer(&sc.slots[0])), len(b.tab))
+	sc.lens = resize(sc.lens, len(b.tab))
+	lens := sc.lens
 	for i := range b.tab {
 		slot := unsafe.Slice((*byte)(unsafe.Pointer(&slots[i])), size)
 		form := appendSeries(slot[:0], b.tab[i].Metric, b.tab[i].Labels)
 		lens[i] = uint8(len(form))
 	}
 	// Room for a point past the flush limit: its slot is copied whole.
-	buf := make([]byte, digestBufSize+8+size+8)
+	sc.buf = resize(sc.buf, digestBufSize+8+size+8)
+	buf := sc.buf
 	n := copy(buf, digestHeader)
 	for j, t := range b.times {
 		if n > digestBufSize {
