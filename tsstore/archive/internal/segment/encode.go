@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go/encoding/rle"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/hourglass-io/hourglass/tsstore"
 )
 
 // The segment writer writes the Parquet file of a batch directly from its
@@ -118,19 +120,38 @@ type dictionaries struct {
 	rep, def         []uint8
 	noLabels         []bool
 	sameLevelPattern bool // every series has the levels 0,1,1...,(n) with the same n > 0
+
+	// Memory kept for the next batch.
+	nameIndex, valueIndex map[string]int32
+	last                  []lastLabel
 }
 
-func (b *Batch) dictionaries() *dictionaries {
-	d := &dictionaries{metricOf: make([]int32, len(b.tab)), at: make([]int32, 1, len(b.tab)+1),
-		levelAt: make([]int32, 1, len(b.tab)+1), noLabels: make([]bool, len(b.tab))}
-	labels, levels := 0, 0
+// lastLabel is a label of the previous series and its entries.
+type lastLabel struct {
+	label       tsstore.Label
+	name, value int32
+}
+
+// dictionaries makes d the dictionaries of b, in d's memory.
+func (b *Batch) dictionaries(d *dictionaries) {
+	n := len(b.tab)
+	d.metrics = d.metrics[:0]
+	d.metricOf = resize(d.metricOf, n)
+	d.at, d.levelAt = append(d.at[:0], 0), append(d.levelAt[:0], 0)
+	d.noLabels = resize(d.noLabels, n)
+	clear(d.noLabels)
+	labels, levels, most := 0, 0, 0
 	for i := range b.tab {
 		labels += len(b.tab[i].Labels)
 		levels += max(len(b.tab[i].Labels), 1)
+		most = max(most, len(b.tab[i].Labels))
 	}
-	d.nameOf, d.valueOf = make([]int32, 0, labels), make([]int32, 0, labels)
-	d.rep, d.def = make([]uint8, 0, levels), make([]uint8, 0, levels)
-	names, values := make(map[string]int32), make(map[string]int32)
+	d.nameOf, d.valueOf = slices.Grow(d.nameOf[:0], labels), slices.Grow(d.valueOf[:0], labels)
+	d.rep, d.def = slices.Grow(d.rep[:0], levels), slices.Grow(d.def[:0], levels)
+	d.names, d.values = d.names[:0], d.values[:0]
+	if d.nameIndex == nil {
+		d.nameIndex, d.valueIndex = make(map[string]int32), make(map[string]int32)
+	}
 	intern := func(m map[string]int32, list *[]string, s string) int32 {
 		i, ok := m[s]
 		if !ok {
@@ -140,7 +161,14 @@ func (b *Batch) dictionaries() *dictionaries {
 		}
 		return i
 	}
-	d.sameLevelPattern = len(b.tab) > 0
+	// The table is sorted: a series often has the label of the one before
+	// at the same place (the first label of series of one metric
+	// especially), which then needs no lookup.
+	d.last = resize(d.last, most)
+	for j := range d.last {
+		d.last[j] = lastLabel{name: -1}
+	}
+	d.sameLevelPattern = n > 0
 	for i := range b.tab {
 		s := &b.tab[i]
 		if len(d.metrics) == 0 || d.metrics[len(d.metrics)-1] != s.Metric {
@@ -148,8 +176,15 @@ func (b *Batch) dictionaries() *dictionaries {
 		}
 		d.metricOf[i] = int32(len(d.metrics) - 1)
 		for j, l := range s.Labels {
-			d.nameOf = append(d.nameOf, intern(names, &d.names, l.Name))
-			d.valueOf = append(d.valueOf, intern(values, &d.values, l.Value))
+			last := &d.last[j]
+			if last.name < 0 || last.label.Name != l.Name {
+				last.label.Name, last.name = l.Name, intern(d.nameIndex, &d.names, l.Name)
+				last.label.Value, last.value = l.Value, intern(d.valueIndex, &d.values, l.Value)
+			} else if last.label.Value != l.Value {
+				last.label.Value, last.value = l.Value, intern(d.valueIndex, &d.values, l.Value)
+			}
+			d.nameOf = append(d.nameOf, last.name)
+			d.valueOf = append(d.valueOf, last.value)
 			d.rep = append(d.rep, uint8(min(j, 1)))
 			d.def = append(d.def, 1)
 		}
@@ -164,7 +199,16 @@ func (b *Batch) dictionaries() *dictionaries {
 			d.sameLevelPattern = false
 		}
 	}
-	return d
+}
+
+// release drops d's references to a batch's strings, keeping its memory.
+func (d *dictionaries) release() {
+	clear(d.metrics[:cap(d.metrics)])
+	clear(d.names[:cap(d.names)])
+	clear(d.values[:cap(d.values)])
+	clear(d.last)
+	clear(d.nameIndex)
+	clear(d.valueIndex)
 }
 
 // fileWriter writes a file and counts its bytes. Its first error sticks.
@@ -266,7 +310,8 @@ func (c *chunkWriter) done() format.ColumnChunk {
 // encoder holds the buffers of one page of each kind.
 type encoder struct {
 	f        fileWriter
-	d        *dictionaries
+	d        *dictionaries // &dict during an Encode
+	dict     dictionaries
 	pageRows int
 	data     []byte
 	idx      []int32
@@ -288,10 +333,12 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 	e := encoderPool.Get().(*encoder)
 	defer func() {
 		e.f.w, e.d = nil, nil // no reference to the caller's data kept
+		e.dict.release()
 		encoderPool.Put(e)
 	}()
 	e.f = fileWriter{w: w, zstd: e.f.zstd, z: e.f.z}
-	e.d, e.pageRows = b.dictionaries(), o.pageRows
+	b.dictionaries(&e.dict)
+	e.d, e.pageRows = &e.dict, o.pageRows
 	if e.pageRows <= 0 {
 		e.pageRows = defaultPageRows
 	}
