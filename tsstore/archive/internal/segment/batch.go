@@ -130,10 +130,11 @@ type scratch struct {
 	keys, tmp []uint64
 	count     [][1 << radixDigit]int
 
-	used   []bool
-	series []string // the series' keys (rankSeries), views of buf
-	buf    []byte
-	rank   []int32
+	used      []bool
+	series    []string // the series' keys (rankSeries), views of buf
+	seriesTmp []string // the radix sort's of series
+	buf       []byte
+	rank      []int32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -156,8 +157,8 @@ func resize[S ~[]E, E any](s S, n int) S {
 
 // rankSeries returns the distinct series of tab that ids name, in (metric,
 // labels) order, and the index in it of each series of tab. The series are sorted by
-// an order-preserving binary key each (compared by memcmp, rather than
-// string by string).
+// an order-preserving binary key each (sorted by bytes, rather than
+// compared string by string).
 //
 // The rank and the memory of the keys are sc's.
 func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []tsstore.SeriesLabels, rank []int32) {
@@ -195,7 +196,9 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []
 			keys = append(keys, unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start))
 		}
 	}
-	slices.Sort(keys)
+	sc.seriesTmp = resize(sc.seriesTmp, len(keys))
+	sortPrefixFree(keys, sc.seriesTmp, 0)
+	clear(sc.seriesTmp)
 	// Kept for the next call: the views of buf into whatever array they
 	// are in (an append that moved buf left the others in the old one).
 	sc.series, sc.buf = keys, buf
