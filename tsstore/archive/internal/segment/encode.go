@@ -120,6 +120,7 @@ type dictionaries struct {
 	rep, def         []uint8
 	noLabels         []bool
 	sameLevelPattern bool // every series has the levels 0,1,1...,(n) with the same n > 0
+	sameNames        bool // and the same label names
 
 	// Memory kept for the next batch.
 	nameIndex, valueIndex map[string]int32
@@ -197,6 +198,13 @@ func (b *Batch) dictionaries(d *dictionaries) {
 		d.levelAt = append(d.levelAt, int32(len(d.rep)))
 		if len(s.Labels) == 0 || len(s.Labels) != len(b.tab[0].Labels) {
 			d.sameLevelPattern = false
+		}
+	}
+	d.sameNames = d.sameLevelPattern
+	if d.sameNames {
+		n := len(b.tab[0].Labels)
+		for i := n; i < len(d.nameOf) && d.sameNames; i += n {
+			d.sameNames = slices.Equal(d.nameOf[i:i+n], d.nameOf[:n])
 		}
 	}
 }
@@ -319,6 +327,12 @@ type encoder struct {
 	repEnc   [][]byte // the encoded levels of the pages of the row group's label columns
 	defEnc   [][]byte
 	nulls    []int
+	// The rows of the last page whose levels (levelRows) or names
+	// (namesRows, encoded in namesData) were made, or -1: a page of as
+	// many rows has the same (see dictionaries.sameLevelPattern and
+	// sameNames).
+	levelRows, namesRows int
+	namesData            []byte
 }
 
 // Encode writes the batch as a segment file named name with content
@@ -429,71 +443,109 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 	if keys {
 		path, dict, of = "key", d.names, d.nameOf
 		e.repEnc, e.defEnc, e.nulls = e.repEnc[:0], e.defEnc[:0], e.nulls[:0]
+		e.levelRows, e.namesRows = -1, -1
 	}
 	c := e.f.chunk(format.ByteArray, format.RLEDictionary, []format.Encoding{format.Plain, format.RLE, format.RLEDictionary}, "labels", "key_value", path)
 	e.data = c.dictionary(dict, e.data)
 	nulls := 0
 	for page, p := 0, lo; p < hi; page, p = page+1, p+e.pageRows {
 		q := min(p+e.pageRows, hi)
-		e.idx = e.idx[:0]
 		if keys {
-			e.rep, e.def = e.rep[:0], e.def[:0]
+			e.levels(b, p, q, page)
 		}
-		pageNulls := 0
-		if d.sameLevelPattern {
-			// Every series has n labels: its entries are n*id to n*id+n,
-			// a row's levels are 0, 1, ... 1, all defined.
-			n := int(d.at[1])
-			entries := n * (q - p)
-			e.idx = slices.Grow(e.idx, entries)[:entries]
-			if n == 2 {
-				for i, id := range b.ids[p:q] {
-					e.idx[2*i], e.idx[2*i+1] = of[2*id], of[2*id+1]
-				}
-			} else {
-				for i, id := range b.ids[p:q] {
-					copy(e.idx[n*i:n*i+n], of[n*int(id):])
-				}
-			}
-			if keys {
-				e.rep = slices.Grow(e.rep, entries)[:entries]
-				e.def = slices.Grow(e.def, entries)[:entries]
-				for i := range e.rep {
-					e.rep[i], e.def[i] = 1, 1
-				}
-				for i := 0; i < entries; i += n {
-					e.rep[i] = 0
-				}
-			}
+		var data []byte
+		var entries int
+		if keys && d.sameNames && q-p == e.namesRows {
+			// The names of every row are the same: so is a page of as
+			// many rows as the one before.
+			data, entries = e.namesData, int(d.at[1])*(q-p)
 		} else {
-			for _, id := range b.ids[p:q] {
-				e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
-				if keys {
-					e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
-					e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
-					if d.noLabels[id] {
-						pageNulls++
-					}
-				}
+			e.entries(b, p, q, of)
+			e.data, _ = (&rle.DictionaryEncoding{}).EncodeInt32(e.data, e.idx)
+			data, entries = e.data, len(e.idx)
+			if keys && d.sameNames {
+				e.namesData, e.namesRows = append(e.namesData[:0], e.data...), q-p
 			}
 		}
-		if keys {
-			if page == len(e.repEnc) {
-				e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
-			}
-			e.repEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.repEnc[page], e.rep)
-			e.defEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.defEnc[page], e.def)
-			e.nulls = append(e.nulls, pageNulls)
-		}
-		pageNulls = e.nulls[page]
-		e.data, _ = (&rle.DictionaryEncoding{}).EncodeInt32(e.data, e.idx)
-		c.dataPage(q-p, len(e.idx)+pageNulls, pageNulls, e.data, e.repEnc[page], e.defEnc[page])
+		pageNulls := e.nulls[page]
+		c.dataPage(q-p, entries+pageNulls, pageNulls, data, e.repEnc[page], e.defEnc[page])
 	}
 	for _, n := range e.nulls {
 		nulls += n
 	}
 	c.cc.MetaData.Statistics = format.Statistics{NullCount: int64(nulls)}
 	return c.done()
+}
+
+// levels encodes the repetition and definition levels of the label
+// entries of rows p to q, the page-th page, into e.repEnc[page] and
+// e.defEnc[page], and counts its nulls into e.nulls.
+func (e *encoder) levels(b *Batch, p, q, page int) {
+	d := e.d
+	if page == len(e.repEnc) {
+		e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
+	}
+	if d.sameLevelPattern && q-p == e.levelRows {
+		// The levels of a page of as many rows as the one before.
+		e.repEnc[page] = append(e.repEnc[page][:0], e.repEnc[page-1]...)
+		e.defEnc[page] = append(e.defEnc[page][:0], e.defEnc[page-1]...)
+		e.nulls = append(e.nulls, 0)
+		return
+	}
+	e.rep, e.def = e.rep[:0], e.def[:0]
+	pageNulls := 0
+	if d.sameLevelPattern {
+		// Every series has n labels: a row's levels are 0, 1, ... 1, all
+		// defined.
+		n := int(d.at[1])
+		entries := n * (q - p)
+		e.rep = slices.Grow(e.rep, entries)[:entries]
+		e.def = slices.Grow(e.def, entries)[:entries]
+		for i := range e.rep {
+			e.rep[i], e.def[i] = 1, 1
+		}
+		for i := 0; i < entries; i += n {
+			e.rep[i] = 0
+		}
+		e.levelRows = q - p
+	} else {
+		for _, id := range b.ids[p:q] {
+			e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
+			e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
+			if d.noLabels[id] {
+				pageNulls++
+			}
+		}
+	}
+	e.repEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.repEnc[page], e.rep)
+	e.defEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.defEnc[page], e.def)
+	e.nulls = append(e.nulls, pageNulls)
+}
+
+// entries sets e.idx to the dictionary entries of the label names or
+// values (of) of rows p to q.
+func (e *encoder) entries(b *Batch, p, q int, of []int32) {
+	d := e.d
+	e.idx = e.idx[:0]
+	if !d.sameLevelPattern {
+		for _, id := range b.ids[p:q] {
+			e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
+		}
+		return
+	}
+	// Every series has n labels: its entries are n*id to n*id+n.
+	n := int(d.at[1])
+	entries := n * (q - p)
+	e.idx = slices.Grow(e.idx, entries)[:entries]
+	if n == 2 {
+		for i, id := range b.ids[p:q] {
+			e.idx[2*i], e.idx[2*i+1] = of[2*id], of[2*id+1]
+		}
+		return
+	}
+	for i, id := range b.ids[p:q] {
+		copy(e.idx[n*i:n*i+n], of[n*int(id):])
+	}
 }
 
 func (e *encoder) value(b *Batch, lo, hi int) format.ColumnChunk {

@@ -102,8 +102,17 @@ func genColumns(t *rapid.T) *tsstore.Columns {
 		lo, hi = n, n
 	}
 	c := &tsstore.Columns{}
+	// Often every series has the same label names (the writer reuses a
+	// page of names).
+	var sharedNames []string
+	if rapid.Bool().Draw(t, "sameNames") {
+		sharedNames = rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "sharedNames")
+	}
 	for range nSeries {
-		names := rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "names")
+		names := slices.Clone(sharedNames)
+		if names == nil {
+			names = rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "names")
+		}
 		slices.Sort(names)
 		var ls tsstore.Labels
 		for _, n := range names {
