@@ -176,8 +176,9 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []
 	}
 	// A key is followed by 00 00 (less than any byte pair that can extend
 	// a key, so a key still sorts before its extensions) and the series'
-	// index (4 bytes: equal keys sort by index), so that plain strings
-	// sort, by the runtime's comparison.
+	// index (4 bytes: equal keys sort by index), so that the keys sort as
+	// plain strings, are distinct, and none is a prefix of another (00 00
+	// is in no key: sortPrefixFree's condition).
 	keys := sc.series[:0]
 	if cap(keys) < len(tab) {
 		keys = make([]string, 0, len(tab))
