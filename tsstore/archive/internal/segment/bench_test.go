@@ -11,9 +11,10 @@ import (
 // The benchmarks of the three steps of an archive append (see
 // dirarchive.AppendColumns) on a segment of the flush benchmark's workload
 // (benchPoints: a million points of 40,000 series, in random time order),
-// each reporting its time and its allocated bytes per point:
+// each reporting its CPU time (the garbage collector's included) and its
+// allocated bytes per point:
 //
-//	go test -run '^$' -bench 'PrepareColumns|Digest|EncodeBatch' -benchtime 5x ./tsstore/archive/internal/segment/
+//	go test -run '^$' -bench 'PrepareColumns$|Digest$|EncodeBatch$' -benchtime 10x ./tsstore/archive/internal/segment/
 
 // measure is the start of a measure of b.N operations on n points each.
 type measure struct {
