@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash"
 	"math"
 	"math/bits"
 	"slices"
@@ -71,7 +72,9 @@ func Prepare(ps []tsstore.Point) *Batch { return PrepareColumns(ColumnsOf(ps)) }
 // Series of c that no point has are left out; content-equal series are
 // one.
 func PrepareColumns(c *tsstore.Columns) *Batch {
-	tab, rank := rankSeries(c.Series, c.IDs)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	tab, rank := rankSeries(c.Series, c.IDs, sc)
 	b := &Batch{tab: tab, ids: c.IDs, times: c.Times, values: c.Values}
 	n := b.Len()
 	if n == 0 {
@@ -89,10 +92,8 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 		}
 		return b
 	}
-	sc := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sc)
 	sc.grow(n)
-	keys := sortKeys(b.times, b.ids, rank, k, sc.keys, sc.tmp)
+	keys := sortKeys(b.times, b.ids, rank, k, sc)
 	// The keys hold the time and the series: only values move, into the
 	// half of the scratch the sorted keys are not in. A run of points of
 	// one time and series is then sorted by value.
@@ -123,9 +124,17 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 }
 
 // scratch is the memory of a PrepareColumns that does not outlive it,
-// reused by the next (a flush prepares segment after segment).
+// reused by the next (a flush prepares segment after segment): the keys of
+// the points and the radix sort's, and rankSeries'.
 type scratch struct {
 	keys, tmp []uint64
+	count     [][1 << radixDigit]int
+
+	used      []bool
+	series    []string // the series' keys (rankSeries), views of buf
+	seriesTmp []string // the radix sort's of series
+	buf       []byte
+	rank      []int32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -138,12 +147,24 @@ func (s *scratch) grow(n int) {
 	s.keys, s.tmp = s.keys[:n], s.tmp[:n]
 }
 
+// resize returns s, or a new slice when it is too small, n long.
+func resize[S ~[]E, E any](s S, n int) S {
+	if cap(s) < n {
+		return make(S, n)
+	}
+	return s[:n]
+}
+
 // rankSeries returns the distinct series of tab that ids name, in (metric,
 // labels) order, and the index in it of each series of tab. The series are sorted by
-// an order-preserving binary key each (compared by memcmp, rather than
-// string by string).
-func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.SeriesLabels, rank []int32) {
-	used := make([]bool, len(tab))
+// an order-preserving binary key each (sorted by bytes, rather than
+// compared string by string).
+//
+// The rank and the memory of the keys are sc's.
+func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []tsstore.SeriesLabels, rank []int32) {
+	sc.used = resize(sc.used, len(tab))
+	used := sc.used
+	clear(used)
 	for _, id := range ids {
 		used[id] = true
 	}
@@ -155,10 +176,17 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.Serie
 	}
 	// A key is followed by 00 00 (less than any byte pair that can extend
 	// a key, so a key still sorts before its extensions) and the series'
-	// index (4 bytes: equal keys sort by index), so that plain strings
-	// sort, by the runtime's comparison.
-	keys := make([]string, 0, len(tab))
-	buf := make([]byte, 0, size)
+	// index (4 bytes: equal keys sort by index), so that the keys sort as
+	// plain strings, are distinct, and none is a prefix of another (00 00
+	// is in no key: sortPrefixFree's condition).
+	keys := sc.series[:0]
+	if cap(keys) < len(tab) {
+		keys = make([]string, 0, len(tab))
+	}
+	buf := sc.buf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	for i, u := range used {
 		if u {
 			start := len(buf)
@@ -169,8 +197,14 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32) (sorted []tsstore.Serie
 			keys = append(keys, unsafe.String(unsafe.SliceData(buf[start:]), len(buf)-start))
 		}
 	}
-	slices.Sort(keys)
-	rank = make([]int32, len(tab))
+	sc.seriesTmp = resize(sc.seriesTmp, len(keys))
+	sortPrefixFree(keys, sc.seriesTmp, 0)
+	clear(sc.seriesTmp)
+	// Kept for the next call: the views of buf into whatever array they
+	// are in (an append that moved buf left the others in the old one).
+	sc.series, sc.buf = keys, buf
+	sc.rank = resize(sc.rank, len(tab))
+	rank = sc.rank
 	sorted = make([]tsstore.SeriesLabels, 0, len(keys))
 	for j, k := range keys {
 		i := binary.BigEndian.Uint32([]byte(k[len(k)-4:]))
@@ -247,9 +281,10 @@ const radixDigit = 13
 
 // sortKeys returns the keys of the points (of series rank[ids[i]]) sorted
 // by time and series (a stable LSD radix sort on all bits but the index,
-// whose digits are counted as the keys are made). keys and tmp are as long
-// as times; the sorted keys are one of them.
-func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64) []uint64 {
+// whose digits are counted as the keys are made), in sc's keys and tmp,
+// as long as times: the sorted keys are one of them.
+func sortKeys(times []int64, ids, rank []int32, k keyLayout, sc *scratch) []uint64 {
+	keys, tmp := sc.keys, sc.tmp
 	from, width := k.idxBits, k.tsBits+k.rankBits
 	passes := (width + radixDigit - 1) / radixDigit
 	digit := 0
@@ -257,7 +292,9 @@ func sortKeys(times []int64, ids, rank []int32, k keyLayout, keys, tmp []uint64)
 		digit = (width + passes - 1) / passes
 	}
 	mask := uint64(1)<<digit - 1
-	count := make([][1 << radixDigit]int, passes)
+	sc.count = resize(sc.count, passes)
+	count := sc.count
+	clear(count)
 	for i, t := range times {
 		key := (uint64(t-k.lo)<<k.rankBits | uint64(rank[ids[i]])) << k.idxBits
 		keys[i] = key | uint64(i)
@@ -368,18 +405,106 @@ func index(ps []tsstore.Point, ids []int32) (tab []tsstore.SeriesLabels) {
 }
 
 // Digest returns the content digest of the batch's points (see Digest).
+// The canonical form of each point is its time, its series' canonical form
+// and its value; the series' forms are made once, into slots of a fixed
+// size when the longest fits one, so that a point's is one copy of a known
+// size rather than a call to memmove.
 func (b *Batch) Digest() string {
-	// The canonical forms of the series, one after the other.
-	var canon []byte
-	off := make([]int, len(b.tab)+1)
 	longest := 0
+	for i := range b.tab {
+		longest = max(longest, seriesSize(&b.tab[i]))
+	}
+	h := sha256.New()
+	switch {
+	case longest <= 32:
+		digestSlots[[32]byte](h, b)
+	case longest <= 64:
+		digestSlots[[64]byte](h, b)
+	case longest <= 128:
+		digestSlots[[128]byte](h, b)
+	default:
+		digestPacked(h, b, longest)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// seriesSize returns the size of the canonical form of s (appendSeries).
+func seriesSize(s *tsstore.SeriesLabels) int {
+	str := func(s string) int { return uvarintSize(len(s)) + len(s) }
+	n := str(s.Metric) + uvarintSize(len(s.Labels))
+	for _, l := range s.Labels {
+		n += str(l.Name) + str(l.Value)
+	}
+	return n
+}
+
+func uvarintSize(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
+
+// digestBufSize is the size of the buffer of canonical forms of points
+// that Digest hashes at a time.
+const digestBufSize = 64 << 10
+
+// digestScratch is the memory of a digestSlots, reused by the next.
+type digestScratch struct {
+	slots []byte // the slots of the series' forms
+	lens  []uint8
+	buf   []byte
+}
+
+var digestPool = sync.Pool{New: func() any { return new(digestScratch) }}
+
+// digestSlots hashes the canonical forms of b's points, whose series' forms
+// each fit a slot S: a point's is written as its time, the whole slot of
+// its series (whose bytes past the form the next write overwrites) and its
+// value.
+func digestSlots[S [32]byte | [64]byte | [128]byte](h hash.Hash, b *Batch) {
+	size := int(unsafe.Sizeof(*new(S)))
+	sc := digestPool.Get().(*digestScratch)
+	defer digestPool.Put(sc)
+	// The bytes of a slot past its form are left from an earlier use:
+	// they are copied but never hashed.
+	sc.slots = resize(sc.slots, (len(b.tab)+1)*size)
+	slots := unsafe.Slice((*S)(unsafe.Pointer(&sc.slots[0])), len(b.tab))
+	sc.lens = resize(sc.lens, len(b.tab))
+	lens := sc.lens
+	for i := range b.tab {
+		slot := unsafe.Slice((*byte)(unsafe.Pointer(&slots[i])), size)
+		form := appendSeries(slot[:0], b.tab[i].Metric, b.tab[i].Labels)
+		lens[i] = uint8(len(form))
+	}
+	// Room for a point past the flush limit: its slot is copied whole.
+	sc.buf = resize(sc.buf, digestBufSize+8+size+8)
+	buf := sc.buf
+	n := copy(buf, digestHeader)
+	for j, t := range b.times {
+		if n > digestBufSize {
+			h.Write(buf[:n])
+			n = 0
+		}
+		id := b.ids[j]
+		binary.BigEndian.PutUint64(buf[n:], uint64(t))
+		*(*S)(unsafe.Pointer(&buf[n+8])) = slots[id]
+		n += 8 + int(lens[id])
+		binary.BigEndian.PutUint64(buf[n:], math.Float64bits(b.values[j]))
+		n += 8
+	}
+	h.Write(buf[:n])
+}
+
+// digestPacked hashes the canonical forms of b's points, whose series'
+// forms are up to longest bytes long, one copy of each.
+func digestPacked(h hash.Hash, b *Batch, longest int) {
+	size := 0
+	for i := range b.tab {
+		size += seriesSize(&b.tab[i])
+	}
+	canon := make([]byte, 0, size)
+	off := make([]int, len(b.tab)+1)
 	for i := range b.tab {
 		canon = appendSeries(canon, b.tab[i].Metric, b.tab[i].Labels)
 		off[i+1] = len(canon)
-		longest = max(longest, off[i+1]-off[i])
 	}
-	h := sha256.New()
-	buf := make([]byte, max(64<<10, 2*(longest+16)))
+	buf := make([]byte, max(digestBufSize, 2*(longest+16)))
 	n := copy(buf, digestHeader)
 	for j, t := range b.times {
 		id := b.ids[j]
@@ -395,5 +520,4 @@ func (b *Batch) Digest() string {
 		n += 8
 	}
 	h.Write(buf[:n])
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -2,7 +2,9 @@ package segment
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -324,7 +326,7 @@ func TestRankSeries(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		tab := rapid.SliceOfN(series, 1, 40).Draw(t, "tab")
 		ids := rapid.SliceOfN(rapid.Int32Range(0, int32(len(tab)-1)), 1, 100).Draw(t, "ids")
-		sorted, rank := rankSeries(tab, ids)
+		sorted, rank := rankSeries(tab, ids, new(scratch))
 		for i := 1; i < len(sorted); i++ {
 			if compare(sorted[i-1], sorted[i]) >= 0 {
 				t.Fatalf("series %d and %d (%q, %q) not in order or not distinct", i-1, i, sorted[i-1], sorted[i])
@@ -340,6 +342,75 @@ func TestRankSeries(t *testing.T) {
 		for _, s := range sorted {
 			if !slices.ContainsFunc(ids, func(id int32) bool { return compare(tab[id], s) == 0 }) {
 				t.Fatalf("series %q is no point's", s)
+			}
+		}
+	})
+}
+
+// TestDigestOfManySeriesIsStable pins the content digest of a segment of
+// many series, with canonical forms from a few bytes (no labels) to
+// hundreds, and points sharing timestamps, to the value of 1ac6be9 (before
+// the digest wrote series by fixed-size copies).
+func TestDigestOfManySeriesIsStable(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	sets := make([]tsstore.SeriesLabels, 3000)
+	for i := range sets {
+		s := &sets[i]
+		s.Metric = []string{"m", "web_views", "a_rather_long_metric_name_of_some_exporter_seconds_total"}[i%3]
+		for j := range i % 5 {
+			s.Labels = append(s.Labels, tsstore.Label{Name: fmt.Sprintf("label_%d", j), Value: strings.Repeat("v", r.IntN(40)) + fmt.Sprint(i)})
+		}
+	}
+	ps := make([]tsstore.Point, 20_000)
+	for i := range ps {
+		s := &sets[r.IntN(len(sets))]
+		ps[i] = tsstore.Point{Metric: s.Metric, Labels: s.Labels, Timestamp: 1767225600000 + r.Int64N(5000), Value: float64(r.IntN(100)) / 4}
+	}
+	const want = "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917"
+	if got := Prepare(ps).Digest(); got != want {
+		t.Errorf("Prepare(ps).Digest() = %s, want %s (the digest of 1ac6be9)", got, want)
+	}
+}
+
+// TestDigestSlotsAsPacked checks that the digest of series forms copied
+// in fixed-size slots is the digest of the forms packed, for every slot
+// size a batch's longest form can choose.
+func TestDigestSlotsAsPacked(t *testing.T) {
+	str := rapid.StringOfN(rapid.RuneFrom([]rune{0, 'a', 'é'}), 0, 20, -1)
+	rapid.Check(t, func(t *rapid.T) {
+		tab := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) tsstore.SeriesLabels {
+			s := tsstore.SeriesLabels{Metric: str.Draw(t, "metric")}
+			for range rapid.IntRange(0, 3).Draw(t, "labels") {
+				s.Labels = append(s.Labels, tsstore.Label{Name: str.Draw(t, "name"), Value: str.Draw(t, "value")})
+			}
+			return s
+		}), 1, 10).Draw(t, "tab")
+		n := rapid.IntRange(0, 5000).Draw(t, "points")
+		b := &Batch{tab: tab, ids: make([]int32, n), times: make([]int64, n), values: make([]float64, n)}
+		for i := range n {
+			b.ids[i] = int32(rapid.IntRange(0, len(tab)-1).Draw(t, "id"))
+			b.times[i], b.values[i] = int64(i)<<40, float64(i)
+		}
+		longest := 0
+		for i := range tab {
+			longest = max(longest, seriesSize(&tab[i]))
+			if got, want := seriesSize(&tab[i]), len(appendSeries(nil, tab[i].Metric, tab[i].Labels)); got != want {
+				t.Fatalf("seriesSize(%q) = %d, want %d", tab[i], got, want)
+			}
+		}
+		want := sha256.New()
+		digestPacked(want, b, longest)
+		for _, slots := range []struct {
+			size   int
+			digest func(hash.Hash, *Batch)
+		}{{32, digestSlots[[32]byte]}, {64, digestSlots[[64]byte]}, {128, digestSlots[[128]byte]}} {
+			if longest > slots.size {
+				continue
+			}
+			got := sha256.New()
+			slots.digest(got, b)
+			if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+				t.Fatalf("digest with slots of %d bytes differs from the packed one", slots.size)
 			}
 		}
 	})

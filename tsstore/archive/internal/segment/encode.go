@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go/encoding/rle"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/hourglass-io/hourglass/tsstore"
 )
 
 // The segment writer writes the Parquet file of a batch directly from its
@@ -118,19 +120,39 @@ type dictionaries struct {
 	rep, def         []uint8
 	noLabels         []bool
 	sameLevelPattern bool // every series has the levels 0,1,1...,(n) with the same n > 0
+	sameNames        bool // and the same label names
+
+	// Memory kept for the next batch.
+	nameIndex, valueIndex map[string]int32
+	last                  []lastLabel
 }
 
-func (b *Batch) dictionaries() *dictionaries {
-	d := &dictionaries{metricOf: make([]int32, len(b.tab)), at: make([]int32, 1, len(b.tab)+1),
-		levelAt: make([]int32, 1, len(b.tab)+1), noLabels: make([]bool, len(b.tab))}
-	labels, levels := 0, 0
+// lastLabel is a label of the previous series and its entries.
+type lastLabel struct {
+	label       tsstore.Label
+	name, value int32
+}
+
+// dictionaries makes d the dictionaries of b, in d's memory.
+func (b *Batch) dictionaries(d *dictionaries) {
+	n := len(b.tab)
+	d.metrics = d.metrics[:0]
+	d.metricOf = resize(d.metricOf, n)
+	d.at, d.levelAt = append(d.at[:0], 0), append(d.levelAt[:0], 0)
+	d.noLabels = resize(d.noLabels, n)
+	clear(d.noLabels)
+	labels, levels, most := 0, 0, 0
 	for i := range b.tab {
 		labels += len(b.tab[i].Labels)
 		levels += max(len(b.tab[i].Labels), 1)
+		most = max(most, len(b.tab[i].Labels))
 	}
-	d.nameOf, d.valueOf = make([]int32, 0, labels), make([]int32, 0, labels)
-	d.rep, d.def = make([]uint8, 0, levels), make([]uint8, 0, levels)
-	names, values := make(map[string]int32), make(map[string]int32)
+	d.nameOf, d.valueOf = slices.Grow(d.nameOf[:0], labels), slices.Grow(d.valueOf[:0], labels)
+	d.rep, d.def = slices.Grow(d.rep[:0], levels), slices.Grow(d.def[:0], levels)
+	d.names, d.values = d.names[:0], d.values[:0]
+	if d.nameIndex == nil {
+		d.nameIndex, d.valueIndex = make(map[string]int32), make(map[string]int32)
+	}
 	intern := func(m map[string]int32, list *[]string, s string) int32 {
 		i, ok := m[s]
 		if !ok {
@@ -140,7 +162,14 @@ func (b *Batch) dictionaries() *dictionaries {
 		}
 		return i
 	}
-	d.sameLevelPattern = len(b.tab) > 0
+	// The table is sorted: a series often has the label of the one before
+	// at the same place (the first label of series of one metric
+	// especially), which then needs no lookup.
+	d.last = resize(d.last, most)
+	for j := range d.last {
+		d.last[j] = lastLabel{name: -1}
+	}
+	d.sameLevelPattern = n > 0
 	for i := range b.tab {
 		s := &b.tab[i]
 		if len(d.metrics) == 0 || d.metrics[len(d.metrics)-1] != s.Metric {
@@ -148,8 +177,15 @@ func (b *Batch) dictionaries() *dictionaries {
 		}
 		d.metricOf[i] = int32(len(d.metrics) - 1)
 		for j, l := range s.Labels {
-			d.nameOf = append(d.nameOf, intern(names, &d.names, l.Name))
-			d.valueOf = append(d.valueOf, intern(values, &d.values, l.Value))
+			last := &d.last[j]
+			if last.name < 0 || last.label.Name != l.Name {
+				last.label.Name, last.name = l.Name, intern(d.nameIndex, &d.names, l.Name)
+				last.label.Value, last.value = l.Value, intern(d.valueIndex, &d.values, l.Value)
+			} else if last.label.Value != l.Value {
+				last.label.Value, last.value = l.Value, intern(d.valueIndex, &d.values, l.Value)
+			}
+			d.nameOf = append(d.nameOf, last.name)
+			d.valueOf = append(d.valueOf, last.value)
 			d.rep = append(d.rep, uint8(min(j, 1)))
 			d.def = append(d.def, 1)
 		}
@@ -164,7 +200,23 @@ func (b *Batch) dictionaries() *dictionaries {
 			d.sameLevelPattern = false
 		}
 	}
-	return d
+	d.sameNames = d.sameLevelPattern
+	if d.sameNames {
+		n := len(b.tab[0].Labels)
+		for i := n; i < len(d.nameOf) && d.sameNames; i += n {
+			d.sameNames = slices.Equal(d.nameOf[i:i+n], d.nameOf[:n])
+		}
+	}
+}
+
+// release drops d's references to a batch's strings, keeping its memory.
+func (d *dictionaries) release() {
+	clear(d.metrics[:cap(d.metrics)])
+	clear(d.names[:cap(d.names)])
+	clear(d.values[:cap(d.values)])
+	clear(d.last)
+	clear(d.nameIndex)
+	clear(d.valueIndex)
 }
 
 // fileWriter writes a file and counts its bytes. Its first error sticks.
@@ -266,7 +318,8 @@ func (c *chunkWriter) done() format.ColumnChunk {
 // encoder holds the buffers of one page of each kind.
 type encoder struct {
 	f        fileWriter
-	d        *dictionaries
+	d        *dictionaries // &dict during an Encode
+	dict     dictionaries
 	pageRows int
 	data     []byte
 	idx      []int32
@@ -274,6 +327,12 @@ type encoder struct {
 	repEnc   [][]byte // the encoded levels of the pages of the row group's label columns
 	defEnc   [][]byte
 	nulls    []int
+	// The rows of the last page whose levels (levelRows) or names
+	// (namesRows, encoded in namesData) were made, or -1: a page of as
+	// many rows has the same (see dictionaries.sameLevelPattern and
+	// sameNames).
+	levelRows, namesRows int
+	namesData            []byte
 }
 
 // Encode writes the batch as a segment file named name with content
@@ -288,10 +347,12 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 	e := encoderPool.Get().(*encoder)
 	defer func() {
 		e.f.w, e.d = nil, nil // no reference to the caller's data kept
+		e.dict.release()
 		encoderPool.Put(e)
 	}()
 	e.f = fileWriter{w: w, zstd: e.f.zstd, z: e.f.z}
-	e.d, e.pageRows = b.dictionaries(), o.pageRows
+	b.dictionaries(&e.dict)
+	e.d, e.pageRows = &e.dict, o.pageRows
 	if e.pageRows <= 0 {
 		e.pageRows = defaultPageRows
 	}
@@ -382,65 +443,32 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 	if keys {
 		path, dict, of = "key", d.names, d.nameOf
 		e.repEnc, e.defEnc, e.nulls = e.repEnc[:0], e.defEnc[:0], e.nulls[:0]
+		e.levelRows, e.namesRows = -1, -1
 	}
 	c := e.f.chunk(format.ByteArray, format.RLEDictionary, []format.Encoding{format.Plain, format.RLE, format.RLEDictionary}, "labels", "key_value", path)
 	e.data = c.dictionary(dict, e.data)
 	nulls := 0
 	for page, p := 0, lo; p < hi; page, p = page+1, p+e.pageRows {
 		q := min(p+e.pageRows, hi)
-		e.idx = e.idx[:0]
 		if keys {
-			e.rep, e.def = e.rep[:0], e.def[:0]
+			e.levels(b, p, q, page)
 		}
-		pageNulls := 0
-		if d.sameLevelPattern {
-			// Every series has n labels: its entries are n*id to n*id+n,
-			// a row's levels are 0, 1, ... 1, all defined.
-			n := int(d.at[1])
-			entries := n * (q - p)
-			e.idx = slices.Grow(e.idx, entries)[:entries]
-			if n == 2 {
-				for i, id := range b.ids[p:q] {
-					e.idx[2*i], e.idx[2*i+1] = of[2*id], of[2*id+1]
-				}
-			} else {
-				for i, id := range b.ids[p:q] {
-					copy(e.idx[n*i:n*i+n], of[n*int(id):])
-				}
-			}
-			if keys {
-				e.rep = slices.Grow(e.rep, entries)[:entries]
-				e.def = slices.Grow(e.def, entries)[:entries]
-				for i := range e.rep {
-					e.rep[i], e.def[i] = 1, 1
-				}
-				for i := 0; i < entries; i += n {
-					e.rep[i] = 0
-				}
-			}
+		var data []byte
+		var entries int
+		if keys && d.sameNames && q-p == e.namesRows {
+			// The names of every row are the same: so is a page of as
+			// many rows as the one before.
+			data, entries = e.namesData, int(d.at[1])*(q-p)
 		} else {
-			for _, id := range b.ids[p:q] {
-				e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
-				if keys {
-					e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
-					e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
-					if d.noLabels[id] {
-						pageNulls++
-					}
-				}
+			e.entries(b, p, q, of)
+			e.data, _ = (&rle.DictionaryEncoding{}).EncodeInt32(e.data, e.idx)
+			data, entries = e.data, len(e.idx)
+			if keys && d.sameNames {
+				e.namesData, e.namesRows = append(e.namesData[:0], e.data...), q-p
 			}
 		}
-		if keys {
-			if page == len(e.repEnc) {
-				e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
-			}
-			e.repEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.repEnc[page], e.rep)
-			e.defEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.defEnc[page], e.def)
-			e.nulls = append(e.nulls, pageNulls)
-		}
-		pageNulls = e.nulls[page]
-		e.data, _ = (&rle.DictionaryEncoding{}).EncodeInt32(e.data, e.idx)
-		c.dataPage(q-p, len(e.idx)+pageNulls, pageNulls, e.data, e.repEnc[page], e.defEnc[page])
+		pageNulls := e.nulls[page]
+		c.dataPage(q-p, entries+pageNulls, pageNulls, data, e.repEnc[page], e.defEnc[page])
 	}
 	for _, n := range e.nulls {
 		nulls += n
@@ -449,13 +477,80 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 	return c.done()
 }
 
+// levels encodes the repetition and definition levels of the label
+// entries of rows p to q, the page-th page, into e.repEnc[page] and
+// e.defEnc[page], and counts its nulls into e.nulls.
+func (e *encoder) levels(b *Batch, p, q, page int) {
+	d := e.d
+	if page == len(e.repEnc) {
+		e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
+	}
+	if d.sameLevelPattern && q-p == e.levelRows {
+		// The levels of a page of as many rows as the one before.
+		e.repEnc[page] = append(e.repEnc[page][:0], e.repEnc[page-1]...)
+		e.defEnc[page] = append(e.defEnc[page][:0], e.defEnc[page-1]...)
+		e.nulls = append(e.nulls, 0)
+		return
+	}
+	e.rep, e.def = e.rep[:0], e.def[:0]
+	pageNulls := 0
+	if d.sameLevelPattern {
+		// Every series has n labels: a row's levels are 0, 1, ... 1, all
+		// defined.
+		n := int(d.at[1])
+		entries := n * (q - p)
+		e.rep = slices.Grow(e.rep, entries)[:entries]
+		e.def = slices.Grow(e.def, entries)[:entries]
+		for i := range e.rep {
+			e.rep[i], e.def[i] = 1, 1
+		}
+		for i := 0; i < entries; i += n {
+			e.rep[i] = 0
+		}
+		e.levelRows = q - p
+	} else {
+		for _, id := range b.ids[p:q] {
+			e.rep = append(e.rep, d.rep[d.levelAt[id]:d.levelAt[id+1]]...)
+			e.def = append(e.def, d.def[d.levelAt[id]:d.levelAt[id+1]]...)
+			if d.noLabels[id] {
+				pageNulls++
+			}
+		}
+	}
+	e.repEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.repEnc[page], e.rep)
+	e.defEnc[page], _ = (&rle.Encoding{BitWidth: 1}).EncodeLevels(e.defEnc[page], e.def)
+	e.nulls = append(e.nulls, pageNulls)
+}
+
+// entries sets e.idx to the dictionary entries of the label names or
+// values (of) of rows p to q.
+func (e *encoder) entries(b *Batch, p, q int, of []int32) {
+	d := e.d
+	e.idx = e.idx[:0]
+	if !d.sameLevelPattern {
+		for _, id := range b.ids[p:q] {
+			e.idx = append(e.idx, of[d.at[id]:d.at[id+1]]...)
+		}
+		return
+	}
+	// Every series has n labels: its entries are n*id to n*id+n.
+	n := int(d.at[1])
+	entries := n * (q - p)
+	e.idx = slices.Grow(e.idx, entries)[:entries]
+	if n == 2 {
+		for i, id := range b.ids[p:q] {
+			e.idx[2*i], e.idx[2*i+1] = of[2*id], of[2*id+1]
+		}
+		return
+	}
+	for i, id := range b.ids[p:q] {
+		copy(e.idx[n*i:n*i+n], of[n*int(id):])
+	}
+}
+
 func (e *encoder) value(b *Batch, lo, hi int) format.ColumnChunk {
 	c := e.f.chunk(format.Double, format.Plain, []format.Encoding{format.Plain}, "value")
-	vs := b.values[lo:hi]
-	lowest, highest := vs[0], vs[0]
-	for _, v := range vs {
-		lowest, highest = min(lowest, v), max(highest, v)
-	}
+	lowest, highest := bounds(b.values[lo:hi])
 	// Zero bounds are signed so that a reader comparing -0 and +0 either
 	// way keeps the page (as the Parquet spec asks).
 	if lowest == 0 {
@@ -471,4 +566,31 @@ func (e *encoder) value(b *Batch, lo, hi int) format.ColumnChunk {
 	}
 	c.cc.MetaData.Statistics = format.Statistics{MinValue: plain.Double(lowest), MaxValue: plain.Double(highest)}
 	return c.done()
+}
+
+// bounds returns the least and the greatest of the values vs (not empty)
+// as the builtins min and max do, but for the sign of a zero bound (either
+// zero's: the caller signs them): NaN when one is NaN. Plain comparisons
+// cost a fraction of the builtins' NaN-aware selections; a NaN, which they
+// pass over, sends it back to the builtins.
+func bounds(vs []float64) (lowest, highest float64) {
+	lowest, highest = vs[0], vs[0]
+	nan := false
+	for _, v := range vs {
+		if v < lowest {
+			lowest = v
+		}
+		if v > highest {
+			highest = v
+		}
+		nan = nan || v != v
+	}
+	if nan {
+		// The NaN the builtins return.
+		lowest, highest = vs[0], vs[0]
+		for _, v := range vs {
+			lowest, highest = min(lowest, v), max(highest, v)
+		}
+	}
+	return lowest, highest
 }

@@ -102,8 +102,17 @@ func genColumns(t *rapid.T) *tsstore.Columns {
 		lo, hi = n, n
 	}
 	c := &tsstore.Columns{}
+	// Often every series has the same label names (the writer reuses a
+	// page of names).
+	var sharedNames []string
+	if rapid.Bool().Draw(t, "sameNames") {
+		sharedNames = rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "sharedNames")
+	}
 	for range nSeries {
-		names := rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "names")
+		names := slices.Clone(sharedNames)
+		if names == nil {
+			names = rapid.SliceOfNDistinct(labelName, lo, hi, func(s string) string { return s }).Draw(t, "names")
+		}
 		slices.Sort(names)
 		var ls tsstore.Labels
 		for _, n := range names {
@@ -206,4 +215,23 @@ func TestEncodeStreams(t *testing.T) {
 	if w.largest > 80_000 || w.writes < 5*30 {
 		t.Errorf("%d bytes in %d writes, the largest of %d bytes: want pages of at most 80,000 bytes", w.total, w.writes, w.largest)
 	}
+}
+
+// TestBounds checks bounds against the builtins min and max, which give
+// the same values (the same NaN bits) but for the sign of a zero bound.
+func TestBounds(t *testing.T) {
+	same := func(a, b float64) bool {
+		return math.Float64bits(a) == math.Float64bits(b) || (a == 0 && b == 0)
+	}
+	values := rapid.SampledFrom([]float64{0, negZero(), 1, -1, 2.5, math.Inf(1), math.Inf(-1), math.NaN(), math.Float64frombits(0x7ff8000000000001), math.MaxFloat64, -math.SmallestNonzeroFloat64})
+	rapid.Check(t, func(t *rapid.T) {
+		vs := rapid.SliceOfN(values, 1, 20).Draw(t, "vs")
+		lo, hi := vs[0], vs[0]
+		for _, v := range vs {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		if gotLo, gotHi := bounds(vs); !same(gotLo, lo) || !same(gotHi, hi) {
+			t.Fatalf("bounds(%v) = %v, %v; want %v, %v", vs, gotLo, gotHi, lo, hi)
+		}
+	})
 }
