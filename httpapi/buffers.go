@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
+	"compress/gzip"
 	"io"
 	"sync"
 
@@ -70,4 +72,32 @@ func readAll(b []byte, r io.Reader) ([]byte, error) {
 			return b, err
 		}
 	}
+}
+
+// gunzipper is a gzip reader for reuse: its decompressor's window and
+// tables and its read buffer are tens of kB, which a new reader per
+// gzipped request allocated.
+type gunzipper struct {
+	br *bufio.Reader
+	zr gzip.Reader
+}
+
+var gunzippers = sync.Pool{New: func() any { return &gunzipper{br: bufio.NewReader(nil)} }}
+
+// getGunzipper returns a pooled gunzipper reading r, or the error of r's
+// gzip header; release it after the read.
+func getGunzipper(r io.Reader) (*gunzipper, error) {
+	g := gunzippers.Get().(*gunzipper)
+	g.br.Reset(r)
+	if err := g.zr.Reset(g.br); err != nil {
+		g.release()
+		return nil, err
+	}
+	return g, nil
+}
+
+// release pools g, which keeps no reference to the request it read.
+func (g *gunzipper) release() {
+	g.br.Reset(nil)
+	gunzippers.Put(g)
 }

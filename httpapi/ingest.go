@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -25,12 +24,12 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]by
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(body)
+		g, err := getGunzipper(body)
 		if err != nil {
 			return nil, classifyRead(err)
 		}
-		defer zr.Close()
-		body = zr
+		defer g.release()
+		body = &g.zr
 	default:
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "Content-Encoding %q: only gzip is accepted", enc)
 	}

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -36,7 +38,7 @@ var passThrough = tsstore.ProcessorFunc{V: "pass/1", F: func(dst []tsstore.Point
 // 5,000 lines × 2 fields (examples/loadgen's batches) through the handler
 // into a real engine (localcache over memstore), with the identity
 // processor and with one that passes every point through (as the example
-// server's does for line protocol). B/point and allocs/point are what the
+// server's does for line protocol), gzipped too. B/point and allocs/point are what the
 // garbage collector pays per ingested point.
 //
 //	go test ./httpapi -run '^$' -bench WriteLineProtocol -benchtime 100x
@@ -45,17 +47,29 @@ func BenchmarkWriteLineProtocol(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		proc tsstore.Processor
-	}{{"identity", nil}, {"passthrough", passThrough}} {
+		gzip bool
+	}{{"identity", nil, false}, {"passthrough", passThrough, false}, {"passthrough/gzip", passThrough, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			ta := newTestAPIWith(b, &writeback.Options{Processor: c.proc, FlushInterval: -1, MaxCacheBytes: 1 << 40}, &Options{Rate: -1})
 			now := time.Now()
 			bodies := [][]byte{lineBatch(lines, "shop", now, 1), lineBatch(lines, "shop", now, 2)}
 			b.SetBytes(int64(len(bodies[0])))
+			var header http.Header
+			if c.gzip {
+				header = http.Header{"Content-Encoding": {"gzip"}}
+				for i, body := range bodies {
+					var z bytes.Buffer
+					zw := gzip.NewWriter(&z)
+					zw.Write(body)
+					zw.Close()
+					bodies[i] = z.Bytes()
+				}
+			}
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			i := 0
 			for b.Loop() {
-				if w := ta.do("POST", "/write?precision=ms", ta.token, nil, bodies[i%2]); w.Code != http.StatusNoContent {
+				if w := ta.do("POST", "/write?precision=ms", ta.token, header, bodies[i%2]); w.Code != http.StatusNoContent {
 					b.Fatalf("%d %s", w.Code, w.Body)
 				}
 				i++

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"maps"
@@ -94,14 +96,15 @@ func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) 
 // were hold other series), and the cells read back exactly, from the
 // cache and after a flush from the store; with
 // the identity processor and with one that passes points through (the
-// engine's buffers), for line protocol and events.
+// engine's buffers), for line protocol (gzipped too) and events.
 func TestReusedBuffersKeepNothing(t *testing.T) {
 	for _, proc := range []struct {
 		name string
 		p    tsstore.Processor
 	}{{"identity", nil}, {"passthrough", passThrough}} {
-		for _, format := range []string{"lines", "array", "ndjson"} {
+		for _, format := range []string{"lines", "lines+gzip", "array", "ndjson"} {
 			t.Run(proc.name+"/"+format, func(t *testing.T) {
+				format, gzipped := strings.CutSuffix(format, "+gzip")
 				now := time.Now()
 				ta := newTestAPIWith(t, &writeback.Options{Processor: proc.p, FlushInterval: -1}, &Options{Rate: -1, Now: func() time.Time { return now }})
 				width := ta.eng.CellWidth()
@@ -118,6 +121,16 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 					target, header, ok = "/v1/events", ctype("application/json"), http.StatusOK
 				case "ndjson":
 					target, header, ok = "/v1/events", ctype("application/x-ndjson"), http.StatusOK
+				}
+				if gzipped {
+					header = http.Header{"Content-Encoding": {"gzip"}}
+					for _, body := range []*[]byte{&bodyA, &bodyB, &bodyA2} {
+						var z bytes.Buffer
+						zw := gzip.NewWriter(&z)
+						zw.Write(*body)
+						zw.Close()
+						*body = z.Bytes()
+					}
 				}
 				post := func(body []byte) {
 					t.Helper()
