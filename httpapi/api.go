@@ -27,6 +27,9 @@ const (
 // way. Its methods must be safe for concurrent use.
 type Engine interface {
 	// Write validates and keeps points, all or none, before it returns.
+	// It must not keep the slice points once it returns (it may keep the
+	// points' metric names and label sets): the handlers reuse its memory
+	// for the next request.
 	Write(ctx context.Context, points []tsstore.Point) error
 	// Query answers q exactly.
 	Query(ctx context.Context, q tsstore.Query) (*tsstore.Result, error)
@@ -54,7 +57,10 @@ type Tokens interface {
 // answers 400. Points of merchant must carry the label merchant=<merchant>:
 // that is what keeps merchants apart. DecodeJSON decodes an event strictly
 // and CheckTime checks a timestamp against the engine's default window.
-// It must be safe for concurrent use.
+// It must be safe for concurrent use. It must keep neither event nor dst,
+// and the points must not refer to event's memory (a string made with
+// unsafe.String over it, say): the handlers reuse the memory of both for
+// the next request.
 type EventDecoder func(dst []tsstore.Point, event []byte, merchant string, now time.Time) ([]tsstore.Point, error)
 
 // Options configure an API. A nil *Options means all defaults.

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // testAPI is an API over a real engine (localcache over memstore) with a
 // fresh tokens file, and the token of merchant "shop".
 type testAPI struct {
-	t      *testing.T
+	t      testing.TB
 	api    *API
 	eng    *writeback.Engine
 	tokens *TokenFile
@@ -35,12 +35,18 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, opts *Options) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, nil, opts)
+}
+
+// newTestAPIWith is newTestAPI with the engine's options.
+func newTestAPIWith(t testing.TB, engOpts *writeback.Options, opts *Options) *testAPI {
+	t.Helper()
 	dir := t.TempDir()
 	cache, err := localcache.Open(filepath.Join(dir, "cache"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, memstore.New(nil), nil)
+	eng, err := writeback.New(cache, memstore.New(nil), engOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

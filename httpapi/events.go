@@ -57,15 +57,16 @@ var errNoEvents = tsstore.Errorf(tsstore.ErrInvalid, "no events in the request b
 // encoding/json: decode gets slices of it.
 func DecodeEvents(body []byte, ndjson bool, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
 	if ndjson {
-		return parseEventsNDJSON(body, decode, merchant, now)
+		return parseEventsNDJSON(nil, body, decode, merchant, now)
 	}
-	return parseEventsJSON(body, decode, merchant, now)
+	return parseEventsJSON(nil, body, decode, merchant, now)
 }
 
 // parseEventsJSON parses a JSON array of events for merchant into raw points
-// with decode. Errors are of kind tsstore.ErrInvalid and name the event's
-// index (from 0).
-func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
+// with decode, appended to dst. Errors are of kind tsstore.ErrInvalid and
+// name the event's index (from 0); with an error it returns nil, and
+// dst's spare capacity may hold points of the body.
+func parseEventsJSON(dst []tsstore.Point, body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
 	i := jsonscan.SkipSpace(body, 0)
 	if i == len(body) {
 		return nil, errNoEvents
@@ -73,7 +74,7 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 	if body[i] != '[' {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: want a JSON array of events (or NDJSON with Content-Type application/x-ndjson)")
 	}
-	var points []tsstore.Point
+	points, had := dst, len(dst)
 	i = jsonscan.SkipSpace(body, i+1)
 	if i < len(body) && body[i] == ']' {
 		i++
@@ -87,7 +88,7 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 				return nil, tsstore.Errorf(tsstore.ErrInvalid, "event %d: %w", n, err)
 			}
 			if n == 0 {
-				points = growFor(points, len(body), end-i+1)
+				points = growFor(points, had, len(body), end-i+1)
 			}
 			i = jsonscan.SkipSpace(body, end)
 			if i == len(body) {
@@ -106,19 +107,20 @@ func parseEventsJSON(body []byte, decode EventDecoder, merchant string, now time
 	if jsonscan.SkipSpace(body, i) != len(body) {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "body: data after the array of events, at byte %d", i)
 	}
-	if len(points) == 0 {
+	if len(points) == had {
 		return nil, errNoEvents
 	}
 	return points, nil
 }
 
-// growFor makes room in points, which holds the points of a body's first
-// event of size bytes, for the body's other events, if they are alike.
-func growFor(points []tsstore.Point, body, size int) []tsstore.Point {
-	if len(points) == 0 {
+// growFor makes room in points, which holds after its first had points
+// the points of a body's first event of size bytes, for the body's other
+// events, if they are alike.
+func growFor(points []tsstore.Point, had, body, size int) []tsstore.Point {
+	if len(points) == had {
 		return points
 	}
-	return slices.Grow(points, (body/size+1)*len(points))
+	return slices.Grow(points, (body/size+1)*(len(points)-had))
 }
 
 // decodeFor runs the program's decoder on one event and checks that every
@@ -139,10 +141,10 @@ func decodeFor(points []tsstore.Point, decode EventDecoder, e []byte, merchant s
 }
 
 // parseEventsNDJSON parses newline-delimited JSON events (one value per
-// line, whitespace around it ignored; blank lines are skipped). Errors name
-// the line (from 1).
-func parseEventsNDJSON(body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
-	var points []tsstore.Point
+// line, whitespace around it ignored; blank lines are skipped), as
+// parseEventsJSON does. Errors name the line (from 1).
+func parseEventsNDJSON(dst []tsstore.Point, body []byte, decode EventDecoder, merchant string, now time.Time) ([]tsstore.Point, error) {
+	points, had := dst, len(dst)
 	first := true
 	for line, start := 1, 0; start < len(body); line++ {
 		end := len(body)
@@ -167,10 +169,10 @@ func parseEventsNDJSON(body []byte, decode EventDecoder, merchant string, now ti
 			return nil, tsstore.Errorf(tsstore.ErrInvalid, "line %d: %w", line, err)
 		}
 		if first {
-			points, first = growFor(points, len(body), next-from), false
+			points, first = growFor(points, had, len(body), next-from), false
 		}
 	}
-	if len(points) == 0 {
+	if len(points) == had {
 		return nil, errNoEvents
 	}
 	return points, nil

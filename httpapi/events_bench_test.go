@@ -36,7 +36,12 @@ func BenchmarkEventFraming(b *testing.B) {
 		for _, path := range []string{"reflect", "scan"} {
 			parse := map[string]func([]byte, EventDecoder, string, time.Time) ([]tsstore.Point, error){
 				"array/reflect": parseEventsJSONReflect, "ndjson/reflect": parseEventsNDJSONReflect,
-				"array/scan": parseEventsJSON, "ndjson/scan": parseEventsNDJSON,
+				"array/scan": func(body []byte, d EventDecoder, m string, now time.Time) ([]tsstore.Point, error) {
+					return parseEventsJSON(nil, body, d, m, now)
+				},
+				"ndjson/scan": func(body []byte, d EventDecoder, m string, now time.Time) ([]tsstore.Point, error) {
+					return parseEventsNDJSON(nil, body, d, m, now)
+				},
 			}[framing+"/"+path]
 			b.Run(framing+"/"+path, func(b *testing.B) {
 				b.SetBytes(int64(len(body)))

@@ -48,9 +48,9 @@ func FuzzParseEvents(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ps, err := parseEventsJSON(b, decodeTestEvent, "m1", fuzzNow)
+		ps, err := parseEventsJSON(nil, b, decodeTestEvent, "m1", fuzzNow)
 		checkParsed(t, ps, err)
-		ps, err = parseEventsNDJSON(b, decodeTestEvent, "m1", fuzzNow)
+		ps, err = parseEventsNDJSON(nil, b, decodeTestEvent, "m1", fuzzNow)
 		checkParsed(t, ps, err)
 	})
 }

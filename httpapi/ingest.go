@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -16,23 +15,25 @@ import (
 // errTooLarge reports a body over the limit.
 var errTooLarge = errors.New("request body too large")
 
-// readBody reads the request body, gzip-decoded when Content-Encoding says
-// so, refusing more than a.maxBody bytes (before and after decoding).
-func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads the request body into buf's memory, gzip-decoded when
+// Content-Encoding says so, refusing more than a.maxBody bytes (before and
+// after decoding). buf grows as the bytes arrive, not by Content-Length:
+// a request that only claims a large body allocates nothing for it.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	var body io.Reader = http.MaxBytesReader(w, r.Body, a.maxBody)
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(body)
+		g, err := getGunzipper(body)
 		if err != nil {
 			return nil, classifyRead(err)
 		}
-		defer zr.Close()
-		body = zr
+		defer g.release()
+		body = &g.zr
 	default:
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "Content-Encoding %q: only gzip is accepted", enc)
 	}
-	b, err := io.ReadAll(io.LimitReader(body, a.maxBody+1))
+	b, err := readAll(buf[:0], io.LimitReader(body, a.maxBody+1))
 	if err != nil {
 		return nil, classifyRead(err)
 	}
@@ -98,12 +99,16 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, merchant string
 			return
 		}
 	}
-	body, err := a.readBody(w, r)
+	buf := getIngestBuffers()
+	defer buf.release()
+	body, err := a.readBody(w, r, buf.body)
 	if err != nil {
 		a.bodyError(w, api, err)
 		return
 	}
-	points, err := parse(body, a.decode, merchant, a.now())
+	buf.body = body
+	points, err := parse(buf.points[:0], body, a.decode, merchant, a.now())
+	buf.points = points // nil on error: the decoder may have written past what it returned
 	if err != nil {
 		a.reject(api, "invalid")
 		Error(w, http.StatusBadRequest, err.Error())
@@ -119,12 +124,16 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, merchant string
 // ?precision=. It answers 204 like InfluxDB.
 func (a *API) postLineProtocol(api string) func(http.ResponseWriter, *http.Request, string) {
 	return func(w http.ResponseWriter, r *http.Request, merchant string) {
-		body, err := a.readBody(w, r)
+		buf := getIngestBuffers()
+		defer buf.release()
+		body, err := a.readBody(w, r, buf.body)
 		if err != nil {
 			a.bodyError(w, api, err)
 			return
 		}
-		points, err := lineproto.Decode(body, r.URL.Query().Get("precision"), merchant, a.now())
+		buf.body = body
+		points, err := lineproto.Append(buf.points[:0], body, r.URL.Query().Get("precision"), merchant, a.now())
+		buf.points = points // nil on error: the decoder may have written past what it returned
 		if err != nil {
 			a.reject(api, "invalid")
 			Error(w, http.StatusBadRequest, err.Error())

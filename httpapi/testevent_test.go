@@ -61,14 +61,14 @@ func TestDecoderMustKeepTheMerchant(t *testing.T) {
 		return append(dst, tsstore.Point{Metric: "views", Timestamp: now.UnixMilli(), Value: 1}), nil
 	}
 	for name, dec := range map[string]EventDecoder{"another merchant": careless, "no merchant": forgetful} {
-		if ps, err := parseEventsJSON([]byte(`[{}]`), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
+		if ps, err := parseEventsJSON(nil, []byte(`[{}]`), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
 			t.Errorf("%s, JSON: %v, %v; want ErrInvalid", name, ps, err)
 		}
-		if ps, err := parseEventsNDJSON([]byte("{}\n"), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
+		if ps, err := parseEventsNDJSON(nil, []byte("{}\n"), dec, "m1", fuzzNow); !errors.Is(err, tsstore.ErrInvalid) {
 			t.Errorf("%s, NDJSON: %v, %v; want ErrInvalid", name, ps, err)
 		}
 	}
-	if ps, err := parseEventsJSON([]byte(`[{"metric":"views"}]`), decodeTestEvent, "m1", fuzzNow); err != nil || len(ps) != 1 {
+	if ps, err := parseEventsJSON(nil, []byte(`[{"metric":"views"}]`), decodeTestEvent, "m1", fuzzNow); err != nil || len(ps) != 1 {
 		t.Errorf("a decoder that keeps the merchant: %v, %v", ps, err)
 	}
 }

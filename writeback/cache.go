@@ -119,7 +119,10 @@ type Cache interface {
 	// Append logs b.Raw and merges b.Processed into cells of the open
 	// generation, atomically: after a crash either both or neither are
 	// there, and a concurrent Seal puts all of the batch in one
-	// generation. It returns once b.Durability is reached.
+	// generation. It returns once b.Durability is reached. It must not
+	// keep the slices b.Raw and b.Processed once it returns (it may keep
+	// the points' metric names and label sets): the engine and its
+	// callers reuse their memory.
 	Append(ctx context.Context, b *Batch) error
 
 	// Seal closes the open generation when it holds any write and returns

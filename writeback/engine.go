@@ -296,7 +296,9 @@ func (e *Engine) CellWidth() time.Duration { return e.width }
 // Write validates points, processes them and acknowledges once the cache
 // holds them at the engine's durability level. A batch with any invalid
 // point fails with tsstore.ErrInvalid naming the point, and nothing of it
-// is kept. A full cache fails with tsstore.ErrBackPressure.
+// is kept. A full cache fails with tsstore.ErrBackPressure. Write does not
+// keep the slice points once it returns (it keeps the points' metric names
+// and label sets, which must not change): a caller may reuse its memory.
 func (e *Engine) Write(ctx context.Context, points []tsstore.Point) error {
 	return e.WriteDurable(ctx, points, e.opts.Durability)
 }
@@ -318,11 +320,14 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	}
 	processed := points
 	if !e.identity {
+		var buf *processBuffers
 		var err error
-		if processed, err = e.process(points); err != nil {
+		if processed, buf, err = e.process(points); err != nil {
 			e.stats.rejected.Add(1)
 			return fmt.Errorf("writeback: write: %w", err)
 		}
+		// The cache does not keep the slice (Cache.Append's contract).
+		defer buf.release(processed)
 	}
 	st := e.cache.Stats()
 	if st.Bytes >= e.opts.MaxCacheBytes {
@@ -342,12 +347,46 @@ func (e *Engine) WriteDurable(ctx context.Context, points []tsstore.Point, d Dur
 	return nil
 }
 
+// processBuffers are process's buffers, pooled: the points a processor
+// makes, a slice as large as a batch, and where each raw point's end
+// among them. Without them, every write through a processor allocates a
+// copy of its batch, even when the processor passes every point through.
+type processBuffers struct {
+	points []tsstore.Point
+	ends   []int
+}
+
+var processPool = sync.Pool{New: func() any { return new(processBuffers) }}
+
+// maxPooledPoints caps a pooled buffer of processed points (3.5 MiB): one
+// huge batch does not keep its memory for the ones after it.
+const maxPooledPoints = 1 << 16
+
+// release pools b (nil: nothing to do) with processed, the slice made in
+// b.points, once nothing refers to it.
+func (b *processBuffers) release(processed []tsstore.Point) {
+	if b == nil {
+		return
+	}
+	// Cleared, it keeps no label set or metric name alive while pooled.
+	clear(processed)
+	b.points = processed[:0]
+	if cap(processed) > maxPooledPoints {
+		b.points = nil
+	}
+	processPool.Put(b)
+}
+
 // process returns what the processor makes of points, validated. When it
 // made every point into itself, it returns points itself, so that a cache
-// logs them once.
-func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, error) {
-	processed := make([]tsstore.Point, 0, len(points))
-	ends := make([]int, len(points)) // the end in processed of what each point made
+// logs them once, and no buffer. Otherwise the slice it returns is made
+// in the returned buffer: release it with the slice once the batch is
+// cached.
+func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, *processBuffers, error) {
+	buf := processPool.Get().(*processBuffers)
+	processed := slices.Grow(buf.points[:0], len(points))        // a point makes one, as a rule
+	ends := slices.Grow(buf.ends[:0], len(points))[:len(points)] // the end in processed of what each point made
+	buf.ends = ends
 	// failed names the processed point k that is not valid.
 	failed := func(k int, err error) error {
 		i, _ := slices.BinarySearch(ends, k+1)
@@ -357,32 +396,54 @@ func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, error) {
 		}
 		return fmt.Errorf("point %d: processor %s made point %d: %w", i, e.opts.Processor.Version(), k-start, err)
 	}
+	// fail pools the buffer without the points: a processor that failed
+	// may have written past the slice it returned.
+	fail := func(err error) ([]tsstore.Point, *processBuffers, error) {
+		buf.points = nil
+		processPool.Put(buf)
+		return nil, nil, err
+	}
 	for i := range points {
 		var err error
 		processed, err = e.opts.Processor.Process(processed, points[i])
 		if err != nil {
 			// A point made before is reported first, as it comes first.
-			if k, verr := e.check(processed[:ends[max(i-1, 0)]]); verr != nil && i > 0 {
-				return nil, failed(k, verr)
+			if i > 0 {
+				if k, verr := e.check(processed[:ends[i-1]]); verr != nil {
+					return fail(failed(k, verr))
+				}
 			}
-			return nil, fmt.Errorf("point %d: processor %s: %w", i, e.opts.Processor.Version(), err)
+			return fail(fmt.Errorf("point %d: processor %s: %w", i, e.opts.Processor.Version(), err))
 		}
 		ends[i] = len(processed)
 	}
-	if k, err := e.check(processed); err != nil {
-		return nil, failed(k, err)
+	if same(points, processed) {
+		// Valid: they are the points, which Write validated.
+		buf.release(processed)
+		return points, nil, nil
 	}
+	if k, err := e.check(processed); err != nil {
+		err = failed(k, err) // before the release: it reads ends
+		buf.release(processed)
+		return nil, nil, err
+	}
+	return processed, buf, nil
+}
+
+// same reports whether processed are points, point by point, sharing
+// their label sets.
+func same(points, processed []tsstore.Point) bool {
 	if len(processed) != len(points) {
-		return processed, nil
+		return false
 	}
 	for i := range points {
 		a, b := &points[i], &processed[i]
 		if a.Metric != b.Metric || a.Timestamp != b.Timestamp || math.Float64bits(a.Value) != math.Float64bits(b.Value) ||
 			len(a.Labels) != len(b.Labels) || len(a.Labels) > 0 && &a.Labels[0] != &b.Labels[0] {
-			return processed, nil
+			return false
 		}
 	}
-	return points, nil
+	return true
 }
 
 // validate checks points and their time window; what names them in errors.
@@ -392,6 +453,14 @@ func (e *Engine) validate(ps []tsstore.Point, what string) error {
 	}
 	return nil
 }
+
+// checkedPool holds check's maps of the label sets it checked, emptied: a
+// batch of many series would make one per call.
+var checkedPool = sync.Pool{New: func() any { return make(map[*tsstore.Label]int) }}
+
+// maxPooledChecked caps the label sets of a pooled map of check: clearing
+// a map does not shrink it.
+const maxPooledChecked = 1 << 12
 
 // check checks points and their time window, and returns the index of the
 // first bad one with the reason.
@@ -404,6 +473,12 @@ func (e *Engine) check(ps []tsstore.Point) (int, error) {
 	// the points after it; every point's scalars are validated
 	// (Point.ValidateScalars).
 	var checked map[*tsstore.Label]int
+	defer func() {
+		if checked != nil && len(checked) <= maxPooledChecked {
+			clear(checked)
+			checkedPool.Put(checked)
+		}
+	}()
 	var last *tsstore.Label
 	var lastN int
 	for i := range ps {
@@ -430,7 +505,8 @@ func (e *Engine) check(ps []tsstore.Point) (int, error) {
 				if last != nil {
 					// A second label set: from now on, remember them.
 					if checked == nil {
-						checked = map[*tsstore.Label]int{last: lastN}
+						checked = checkedPool.Get().(map[*tsstore.Label]int)
+						checked[last] = lastN
 					}
 					checked[&p.Labels[0]] = n
 				}

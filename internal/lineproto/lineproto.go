@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,9 +56,14 @@ var pool = sync.Pool{New: func() any { return new(Decoder) }}
 
 // Decode is Decoder.Decode with a pooled Decoder.
 func Decode(body []byte, precision, merchant string, now time.Time) ([]tsstore.Point, error) {
+	return Append(nil, body, precision, merchant, now)
+}
+
+// Append is Decoder.Append with a pooled Decoder.
+func Append(dst []tsstore.Point, body []byte, precision, merchant string, now time.Time) ([]tsstore.Point, error) {
 	d := pool.Get().(*Decoder)
 	defer pool.Put(d)
-	return d.Decode(body, precision, merchant, now)
+	return d.Append(dst, body, precision, merchant, now)
 }
 
 // Decode decodes body for merchant into raw points, with precision the
@@ -69,8 +75,17 @@ func Decode(body []byte, precision, merchant string, now time.Time) ([]tsstore.P
 // without a timestamp gets now. A merchant tag other than merchant is
 // refused, and so is a timestamp outside [now-DefaultMaxLate,
 // now+DefaultMaxFuture]. The points' labels are shared with the Decoder
-// and with each other: do not modify them.
+// and with each other: do not modify them. Nothing of the points refers to
+// body's memory: body may be reused once Decode returns.
 func (d *Decoder) Decode(body []byte, precision, merchant string, now time.Time) ([]tsstore.Point, error) {
+	return d.Append(nil, body, precision, merchant, now)
+}
+
+// Append is Decode appending the points to dst, so that a caller can reuse
+// a slice from request to request. On error it returns nil, and dst's
+// spare capacity may hold points of body: a caller that pools dst's memory
+// should drop it.
+func (d *Decoder) Append(dst []tsstore.Point, body []byte, precision, merchant string, now time.Time) ([]tsstore.Point, error) {
 	unit, err := PrecisionUnit(precision)
 	if err != nil {
 		return nil, err
@@ -83,7 +98,7 @@ func (d *Decoder) Decode(body []byte, precision, merchant string, now time.Time)
 	}
 	nowMs := now.UnixMilli()
 	oldest, newest := now.Add(-DefaultMaxLate).UnixNano(), now.Add(DefaultMaxFuture).UnixNano()
-	var points []tsstore.Point
+	points, start := dst, len(dst)
 	dec := lineprotocol.NewDecoderWithBytes(body)
 	for dec.Next() {
 		// anchor is a slice of the line in body, to name the line of an
@@ -181,14 +196,14 @@ func (d *Decoder) Decode(body []byte, precision, merchant string, now time.Time)
 			if err != nil {
 				return nil, lineError(body, anchor, fmt.Errorf("field %q: %w", name, err))
 			}
-			if points == nil {
-				// Sized for lines like the first one.
-				points = make([]tsstore.Point, 0, (1+bytes.Count(body, []byte{'\n'}))*len(d.fields))
+			if len(points) == start {
+				// Room for lines like the first one.
+				points = slices.Grow(points, (1+bytes.Count(body, []byte{'\n'}))*len(d.fields))
 			}
 			points = append(points, tsstore.Point{Metric: metric, Labels: ls, Timestamp: ts, Value: f.value})
 		}
 	}
-	if len(points) == 0 {
+	if len(points) == start {
 		return nil, tsstore.Errorf(tsstore.ErrInvalid, "no numeric fields in the request body")
 	}
 	return points, nil
