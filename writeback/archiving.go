@@ -30,6 +30,15 @@ type SealedColumnsReader interface {
 	SealedColumns(ctx context.Context, gen uint64, max int, fn func(*tsstore.Columns) error) error
 }
 
+// ColumnsRecycler is an optional interface of a SealedColumnsReader: the
+// engine hands each chunk back once its archive has appended it (an
+// archive.ColumnsAppender keeps nothing of the columns once it returns),
+// and the next chunks reuse its memory instead of allocating their own,
+// some 20 bytes a point.
+type ColumnsRecycler interface {
+	RecycleColumns(*tsstore.Columns)
+}
+
 // archiving is the archive step of one generation, which runs in the
 // background while the generation's cells are written to the store, and
 // outlives a flush that ends at its budget first: the next flush of the
@@ -198,6 +207,9 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 			chunk := c
 			c = rawChunk{}
 			err := appendChunk(ctx, arch, id, chunk)
+			if r, ok := e.cache.(ColumnsRecycler); ok && chunk.cols != nil {
+				r.RecycleColumns(chunk.cols)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {

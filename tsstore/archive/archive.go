@@ -124,7 +124,9 @@ type ColumnsAppender interface {
 	// (the same name, content digest and bytes), and invalid columns or
 	// points fail with tsstore.ErrInvalid naming the point by its index
 	// in c. Series of c may repeat content: two entries with equal metric
-	// and labels are one series. AppendColumns takes c: it may reorder or
-	// keep its slices, and the caller must not use them again.
+	// and labels are one series. AppendColumns may reorder c's slices
+	// while it runs (the caller must not use their contents again), but
+	// keeps neither c nor its slices once it returns: the caller may reuse
+	// their memory for the next segment.
 	AppendColumns(ctx context.Context, id SegmentID, c *tsstore.Columns) (SegmentInfo, error)
 }

@@ -120,6 +120,7 @@ var (
 	_ writeback.Cache               = (*Cache)(nil)
 	_ writeback.SealedLogOwner      = (*Cache)(nil)
 	_ writeback.SealedColumnsReader = (*Cache)(nil)
+	_ writeback.ColumnsRecycler     = (*Cache)(nil)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -89,6 +90,29 @@ func TestSealedColumnsPinned(t *testing.T) {
 			}
 			if got := chunkDigest(chunks); got != tc.want {
 				t.Errorf("SealedColumns(max %d): %d chunks of digest %s, want %s", tc.max, len(chunks), got, tc.want)
+			}
+			// Again, handing every chunk back (scribbled over, as an
+			// archive may leave it) before the next is cut: the chunks
+			// made in recycled memory are the same.
+			for _, cols := range chunks {
+				c.RecycleColumns(cols)
+			}
+			var copies []*tsstore.Columns
+			if err := c.SealedColumns(ctx, gen, tc.max, func(cols *tsstore.Columns) error {
+				copies = append(copies, &tsstore.Columns{
+					Series: slices.Clone(cols.Series), IDs: slices.Clone(cols.IDs),
+					Times: slices.Clone(cols.Times), Values: slices.Clone(cols.Values),
+				})
+				for i := range cols.IDs {
+					cols.IDs[i], cols.Times[i], cols.Values[i] = -1, -1, -1
+				}
+				c.RecycleColumns(cols)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := chunkDigest(copies); got != tc.want {
+				t.Errorf("SealedColumns(max %d) recycling its chunks: %d chunks of digest %s, want %s", tc.max, len(copies), got, tc.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/hourglass-io/hourglass/internal/wire"
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -66,7 +67,8 @@ func (c *Cache) sealedLog(ctx context.Context, gen uint64, max int, fresh bool, 
 
 // SealedColumns reads the raw points of a sealed generation back from its
 // log file, in log order, as columns of at most max points each (only the
-// last may hold fewer), each new: fn may keep it. A chunk lists each
+// last may hold fewer), each fn's: fn may keep it, or hand it back with
+// RecycleColumns once nothing refers to it. A chunk lists each
 // series once (but for a version 1 record's metric names of over 64
 // bytes, and past a million series in one log, when the reader's tables
 // start over); chunks share the series' strings and label slices, which
@@ -135,12 +137,7 @@ func (ch *chunker) record(payload []byte) error {
 	n := s.len() + d.pts.left // one of them is 0
 	for i := 0; i < n; {
 		if ch.cols == nil {
-			c := chunkCap(ch.max, ch.left)
-			ch.cols = &tsstore.Columns{
-				// As many series as the last chunk is a good guess.
-				Series: make([]tsstore.SeriesLabels, 0, min(c, ch.series)),
-				IDs:    make([]int32, 0, c), Times: make([]int64, 0, c), Values: make([]float64, 0, c),
-			}
+			ch.cols = newChunk(chunkCap(ch.max, ch.left), ch.series)
 			ch.seq++
 		}
 		cols := ch.cols
@@ -183,6 +180,35 @@ func (ch *chunker) record(payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// recycled holds chunks handed back by RecycleColumns, for newChunk.
+var recycled sync.Pool
+
+// newChunk returns an empty chunk with room for n points and, a guess
+// (as many as the last chunk had), series: a recycled one when it is
+// large enough.
+func newChunk(n, series int) *tsstore.Columns {
+	if c, _ := recycled.Get().(*tsstore.Columns); c != nil && cap(c.IDs) >= n && cap(c.Times) >= n && cap(c.Values) >= n {
+		return c
+	}
+	return &tsstore.Columns{
+		Series: make([]tsstore.SeriesLabels, 0, min(n, series)),
+		IDs:    make([]int32, 0, n), Times: make([]int64, 0, n), Values: make([]float64, 0, n),
+	}
+}
+
+// RecycleColumns implements writeback.ColumnsRecycler: c, a chunk of
+// SealedColumns that nothing refers to any more, is reused by a later
+// chunk (of any generation) instead of new memory.
+func (c *Cache) RecycleColumns(cols *tsstore.Columns) {
+	if cols == nil {
+		return
+	}
+	// Cleared, the series keep no label set alive while pooled.
+	clear(cols.Series[:cap(cols.Series)])
+	*cols = tsstore.Columns{Series: cols.Series[:0], IDs: cols.IDs[:0], Times: cols.Times[:0], Values: cols.Values[:0]}
+	recycled.Put(cols)
 }
 
 // add returns the index in the chunk of the decoder's series id, adding

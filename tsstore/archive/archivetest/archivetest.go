@@ -840,9 +840,15 @@ func testAppendColumns(t *testing.T, newArchive NewArchive) {
 	ps = append(ps, pt("views", ls, Base, 0), pt("views", ls, Base, -1/inf()), pt("views", ls, Base, 0), pt("nolabels", nil, Base+2, 1))
 	id := idOf("src", 1, 0, ps)
 	want := mustAppend(t, byPoints, id, shuffled(ps, 3))
-	got, err := ca.AppendColumns(context.Background(), id, columnsOf(shuffled(ps, 4)))
+	cols := columnsOf(shuffled(ps, 4))
+	got, err := ca.AppendColumns(context.Background(), id, cols)
 	if err != nil {
 		t.Fatalf("AppendColumns(%s): %v", id.Name(), err)
+	}
+	// The caller may reuse the columns' memory once AppendColumns returns:
+	// nothing of the segment may depend on it any more.
+	for i := range cols.IDs {
+		cols.IDs[i], cols.Times[i], cols.Values[i] = 0, Base+99, 12345
 	}
 	got.Created = want.Created
 	if d := gocmp.Diff(want, got); d != "" {
