@@ -2,9 +2,11 @@ package promtsdb_test
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,4 +240,64 @@ func queryFixture(parent *testing.B, merchants, minutes int) (*promtsdb.Store, f
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return s, float64(ms.HeapInuse) / (1 << 20)
+}
+
+// BenchmarkWriteFlushes writes what a server's flushes write under
+// sustained ingest (issue 19): every flush, a cell per series for each of
+// the last 30 minutes, the flush's Seq in each, oldest minute first, in
+// Writes of writeback.DefaultFlushChunk cells. All but the newest minute
+// are below what their series has stored: the TSDB takes them out of
+// order. One op is one flush; cells/s and CPU per cell are reported.
+func BenchmarkWriteFlushes(b *testing.B) {
+	// one-commit is the TSDB as it comes: one commit per Write.
+	b.Run("one-commit", func(b *testing.B) { benchWriteFlushes(b, math.MaxInt) })
+	b.Run("store", func(b *testing.B) { benchWriteFlushes(b, 0) })
+}
+
+func benchWriteFlushes(b *testing.B, commitEvery int) {
+	const series, minutes, chunk = 5_000, 30, 10_000
+	s, err := promtsdb.Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if commitEvery > 0 {
+		promtsdb.CommitEvery(s, commitEvery)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	cells := make([]tsstore.Cell, 0, series*minutes)
+	for j := range minutes {
+		for m := range series {
+			cells = append(cells, tsstore.Cell{Metric: "orders", Labels: tsstore.Labels{{Name: "merchant", Value: "m" + strconv.Itoa(m)}},
+				Start: base + int64(j)*minute, Agg: tsstore.AggOf(float64(m))})
+		}
+	}
+	flush := func(seq int) {
+		for i := range cells {
+			cells[i].Seq = uint32(seq)
+		}
+		for i := 0; i < len(cells); i += chunk {
+			if err := s.Write(context.Background(), cells[i:min(i+chunk, len(cells))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	flush(0) // the series exist, and the window is stored once
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	for i := range b.N {
+		flush(1 + i)
+	}
+	n := float64(b.N * len(cells))
+	b.ReportMetric(n/time.Since(t0).Seconds(), "cells/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/cell")
+}
+
+// cpuTime returns the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -30,6 +30,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceCommittingOften runs the conformance suite against a
+// store that commits every few samples that may be out of order, as a
+// Write of many late cells does (oooCommitSamples).
+func TestConformanceCommittingOften(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tsstore.Store {
+		s, err := promtsdb.Open(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		promtsdb.CommitEvery(s, 3)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
 var base = storetest.Base
 
 const minute = int64(60_000)

@@ -78,6 +78,7 @@ type Store struct {
 
 	scratchPool sync.Pool // of *writeScratch
 	redo        *redoLog
+	oooCommit   int // oooCommitSamples but in tests
 
 	closeMu sync.RWMutex // guards closed; held for reading by every operation
 	closed  bool
@@ -118,7 +119,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds()}
+	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds(), oooCommit: oooCommitSamples}
 	for i := range s.stripes {
 		s.stripes[i].series = make(map[uint64]*seriesState)
 	}

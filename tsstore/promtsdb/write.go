@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -16,6 +17,18 @@ import (
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
+
+// oooCommitSamples is the most samples that may be out of order in one
+// commit of the TSDB: a Write commits whenever it has appended that many.
+// tsdb v0.316.0's Commit does work quadratic in the out-of-order chunks it
+// starts (appenderCommitContext.collectOOORecords sizes a new slice by a
+// count of m-map markers that it never resets within the commit), and
+// every series of a flush that rewrites a late window starts one: one
+// commit per Write of 10,000 such cells was most of the store's CPU
+// (BenchmarkWriteFlushes). In-order samples do not count, so a flush of
+// new minutes still commits once per Write. The Store's contract allows
+// it: the cells of a failed Write may or may not be stored.
+const oooCommitSamples = 1024
 
 // numStripes is the number of locks that serialize writes per series; a
 // power of two at most 64 (a batch's stripes are a uint64 bit set).
@@ -193,7 +206,22 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 	// (see appendMu).
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
+	commit := func(app storage.AppenderV2) error {
+		if err := app.Commit(); err != nil {
+			// What reached the TSDB is unknown: read the series back next time.
+			for _, ss := range states {
+				ss.known = false
+			}
+			return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: commit: %w", err)
+		}
+		return nil
+	}
+	// The TSDB also takes out of order every sample more than half its
+	// head chunk range (1 h) behind its newest sample, whatever the
+	// series.
+	oooFrom := s.db.Head().MaxTime() - tsdb.DefaultBlockDuration/2
 	app := s.db.AppenderV2(ctx)
+	pending := 0 // samples appended since the last commit that may be out of order
 	for i := range cells {
 		if todo[i] == 0 {
 			continue
@@ -202,13 +230,18 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 			_ = app.Rollback()
 			return err
 		}
-	}
-	if err := app.Commit(); err != nil {
-		// What reached the TSDB is unknown: read the series back next time.
-		for _, ss := range states {
-			ss.known = false
+		if !states[i].slow && cells[i].Start+int64(cells[i].Seq) >= oooFrom {
+			continue // in order
 		}
-		return tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: commit: %w", err)
+		if pending += bits.OnesCount8(todo[i]); pending >= s.oooCommit {
+			if err := commit(app); err != nil {
+				return err
+			}
+			app, pending = s.db.AppenderV2(ctx), 0
+		}
+	}
+	if err := commit(app); err != nil {
+		return err
 	}
 	if !redo {
 		return nil
