@@ -98,21 +98,8 @@ func cpuTime() time.Duration {
 // issue 19's workload back, in chunks of 500,000, with SealedLogOwned (as
 // the flush's archive step does) and with SealedColumns, side by side.
 func BenchmarkSealedRead(b *testing.B) {
-	c, err := localcache.Open(b.TempDir(), &localcache.Options{Fsync: localcache.FsyncNever})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	const n = 1_000_000
-	for _, bt := range issueBatches(n) {
-		if err := c.Append(ctx, bt); err != nil {
-			b.Fatal(err)
-		}
-	}
-	gen, _, err := c.Seal(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, gen := sealedIssueGen(b, n)
 	var logTook, colTook time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -165,4 +152,24 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+}
+
+// sealedIssueGen returns a cache holding a sealed generation of n points
+// of issue 19's workload, and the generation.
+func sealedIssueGen(b *testing.B, n int) (*localcache.Cache, uint64) {
+	c, err := localcache.Open(b.TempDir(), &localcache.Options{Fsync: localcache.FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	for _, bt := range issueBatches(n) {
+		if err := c.Append(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gen, _, err := c.Seal(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, gen
 }

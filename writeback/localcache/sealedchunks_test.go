@@ -124,21 +124,8 @@ func TestSealedColumnsPinned(t *testing.T) {
 // allocated per point, and CPU time per point (which counts the garbage
 // collector's work, and not the other processes on a shared machine).
 func BenchmarkSealedColumns(b *testing.B) {
-	c, err := localcache.Open(b.TempDir(), &localcache.Options{Fsync: localcache.FsyncNever})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	const n = 2_000_000
-	for _, bt := range issueBatches(n) {
-		if err := c.Append(ctx, bt); err != nil {
-			b.Fatal(err)
-		}
-	}
-	gen, _, err := c.Seal(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, gen := sealedIssueGen(b, n)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
