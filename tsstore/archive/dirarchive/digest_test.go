@@ -46,7 +46,7 @@ func TestV1Archive(t *testing.T) {
 	plantV1(t, dir, v1, true)
 	archivetest.CheckV1(t, func(t *testing.T) archive.Archive { return open(t, dir, nil) })
 	lines := scanLines(t, filepath.Join(dir, dirarchive.ManifestFile))
-	if len(lines) != 2 || lines[0]+"\n" != string(v1.Line) || !strings.Contains(lines[1], `"content_sha256":"v2:`) {
+	if len(lines) != 2 || lines[0]+"\n" != string(v1.Line) || !strings.Contains(lines[1], `"content_version":2`) {
 		t.Errorf("manifest after CheckV1:\n%s\nwant the line of version 1 unchanged and a line of version 2", strings.Join(lines, "\n"))
 	}
 }
@@ -74,7 +74,10 @@ func TestV1UnlistedFile(t *testing.T) {
 // ignored, as before.
 func TestNameListedTwiceInTwoVersions(t *testing.T) {
 	v1 := archivetest.V1(t)
-	v2 := bytes.Replace(v1.Line, []byte(v1.Content), []byte(segment.Digest(v1.Points)), 1)
+	// The same record with the points' digest of version 2, as a
+	// manifest line holds it.
+	sum := strings.TrimPrefix(segment.Digest(v1.Points), "v2:")
+	v2 := bytes.Replace(v1.Line, []byte(`"`+v1.Content+`"`), []byte(`"`+sum+`","content_version":2`), 1)
 	if bytes.Equal(v2, v1.Line) {
 		t.Fatal("no content digest replaced")
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,52 @@ func (r *Record) Line() []byte {
 		panic(err) // a struct of strings and numbers always marshals
 	}
 	return append(b, '\n')
+}
+
+// plainRecord is a Record without its JSON methods.
+type plainRecord Record
+
+// recordJSON is a record as JSON: content_sha256 always holds the bare 64
+// hex digits of the content digest, and content_version its version
+// from version 2 (absent: version 1). A program older than version 2
+// ignores the field and still parses every line (it would take the
+// version 2 digest of a name for other points: an append of it conflicts,
+// nothing is cut or lost), where a "v2:" prefix in content_sha256 would
+// make it take a last line for a torn one and cut it.
+type recordJSON struct {
+	plainRecord
+	ContentVersion int `json:"content_version,omitempty"`
+}
+
+// MarshalJSON writes r as recordJSON.
+func (r Record) MarshalJSON() ([]byte, error) {
+	w := recordJSON{plainRecord: plainRecord(r)}
+	if v, err := segment.VersionOf(r.Content); err == nil && v > segment.DigestV1 {
+		_, sum, _ := strings.Cut(r.Content, ":")
+		w.Content, w.ContentVersion = sum, v
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads r from recordJSON.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	var w recordJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*r = Record(w.plainRecord)
+	switch {
+	case w.ContentVersion > segment.DigestV1:
+		if len(r.Content) != 64 {
+			return fmt.Errorf("content_sha256 %q of content_version %d is not 64 hex digits", r.Content, w.ContentVersion)
+		}
+		r.Content = "v" + strconv.Itoa(w.ContentVersion) + ":" + r.Content
+	case w.ContentVersion < 0 || w.ContentVersion == segment.DigestV1:
+		return fmt.Errorf("content_version %d: version 1 is written without it", w.ContentVersion)
+	case len(r.Content) != 64:
+		return fmt.Errorf("content_sha256 %q of version 1 is not 64 hex digits", r.Content)
+	}
+	return nil
 }
 
 func (r *Record) check() error {
