@@ -204,7 +204,7 @@ func (a *Archive) refreshLocked(cut bool) error {
 		a.offset += int64(n)
 		a.line += len(recs)
 		if err != nil {
-			return tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", a.dir, err)
+			return manifestCorrupt(a.dir, err)
 		}
 	}
 	if cut && size > a.offset {
@@ -265,14 +265,14 @@ func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *ts
 		return archive.SegmentInfo{}, err
 	}
 	batch := segment.PrepareColumns(c)
-	content := batch.Digest()
+	content := batch.Content()
 	name := id.Name()
 	if r, ok, err := a.lookup(name); err != nil {
 		return archive.SegmentInfo{}, err
 	} else if ok {
 		return r.AppendAgain(content)
 	}
-	tmp, sum, size, err := a.writeTemp(name, content, batch)
+	tmp, sum, size, err := a.writeTemp(name, content.Digest, batch)
 	if err != nil {
 		return archive.SegmentInfo{}, err
 	}
@@ -280,8 +280,8 @@ func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *ts
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(batch.Len()), size, sum, content, a.opts.Now())
-	return a.commit(rec, tmp)
+	rec := manifest.NewRecord(id, int64(batch.Len()), size, sum, content.Digest, a.opts.Now())
+	return a.commit(rec, tmp, content)
 }
 
 // writeTemp encodes the segment into a new, fsynced temporary file and
@@ -327,9 +327,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// commit makes the temporary file tmp the segment of rec and lists it in
-// the manifest, under the directory lock.
-func (a *Archive) commit(rec manifest.Record, tmp string) (archive.SegmentInfo, error) {
+// commit makes the temporary file tmp, of the points of content, the
+// segment of rec and lists it in the manifest, under the directory lock.
+func (a *Archive) commit(rec manifest.Record, tmp string, content segment.Content) (archive.SegmentInfo, error) {
 	a.commitMu.Lock()
 	defer a.commitMu.Unlock()
 	unlock, err := a.lockDir()
@@ -345,7 +345,7 @@ func (a *Archive) commit(rec manifest.Record, tmp string) (archive.SegmentInfo, 
 		return archive.SegmentInfo{}, err
 	}
 	if ok { // a concurrent writer committed the name first
-		return r.AppendAgain(rec.Content)
+		return r.AppendAgain(content)
 	}
 	final := a.path(rec.Name)
 	if err := a.mkdirs(filepath.Dir(final)); err != nil {
@@ -378,7 +378,7 @@ func (a *Archive) commit(rec manifest.Record, tmp string) (archive.SegmentInfo, 
 		return archive.SegmentInfo{}, unavailable("append %s: sync manifest: %w", rec.Name, err)
 	}
 	if err := a.index.Add(rec); err != nil {
-		return archive.SegmentInfo{}, tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", a.dir, err)
+		return archive.SegmentInfo{}, manifestCorrupt(a.dir, err)
 	}
 	a.offset += int64(len(line))
 	a.line++
@@ -386,11 +386,14 @@ func (a *Archive) commit(rec manifest.Record, tmp string) (archive.SegmentInfo, 
 }
 
 // orphan handles an unlisted segment file at final: when its points are
-// rec's, it is adopted (rec gets its checksum and size); otherwise it is
-// renamed aside, never removed, and tmp linked in its place.
+// rec's, it is adopted (rec gets its checksum and size; the file's
+// KeyContent may be a digest of an older version, of the same points);
+// otherwise it is renamed aside, never removed, and tmp linked in its
+// place.
 func (a *Archive) orphan(rec manifest.Record, tmp, final string) (manifest.Record, error) {
-	sum, size, content, err := fileContent(final)
-	if err == nil && content == rec.Content {
+	sum, size, ps, err := fileContent(final)
+	// rec is this append's: its digest is of the current version.
+	if err == nil && segment.Digest(ps) == rec.Content {
 		rec.SHA256, rec.Bytes = sum, size
 		return rec, nil
 	}
@@ -404,23 +407,21 @@ func (a *Archive) orphan(rec manifest.Record, tmp, final string) (manifest.Recor
 	return rec, nil
 }
 
-// fileContent returns the SHA-256, size and content digest of a segment
-// file.
-func fileContent(path string) (sum string, size int64, content string, err error) {
+// fileContent returns the SHA-256, size and points of a segment file.
+func fileContent(path string) (sum string, size int64, ps []tsstore.Point, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, "", err
+		return "", 0, nil, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if size, err = io.Copy(h, f); err != nil {
-		return "", 0, "", err
+		return "", 0, nil, err
 	}
-	ps, err := segment.ReadAll(f, size)
-	if err != nil {
-		return "", 0, "", err
+	if ps, err = segment.ReadAll(f, size); err != nil {
+		return "", 0, nil, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), size, segment.Prepare(ps).Digest(), nil
+	return hex.EncodeToString(h.Sum(nil)), size, ps, nil
 }
 
 func (a *Archive) path(name string) string { return filepath.Join(a.dir, filepath.FromSlash(name)) }
@@ -632,6 +633,17 @@ func (a *Archive) release() error {
 		return unavailable("close %s: %w", a.dir, err)
 	}
 	return nil
+}
+
+// manifestCorrupt reports the error err of the manifest of dir. A name
+// listed twice is corruption, also with content digests of different
+// versions (manifest.ErrOtherVersion), which the digests cannot compare:
+// writers of every version commit under the directory's lock, after
+// reading the whole manifest, and so never list a listed name; a second
+// line comes from outside (manifests joined by hand), and is not accepted
+// unchecked.
+func manifestCorrupt(dir string, err error) error {
+	return tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", dir, err)
 }
 
 func unavailable(format string, args ...any) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 
 	"github.com/minio/minio-go/v7"
@@ -48,12 +49,12 @@ func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *ts
 		return archive.SegmentInfo{}, err
 	}
 	batch := segment.PrepareColumns(c)
-	content := batch.Digest()
+	content := batch.Content()
 	name := id.Name()
 	if r, ok := a.get(name); ok {
 		return r.AppendAgain(content)
 	}
-	data, err := batch.EncodeBytes(name, content, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows})
+	data, err := batch.EncodeBytes(name, content.Digest, segment.EncodeOptions{RowGroupRows: a.opts.RowGroupRows})
 	if err != nil {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrInvalid, "s3archive %s: append %s: %w", a.where, name, err)
 	}
@@ -61,7 +62,7 @@ func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *ts
 	if err := ctx.Err(); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	rec := manifest.NewRecord(id, int64(batch.Len()), int64(len(data)), hex.EncodeToString(sum[:]), content, a.opts.Now())
+	rec := manifest.NewRecord(id, int64(batch.Len()), int64(len(data)), hex.EncodeToString(sum[:]), content.Digest, a.opts.Now())
 	rec, listed, err := a.putSegment(ctx, rec, data)
 	if err != nil {
 		return archive.SegmentInfo{}, err
@@ -69,7 +70,7 @@ func (a *Archive) appendColumns(ctx context.Context, id archive.SegmentID, c *ts
 	if listed {
 		return rec.AppendAgain(content)
 	}
-	return a.commit(ctx, rec)
+	return a.commit(ctx, rec, content)
 }
 
 // get returns the indexed record of name.
@@ -80,11 +81,53 @@ func (a *Archive) get(name string) (manifest.Record, bool) {
 }
 
 // add indexes a record read from the bucket or committed by this Archive.
-func (a *Archive) add(r manifest.Record) error {
+// A record of an indexed name whose digest is of another version than the
+// indexed one's (manifest.ErrOtherVersion: the entry object was replaced
+// between two reads, by a writer of another version, on a server that
+// ignores If-None-Match) is decided by the points of the segment object:
+// see sameSegment.
+func (a *Archive) add(ctx context.Context, r manifest.Record) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := a.index.Add(r); err != nil {
+	err := a.index.Add(r)
+	had, _ := a.index.Get(r.Name)
+	a.mu.Unlock()
+	if errors.Is(err, manifest.ErrOtherVersion) {
+		return a.sameSegment(ctx, had, r, err)
+	}
+	if err != nil {
 		return tsstore.Errorf(archive.ErrCorrupt, "s3archive %s: %w", a.where, err)
+	}
+	return nil
+}
+
+// sameSegment decides whether the records had (indexed) and r of one
+// name, whose content digests are of different versions (the error
+// listed), are of the same points: when both digests are of the points
+// of the segment object, r is ignored (the index keeps had); otherwise the
+// manifest is corrupt. Two records that name other points never both
+// name the object's.
+func (a *Archive) sameSegment(ctx context.Context, had, r manifest.Record, listed error) error {
+	data, err := a.getObject(ctx, a.segmentKey(r.Name), -1)
+	if errorCode(err) == "NoSuchKey" {
+		return tsstore.Errorf(archive.ErrCorrupt, "s3archive %s: %w; segment object missing: %w", a.where, listed, err)
+	}
+	if err != nil {
+		return a.fail("read segment "+r.Name+" to compare its two manifest records", err)
+	}
+	ps, err := segment.ReadAll(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return tsstore.Errorf(archive.ErrCorrupt, "s3archive %s: %w; segment object: %w", a.where, listed, err)
+	}
+	c := segment.Prepare(ps).Content()
+	for _, rec := range []manifest.Record{had, r} {
+		same, err := c.Same(rec.Content)
+		if err != nil {
+			return tsstore.Errorf(tsstore.ErrUnavailable, "s3archive %s: %w: %w", a.where, listed, err)
+		}
+		if !same {
+			return tsstore.Errorf(archive.ErrCorrupt, "s3archive %s: %w, and the segment object's points are not those of content %s",
+				a.where, listed, rec.Content)
+		}
 	}
 	return nil
 }
@@ -134,7 +177,8 @@ func (a *Archive) adopt(ctx context.Context, rec manifest.Record) (_ manifest.Re
 		return rec, false, a.fail("append "+rec.Name+": read the existing segment object", err)
 	}
 	ps, derr := segment.ReadAll(bytes.NewReader(data), int64(len(data)))
-	if derr == nil && segment.Prepare(ps).Digest() == rec.Content {
+	// rec is this append's: its digest is of the current version.
+	if derr == nil && segment.Digest(ps) == rec.Content {
 		sum := sha256.Sum256(data)
 		rec.SHA256, rec.Bytes = hex.EncodeToString(sum[:]), int64(len(data))
 		return rec, false, nil
@@ -144,7 +188,7 @@ func (a *Archive) adopt(ctx context.Context, rec manifest.Record) (_ manifest.Re
 		return rec, false, err
 	}
 	if ok {
-		return entry, true, a.add(entry)
+		return entry, true, a.add(ctx, entry)
 	}
 	what := "other points"
 	if derr != nil {
@@ -156,10 +200,11 @@ func (a *Archive) adopt(ctx context.Context, rec manifest.Record) (_ manifest.Re
 		a.where, rec.Name, what)
 }
 
-// commit creates the manifest entry of rec and returns the entry that the
-// bucket then holds: rec's, or that of a concurrent writer who created it
-// first (the same points: its info; other points: a conflict).
-func (a *Archive) commit(ctx context.Context, rec manifest.Record) (archive.SegmentInfo, error) {
+// commit creates the manifest entry of rec, of the points of content, and
+// returns the entry that the bucket then holds: rec's, or that of a
+// concurrent writer who created it first (the same points, whatever the
+// version of its digest: its info; other points: a conflict).
+func (a *Archive) commit(ctx context.Context, rec manifest.Record, content segment.Content) (archive.SegmentInfo, error) {
 	entry, ok, err := a.getEntry(ctx, rec.Name)
 	if err != nil {
 		return archive.SegmentInfo{}, err
@@ -186,10 +231,10 @@ func (a *Archive) commit(ctx context.Context, rec manifest.Record) (archive.Segm
 				"s3archive %s: append %s: the manifest entry just created is not there", a.where, rec.Name)
 		}
 	}
-	if err := a.add(entry); err != nil {
+	if err := a.add(ctx, entry); err != nil {
 		return archive.SegmentInfo{}, err
 	}
-	return entry.AppendAgain(rec.Content)
+	return entry.AppendAgain(content)
 }
 
 // exists reports whether the object key exists.

@@ -83,7 +83,7 @@ func (a *Archive) refreshLocked(ctx context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if err := a.add(r); err != nil {
+		if err := a.add(ctx, r); err != nil {
 			return err
 		}
 	}

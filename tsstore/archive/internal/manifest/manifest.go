@@ -12,13 +12,16 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
+	"github.com/hourglass-io/hourglass/tsstore/archive/internal/segment"
 )
 
 // Record is one manifest line: a committed segment.
@@ -33,8 +36,10 @@ type Record struct {
 	Bytes      int64  `json:"bytes"`
 	// SHA256 is the hex SHA-256 of the segment file.
 	SHA256 string `json:"sha256"`
-	// Content is the digest of the segment's points (segment.Digest),
-	// which decides whether a second append of the name is a no-op or a
+	// Content is the content digest of the segment's points
+	// (segment.Digest), of the version its writer computed (see
+	// segment.VersionOf: records of older writers hold version 1), which
+	// decides whether a second append of the name is a no-op or a
 	// conflict.
 	Content string    `json:"content_sha256"`
 	Created time.Time `json:"created"`
@@ -60,13 +65,21 @@ func (r *Record) Info() archive.SegmentInfo {
 }
 
 // AppendAgain answers an Append of the name of r, which is already
-// listed, with points whose digest is content: r's info when the content is
-// the same (a retried append is a no-op), otherwise an error of kind
-// tsstore.ErrConflict naming the segment.
-func (r *Record) AppendAgain(content string) (archive.SegmentInfo, error) {
-	if r.Content != content {
+// listed, with points of content c: r's info when they are r's points
+// (compared in the version of r's digest: a retried append is a no-op,
+// also of a segment written before version 2), otherwise an error of kind
+// tsstore.ErrConflict naming the segment. When r's digest is of a version
+// this program does not know (a newer writer's), the points cannot be
+// compared: an error of kind tsstore.ErrUnavailable, until a program
+// that knows it appends them.
+func (r *Record) AppendAgain(c segment.Content) (archive.SegmentInfo, error) {
+	same, err := c.Same(r.Content)
+	if err != nil {
+		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "segment %s exists: %w", r.Name, err)
+	}
+	if !same {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrConflict,
-			"segment %s exists with other points (content %s, appended %s)", r.Name, r.Content, content)
+			"segment %s exists with other points (content %s, appended %s)", r.Name, r.Content, c.Digest)
 	}
 	return r.Info(), nil
 }
@@ -80,6 +93,52 @@ func (r *Record) Line() []byte {
 	return append(b, '\n')
 }
 
+// plainRecord is a Record without its JSON methods.
+type plainRecord Record
+
+// recordJSON is a record as JSON: content_sha256 always holds the bare 64
+// hex digits of the content digest, and content_version its version
+// from version 2 (absent: version 1). A program older than version 2
+// ignores the field and still parses every line (it would take the
+// version 2 digest of a name for other points: an append of it conflicts,
+// nothing is cut or lost), where a "v2:" prefix in content_sha256 would
+// make it take a last line for a torn one and cut it.
+type recordJSON struct {
+	plainRecord
+	ContentVersion int `json:"content_version,omitempty"`
+}
+
+// MarshalJSON writes r as recordJSON.
+func (r Record) MarshalJSON() ([]byte, error) {
+	w := recordJSON{plainRecord: plainRecord(r)}
+	if v, err := segment.VersionOf(r.Content); err == nil && v > segment.DigestV1 {
+		_, sum, _ := strings.Cut(r.Content, ":")
+		w.Content, w.ContentVersion = sum, v
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads r from recordJSON.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	var w recordJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*r = Record(w.plainRecord)
+	switch {
+	case w.ContentVersion > segment.DigestV1:
+		if len(r.Content) != 64 {
+			return fmt.Errorf("content_sha256 %q of content_version %d is not 64 hex digits", r.Content, w.ContentVersion)
+		}
+		r.Content = "v" + strconv.Itoa(w.ContentVersion) + ":" + r.Content
+	case w.ContentVersion < 0 || w.ContentVersion == segment.DigestV1:
+		return fmt.Errorf("content_version %d: version 1 is written without it", w.ContentVersion)
+	case len(r.Content) != 64:
+		return fmt.Errorf("content_sha256 %q of version 1 is not 64 hex digits", r.Content)
+	}
+	return nil
+}
+
 func (r *Record) check() error {
 	id := r.ID()
 	if err := id.Validate(); err != nil {
@@ -88,8 +147,11 @@ func (r *Record) check() error {
 	if r.Name != id.Name() {
 		return fmt.Errorf("name %q does not match its id (%q)", r.Name, id.Name())
 	}
-	if r.Points <= 0 || r.Bytes <= 0 || len(r.SHA256) != 64 || len(r.Content) != 64 {
+	if r.Points <= 0 || r.Bytes <= 0 || len(r.SHA256) != 64 || r.Content == "" {
 		return fmt.Errorf("segment %s: missing points, bytes or checksums", r.Name)
+	}
+	if _, err := segment.VersionOf(r.Content); err != nil {
+		return fmt.Errorf("segment %s: %w", r.Name, err)
 	}
 	return nil
 }
@@ -138,13 +200,30 @@ func NewIndex() *Index { return &Index{byName: make(map[string]int)} }
 // Len returns the number of records.
 func (x *Index) Len() int { return len(x.recs) }
 
-// Add adds r. A second record of a name already indexed is an error unless
-// it has the same content (a writer that lost the race to a concurrent
-// writer of the same segment), in which case it is ignored.
+// ErrOtherVersion reports a second record of an indexed name whose content
+// digest is of another version than the first's: the digests cannot tell
+// whether the points are the same; the segment's points can (see
+// Index.Add).
+var ErrOtherVersion = errors.New("content digests of different versions")
+
+// Add adds r. A second record of a name already indexed is ignored when it
+// has the same content digest (the same record read again, or a writer
+// that lost the race to a concurrent writer of the same segment) and an
+// error when it has another of the same version (other points). When
+// the two digests are of different versions (writers of both versions
+// raced), Add indexes nothing and returns an error wrapping
+// ErrOtherVersion: the caller decides from the segment's points (both
+// digests name them, or the manifest is corrupt), as only it can read
+// them.
 func (x *Index) Add(r Record) error {
 	if i, ok := x.byName[r.Name]; ok {
-		if x.recs[i].Content == r.Content {
+		had := x.recs[i].Content
+		if had == r.Content {
 			return nil
+		}
+		v0, _ := segment.VersionOf(had)
+		if v1, _ := segment.VersionOf(r.Content); v0 != v1 {
+			return fmt.Errorf("manifest lists segment %s twice, with content %s and %s: %w", r.Name, had, r.Content, ErrOtherVersion)
 		}
 		return fmt.Errorf("manifest lists segment %s twice with different content", r.Name)
 	}

@@ -264,10 +264,11 @@ func TestSortKeysWithoutRadix(t *testing.T) {
 	}
 }
 
-// TestDigestIsStable pins the content digest of a fixed segment to the value
-// the row encoder of a790c97 computed for it: manifests keep digests, and a
-// retried flush of a generation archived by an older version must find the
-// same digest (the same content is a no-op, another is a conflict).
+// TestDigestIsStable pins the content digest of version 1 of a fixed
+// segment to the value the row encoder of a790c97 computed for it:
+// manifests keep digests, and a retried flush of a generation archived by
+// an older version must find the same digest (the same content is a no-op,
+// another is a conflict).
 func TestDigestIsStable(t *testing.T) {
 	var ps []tsstore.Point
 	for i := range 50 {
@@ -276,8 +277,12 @@ func TestDigestIsStable(t *testing.T) {
 	}
 	ps = append(ps, tsstore.Point{Metric: "views", Timestamp: 1767225600000, Value: 1})
 	const want = "b8f7e370f5eafc5f05e7727f3de25414f571773b0efeb5b892a55af8dd954d3e"
-	if got := Prepare(ps).Digest(); got != want {
-		t.Errorf("Prepare(ps).Digest() = %s, want %s (the digest of a790c97)", got, want)
+	if got, _ := Prepare(ps).DigestIn(DigestV1); got != want {
+		t.Errorf("Prepare(ps).DigestIn(DigestV1) = %s, want %s (the digest of a790c97)", got, want)
+	}
+	const want2 = "v2:793379648bef30129cc796ad05ee7acf849b6eb2281af6303ae18d963f5bf17e"
+	if got := Prepare(ps).Digest(); got != want2 {
+		t.Errorf("Prepare(ps).Digest() = %s, want %s (version 2)", got, want2)
 	}
 }
 
@@ -347,7 +352,7 @@ func TestRankSeries(t *testing.T) {
 	})
 }
 
-// TestDigestOfManySeriesIsStable pins the content digest of a segment of
+// TestDigestOfManySeriesIsStable pins the content digest of version 1 of a segment of
 // many series, with canonical forms from a few bytes (no labels) to
 // hundreds, and points sharing timestamps, to the value of 1ac6be9 (before
 // the digest wrote series by fixed-size copies).
@@ -367,8 +372,12 @@ func TestDigestOfManySeriesIsStable(t *testing.T) {
 		ps[i] = tsstore.Point{Metric: s.Metric, Labels: s.Labels, Timestamp: 1767225600000 + r.Int64N(5000), Value: float64(r.IntN(100)) / 4}
 	}
 	const want = "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917"
-	if got := Prepare(ps).Digest(); got != want {
-		t.Errorf("Prepare(ps).Digest() = %s, want %s (the digest of 1ac6be9)", got, want)
+	if got, _ := Prepare(ps).DigestIn(DigestV1); got != want {
+		t.Errorf("Prepare(ps).DigestIn(DigestV1) = %s, want %s (the digest of 1ac6be9)", got, want)
+	}
+	const want2 = "v2:60d05f8eb4c4fe6a3965b673948b696825caf0fc725a98529ccc34b539ef0061"
+	if got := Prepare(ps).Digest(); got != want2 {
+		t.Errorf("Prepare(ps).Digest() = %s, want %s (version 2)", got, want2)
 	}
 }
 

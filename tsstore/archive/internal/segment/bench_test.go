@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -61,14 +62,23 @@ func BenchmarkPrepareColumns(b *testing.B) {
 	m.report()
 }
 
+// BenchmarkDigest measures the content digest of each version: "v2" is
+// Batch.Digest, "v1" the digest of older segments, computed again only
+// when an append meets one.
 func BenchmarkDigest(b *testing.B) {
 	ps := benchPoints()
 	batch := Prepare(ps)
-	m := start(b, len(ps))
-	for range b.N {
-		batch.Digest()
+	for _, v := range []int{DigestV2, DigestV1} {
+		b.Run(fmt.Sprint("v", v), func(b *testing.B) {
+			m := start(b, len(ps))
+			for range b.N {
+				if _, err := batch.DigestIn(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.report()
+		})
 	}
-	m.report()
 }
 
 func BenchmarkEncodeBatch(b *testing.B) {

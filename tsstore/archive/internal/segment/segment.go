@@ -35,7 +35,6 @@ package segment
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -93,30 +92,6 @@ func Compare(a, b *tsstore.Point) int {
 
 // Sorted returns a copy of ps (the slice, not the labels) sorted by Compare.
 func Sorted(ps []tsstore.Point) []tsstore.Point { return Prepare(ps).Points() }
-
-// digestHeader starts the canonical form of a segment's points.
-const digestHeader = "hourglass-points-v1\n"
-
-// appendSeries appends the canonical form of a series to b.
-func appendSeries(b []byte, metric string, ls tsstore.Labels) []byte {
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	str(metric)
-	b = binary.AppendUvarint(b, uint64(len(ls)))
-	for _, l := range ls {
-		str(l.Name)
-		str(l.Value)
-	}
-	return b
-}
-
-// Digest returns the hex SHA-256 of the canonical binary form of the
-// points ps (in any order). Two segments have the same content exactly when
-// their digests are equal, whatever the bytes of their files (which may
-// differ between versions of the Parquet library).
-func Digest(ps []tsstore.Point) string { return Prepare(ps).Digest() }
 
 // EncodeOptions tunes Batch.Encode; the zero value is the default.
 type EncodeOptions struct {
