@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -361,4 +362,84 @@ func TestCloseDirectoryGone(t *testing.T) {
 	if err := s.Close(); !errors.Is(err, tsstore.ErrUnavailable) {
 		t.Fatalf("Close with the directory gone = %v, want ErrUnavailable", err)
 	}
+}
+
+// TestLateCellsOfManySeries rewrites late cells of enough series of one
+// metric that a Write reads them back with one Select of the metric
+// (readBackMetric), in a store that knows the series and after a reopen
+// (when it does not): identical rewrites are no-ops, another aggregate is
+// ErrConflict, and a series with one more label, or another writer's, is
+// not taken for one of them.
+func TestLateCellsOfManySeries(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	at := func(min int64) int64 { return base + min*minute }
+	const n = 200
+	series := make([]tsstore.Labels, n)
+	var stored []tsstore.Cell
+	for m := range series {
+		series[m] = mkLabels(t, "merchant", fmt.Sprint("m", m))
+		for i := int64(0); i < 3; i++ {
+			stored = append(stored, mkCell("orders", series[m], at(i), 0, float64(m)+float64(i)/10))
+		}
+	}
+	// Look-alikes: a superset of a series' labels, another writer's.
+	extra := mkCell("orders", mkLabels(t, "merchant", "m7", "plan", "pro"), at(1), 1, 99)
+	other := mkCell("orders", series[8], at(1), 1, 98)
+	other.Writer = "w2"
+	stored = append(stored, extra, other)
+	write(t, s, stored...)
+	for _, reopen := range []bool{false, true} {
+		if reopen {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, dir)
+		}
+		// Every series' minute 1 again (identical), and a new late cell.
+		var late []tsstore.Cell
+		for m := range series {
+			late = append(late, stored[3*m+1], mkCell("orders", series[m], at(1), uint32(2+btoi(reopen)), float64(m)))
+		}
+		write(t, s, late...)
+		want := append(slices.Clone(stored), late...)
+		if d := cmp.Diff(dedupe(want), allCells(t, s, "orders"), storetest.CellOrder); d != "" {
+			t.Errorf("reopened %v: late rewrites (-want +got):\n%s", reopen, d)
+		}
+		stored = dedupe(want)
+		// One cell of the look-alikes' identities with another aggregate.
+		for _, i := range []int{2 * 7, 2 * 8, -1} {
+			batch := append(slices.Clone(late), other) // another writer's, identical
+			if i < 0 {
+				i = len(batch) - 1
+			}
+			batch[i].Sum++
+			c := batch[i]
+			// Found by the read back ("is stored as"), not left to the
+			// TSDB, which takes some such samples without a word.
+			if err := s.Write(context.Background(), batch); !errors.Is(err, tsstore.ErrConflict) || !strings.Contains(err.Error(), "is stored as") {
+				t.Errorf("reopened %v: %s with another aggregate among %d late cells: got %v, want ErrConflict: is stored as", reopen, c.IDString(), len(batch), err)
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// dedupe returns cells without repeated identities.
+func dedupe(cells []tsstore.Cell) []tsstore.Cell {
+	seen := map[string]bool{}
+	var out []tsstore.Cell
+	for _, c := range cells {
+		if id := c.IDString(); !seen[id] {
+			seen[id] = true
+			out = append(out, c)
+		}
+	}
+	return out
 }

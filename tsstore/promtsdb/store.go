@@ -80,6 +80,9 @@ type Store struct {
 	redo        *redoLog
 	oooCommit   int // oooCommitSamples but in tests
 
+	seriesMu     sync.Mutex     // guards metricSeries
+	metricSeries map[string]int // the seriesStates of each metric, for check's choice of reads
+
 	closeMu sync.RWMutex // guards closed; held for reading by every operation
 	closed  bool
 }
@@ -119,7 +122,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds(), oooCommit: oooCommitSamples}
+	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds(), oooCommit: oooCommitSamples, metricSeries: make(map[string]int)}
 	for i := range s.stripes {
 		s.stripes[i].series = make(map[uint64]*seriesState)
 	}

@@ -62,6 +62,7 @@ type seriesState struct {
 
 	lsets  [numComps]labels.Labels // the four TSDB series
 	readLo int64                   // per Write: smallest timestamp to read back; math.MaxInt64 for none
+	readTo int64                   // per Write: largest timestamp to read back (of a known series)
 	stored map[int64]*comps        // per Write: what readBack found
 	next   *seriesState            // another series with the same hash
 }
@@ -104,6 +105,9 @@ func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) (*seriesState, err
 		ss.lsets[k] = b.Labels()
 	}
 	st.series[h] = ss
+	s.seriesMu.Lock()
+	s.metricSeries[c.Metric]++
+	s.seriesMu.Unlock()
 	return ss, nil
 }
 
@@ -185,7 +189,7 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		todo[i] = allComps
 		ts := c.Start + int64(c.Seq)
 		if ss.batch != batch {
-			ss.batch, ss.batchMax, ss.prevMax, ss.slow, ss.readLo, ss.stored = batch, math.MinInt64, ss.maxTs, false, math.MaxInt64, nil
+			ss.batch, ss.batchMax, ss.prevMax, ss.slow, ss.readLo, ss.readTo, ss.stored = batch, math.MinInt64, ss.maxTs, false, math.MaxInt64, math.MinInt64, nil
 		}
 		if !ss.known || ts <= ss.prevMax || ts <= ss.batchMax {
 			ss.slow, slow = true, true
@@ -380,7 +384,7 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 			if ss.readLo == math.MaxInt64 {
 				reads = append(reads, ss)
 			}
-			ss.readLo = min(ss.readLo, ts)
+			ss.readLo, ss.readTo = min(ss.readLo, ts), max(ss.readTo, ts)
 		}
 	}
 	if len(reads) == 0 {
@@ -396,12 +400,27 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 	}
 	defer q.Close()
 	var it chunkenc.Iterator
+	byMetric := make(map[string][]*seriesState)
 	for _, ss := range reads {
-		if err := ctx.Err(); err != nil {
-			return err
+		byMetric[ss.metric] = append(byMetric[ss.metric], ss)
+	}
+	for metric, sss := range byMetric {
+		s.seriesMu.Lock()
+		all := s.metricSeries[metric]
+		s.seriesMu.Unlock()
+		if len(sss) >= bulkReadMin && 4*len(sss) >= all {
+			if it, err = s.readBackMetric(ctx, q, metric, sss, it); err != nil {
+				return err
+			}
+			continue
 		}
-		if it, err = s.readBack(ctx, q, ss, it); err != nil {
-			return err
+		for _, ss := range sss {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if it, err = s.readBack(ctx, q, ss, it); err != nil {
+				return err
+			}
 		}
 	}
 	// Compare the cells with what is stored.
@@ -430,12 +449,105 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 	return nil
 }
 
+// bulkReadMin is the fewest series of a metric that a Write reads back
+// with one Select of the metric (readBackMetric) rather than one each,
+// when they are also at least a quarter of the metric's series: a Select
+// of one series intersects the postings of each of its labels, some
+// microseconds, while a Select of the metric walks every series of it.
+const bulkReadMin = 64
+
+// readBackMetric is readBack of each of sss, series of metric, with one
+// Select of all the metric's series.
+func (s *Store) readBackMetric(ctx context.Context, q storage.Querier, metric string, sss []*seriesState, it chunkenc.Iterator) (chunkenc.Iterator, error) {
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	byHash := make(map[uint64][]*seriesState, len(sss))
+	newest := make(map[*seriesState]int64, len(sss))
+	for _, ss := range sss {
+		lo, hi = min(lo, ss.readLo), max(hi, ss.readHi())
+		h := hashSeries(&tsstore.Cell{Metric: ss.metric, Labels: ss.labels, Writer: ss.writer})
+		byHash[h] = append(byHash[h], ss)
+		ss.stored = make(map[int64]*comps)
+		newest[ss] = ss.readLo - 1
+	}
+	set := q.Select(ctx, false, &storage.SelectHints{Start: lo, End: hi}, nameMatcher(metric))
+	var c tsstore.Cell // the series' metric, labels and writer
+	for set.Next() {
+		if err := ctx.Err(); err != nil {
+			return it, err
+		}
+		series := set.At()
+		lset := series.Labels()
+		k := componentOf(lset.Get(nameLabel), metric)
+		if k < 0 {
+			continue
+		}
+		c.Metric, c.Labels, c.Writer = metric, c.Labels[:0], ""
+		lset.Range(func(l labels.Label) {
+			switch l.Name {
+			case nameLabel:
+			case writerLabel:
+				c.Writer = l.Value
+			default:
+				c.Labels = append(c.Labels, tsstore.Label{Name: l.Name, Value: l.Value})
+			}
+		})
+		var ss *seriesState
+		for _, cand := range byHash[hashSeries(&c)] {
+			if cand.writer == c.Writer && cand.labels.Equal(c.Labels) {
+				ss = cand
+				break
+			}
+		}
+		if ss == nil {
+			continue // not read by this Write
+		}
+		from, to := ss.readLo, ss.readHi()
+		it = series.Iterator(it)
+		// Samples come in time order: from the first at or after from
+		// to the last at or before to.
+		for vt := it.Seek(from); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue
+			}
+			t, v := it.At()
+			if t > to {
+				break
+			}
+			newest[ss] = max(newest[ss], t)
+			cs := ss.stored[t]
+			if cs == nil {
+				cs = &comps{}
+				ss.stored[t] = cs
+			}
+			cs.v[k] = v
+			cs.has |= 1 << k
+		}
+		if err := it.Err(); err != nil {
+			return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s: %w", metric, err)
+	}
+	for _, ss := range sss {
+		if !ss.known {
+			ss.known, ss.maxTs, ss.prevMax = true, newest[ss], newest[ss]
+		}
+	}
+	return it, nil
+}
+
 // readHi is the last timestamp a read of ss must cover.
 func (ss *seriesState) readHi() int64 {
 	if ss.known {
-		return ss.prevMax
+		// Only the batch's own timestamps are compared, all at or
+		// below prevMax: a flush that rewrites a late window oldest
+		// minute first has one cell of a series in each of many
+		// Writes, and reading up to prevMax in each read the rest of
+		// the window again and again (BenchmarkWriteFlushes).
+		return ss.readTo
 	}
-	return math.MaxInt64
+	return math.MaxInt64 // all of it, to find the series' newest time
 }
 
 // readBack reads the stored samples of ss in [ss.readLo, ss.readHi()] into
