@@ -501,30 +501,12 @@ func (s *Store) readBackMetric(ctx context.Context, q storage.Querier, metric st
 		if ss == nil {
 			continue // not read by this Write
 		}
-		from, to := ss.readLo, ss.readHi()
-		it = series.Iterator(it)
-		// Samples come in time order: from the first at or after from
-		// to the last at or before to.
-		for vt := it.Seek(from); vt != chunkenc.ValNone; vt = it.Next() {
-			if vt != chunkenc.ValFloat {
-				continue
-			}
-			t, v := it.At()
-			if t > to {
-				break
-			}
-			newest[ss] = max(newest[ss], t)
-			cs := ss.stored[t]
-			if cs == nil {
-				cs = &comps{}
-				ss.stored[t] = cs
-			}
-			cs.v[k] = v
-			cs.has |= 1 << k
+		n := newest[ss]
+		var err error
+		if it, err = ss.readSeries(series, k, ss.readLo, ss.readHi(), &n, it); err != nil {
+			return it, err
 		}
-		if err := it.Err(); err != nil {
-			return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
-		}
+		newest[ss] = n
 	}
 	if err := set.Err(); err != nil {
 		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s: %w", metric, err)
@@ -533,6 +515,36 @@ func (s *Store) readBackMetric(ctx context.Context, q storage.Querier, metric st
 		if !ss.known {
 			ss.known, ss.maxTs, ss.prevMax = true, newest[ss], newest[ss]
 		}
+	}
+	return it, nil
+}
+
+// readSeries reads the samples in [from, to] of series, component k of ss,
+// into ss.stored, raising *newest to the newest of them; it reuses the
+// iterator it and returns it.
+func (ss *seriesState) readSeries(series storage.Series, k int, from, to int64, newest *int64, it chunkenc.Iterator) (chunkenc.Iterator, error) {
+	it = series.Iterator(it)
+	// Samples come in time order: from the first at or after from to the
+	// last at or before to.
+	for vt := it.Seek(from); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			continue
+		}
+		t, v := it.At()
+		if t > to {
+			break
+		}
+		*newest = max(*newest, t)
+		cs := ss.stored[t]
+		if cs == nil {
+			cs = &comps{}
+			ss.stored[t] = cs
+		}
+		cs.v[k] = v
+		cs.has |= 1 << k
+	}
+	if err := it.Err(); err != nil {
+		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
 	}
 	return it, nil
 }
@@ -579,26 +591,9 @@ func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState
 		if k < 0 {
 			continue
 		}
-		it = series.Iterator(it)
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-			if vt != chunkenc.ValFloat {
-				continue
-			}
-			t, v := it.At()
-			if t < lo || t > hi {
-				continue
-			}
-			newest = max(newest, t)
-			cs := ss.stored[t]
-			if cs == nil {
-				cs = &comps{}
-				ss.stored[t] = cs
-			}
-			cs.v[k] = v
-			cs.has |= 1 << k
-		}
-		if err := it.Err(); err != nil {
-			return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
+		var err error
+		if it, err = ss.readSeries(series, k, lo, hi, &newest, it); err != nil {
+			return it, err
 		}
 	}
 	if err := set.Err(); err != nil {
