@@ -276,13 +276,19 @@ func TestDigestIsStable(t *testing.T) {
 		ps = append(ps, tsstore.Point{Metric: []string{"orders", "revenue"}[i%3%2], Labels: ls, Timestamp: 1767225600000 + int64(i*7919%60000), Value: float64(i) * 1.25})
 	}
 	ps = append(ps, tsstore.Point{Metric: "views", Timestamp: 1767225600000, Value: 1})
-	const want = "b8f7e370f5eafc5f05e7727f3de25414f571773b0efeb5b892a55af8dd954d3e"
-	if got, _ := Prepare(ps).DigestIn(DigestV1); got != want {
-		t.Errorf("Prepare(ps).DigestIn(DigestV1) = %s, want %s (the digest of a790c97)", got, want)
+	checkDigests(t, ps, "b8f7e370f5eafc5f05e7727f3de25414f571773b0efeb5b892a55af8dd954d3e", "a790c97",
+		"v2:793379648bef30129cc796ad05ee7acf849b6eb2281af6303ae18d963f5bf17e")
+}
+
+// checkDigests checks the digests of ps: of version 1, v1 (pinned at
+// commit of), and of version 2, v2.
+func checkDigests(t *testing.T, ps []tsstore.Point, v1, of, v2 string) {
+	t.Helper()
+	if got, _ := Prepare(ps).DigestIn(DigestV1); got != v1 {
+		t.Errorf("Prepare(ps).DigestIn(DigestV1) = %s, want %s (the digest of %s)", got, v1, of)
 	}
-	const want2 = "v2:793379648bef30129cc796ad05ee7acf849b6eb2281af6303ae18d963f5bf17e"
-	if got := Prepare(ps).Digest(); got != want2 {
-		t.Errorf("Prepare(ps).Digest() = %s, want %s (version 2)", got, want2)
+	if got := Prepare(ps).Digest(); got != v2 {
+		t.Errorf("Prepare(ps).Digest() = %s, want %s (version 2)", got, v2)
 	}
 }
 
@@ -371,14 +377,8 @@ func TestDigestOfManySeriesIsStable(t *testing.T) {
 		s := &sets[r.IntN(len(sets))]
 		ps[i] = tsstore.Point{Metric: s.Metric, Labels: s.Labels, Timestamp: 1767225600000 + r.Int64N(5000), Value: float64(r.IntN(100)) / 4}
 	}
-	const want = "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917"
-	if got, _ := Prepare(ps).DigestIn(DigestV1); got != want {
-		t.Errorf("Prepare(ps).DigestIn(DigestV1) = %s, want %s (the digest of 1ac6be9)", got, want)
-	}
-	const want2 = "v2:60d05f8eb4c4fe6a3965b673948b696825caf0fc725a98529ccc34b539ef0061"
-	if got := Prepare(ps).Digest(); got != want2 {
-		t.Errorf("Prepare(ps).Digest() = %s, want %s (version 2)", got, want2)
-	}
+	checkDigests(t, ps, "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917", "1ac6be9",
+		"v2:60d05f8eb4c4fe6a3965b673948b696825caf0fc725a98529ccc34b539ef0061")
 }
 
 // TestDigestSlotsAsPacked checks that the digest of series forms copied
