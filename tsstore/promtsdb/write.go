@@ -52,8 +52,16 @@ type seriesState struct {
 	// known reports that maxTs is valid: no sample of the series is
 	// stored above maxTs.
 	known bool
-	slow  bool // per Write: some cell of the batch must be checked
-	maxTs int64
+	// While known: every stored sample of the series at or after seqFrom
+	// has a Seq (its time within its cell width) of at most maxSeq, and
+	// those of Seq maxSeq are at or before maxSeqLast. A cell there of a
+	// higher Seq, or of Seq maxSeq after maxSeqLast, is not stored and
+	// needs no read back: a writer's generations, and so its Seqs, grow
+	// from flush to flush, and a flush writes oldest minute first, so a
+	// flush that rewrites a late window writes only such cells.
+	seqFrom, maxSeq, maxSeqLast int64
+	slow                        bool // per Write: some cell of the batch must be checked
+	maxTs                       int64
 	// Per Write, valid while batch is that Write's number.
 	batch    uint64
 	batchMax int64 // largest timestamp of the batch's cells so far
@@ -331,6 +339,11 @@ func (s *Store) append(app storage.AppenderV2, i int, c *tsstore.Cell, ss *serie
 	}
 	// Raising the bound before the commit is safe: it is an upper bound.
 	ss.maxTs = max(ss.maxTs, ts)
+	if seq := int64(c.Seq); ts >= ss.seqFrom && seq > ss.maxSeq {
+		ss.maxSeq, ss.maxSeqLast = seq, ts
+	} else if ts >= ss.seqFrom && seq == ss.maxSeq {
+		ss.maxSeqLast = max(ss.maxSeqLast, ts)
+	}
 	return nil
 }
 
@@ -380,7 +393,7 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 			continue
 		}
 		first[k] = i
-		if todo[i] != 0 && (!ss.known || ts <= ss.prevMax) {
+		if todo[i] != 0 && (!ss.known || ts <= ss.prevMax) && !ss.unstored(ts, c.Seq) {
 			if ss.readLo == math.MaxInt64 {
 				reads = append(reads, ss)
 			}
@@ -514,6 +527,8 @@ func (s *Store) readBackMetric(ctx context.Context, q storage.Querier, metric st
 	for _, ss := range sss {
 		if !ss.known {
 			ss.known, ss.maxTs, ss.prevMax = true, newest[ss], newest[ss]
+			ss.seqFrom = ss.readLo
+			ss.maxSeq, ss.maxSeqLast = maxSeqOf(ss.stored, s.widthMs)
 		}
 	}
 	return it, nil
@@ -547,6 +562,28 @@ func (ss *seriesState) readSeries(series storage.Series, k int, from, to int64, 
 		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s%s: %w", ss.metric, ss.labels, err)
 	}
 	return it, nil
+}
+
+// unstored reports whether the cell at ts of Seq seq is surely not stored
+// (see seqFrom).
+func (ss *seriesState) unstored(ts int64, seq uint32) bool {
+	return ss.known && ts >= ss.seqFrom && (int64(seq) > ss.maxSeq || int64(seq) == ss.maxSeq && ts > ss.maxSeqLast)
+}
+
+// maxSeqOf returns the largest Seq of the stored timestamps (-1 for none;
+// a timestamp's Seq is its offset in its cell of widthMs) and the last of
+// them of that Seq.
+func maxSeqOf(stored map[int64]*comps, widthMs int64) (seq, last int64) {
+	seq, last = -1, math.MinInt64
+	for t := range stored {
+		switch s := t % widthMs; {
+		case s > seq:
+			seq, last = s, t
+		case s == seq:
+			last = max(last, t)
+		}
+	}
+	return seq, last
 }
 
 // readHi is the last timestamp a read of ss must cover.
@@ -601,6 +638,8 @@ func (s *Store) readBack(ctx context.Context, q storage.Querier, ss *seriesState
 	}
 	if !ss.known {
 		ss.known, ss.maxTs, ss.prevMax = true, newest, newest
+		ss.seqFrom = lo
+		ss.maxSeq, ss.maxSeqLast = maxSeqOf(ss.stored, s.widthMs)
 	}
 	return it, nil
 }
