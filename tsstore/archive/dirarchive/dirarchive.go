@@ -204,7 +204,13 @@ func (a *Archive) refreshLocked(cut bool) error {
 		a.offset += int64(n)
 		a.line += len(recs)
 		if err != nil {
-			return manifestCorrupt(a.dir, err)
+			// A name listed twice is corruption too, also with content
+			// digests of different versions (manifest.ErrOtherVersion),
+			// which cannot be compared: writers of every version commit
+			// under the directory's lock after reading the whole
+			// manifest, so they never list a listed name; a second line
+			// comes from outside (manifests joined by hand).
+			return tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", a.dir, err)
 		}
 	}
 	if cut && size > a.offset {
@@ -378,7 +384,7 @@ func (a *Archive) commit(rec manifest.Record, tmp string, content segment.Conten
 		return archive.SegmentInfo{}, unavailable("append %s: sync manifest: %w", rec.Name, err)
 	}
 	if err := a.index.Add(rec); err != nil {
-		return archive.SegmentInfo{}, manifestCorrupt(a.dir, err)
+		return archive.SegmentInfo{}, tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", a.dir, err)
 	}
 	a.offset += int64(len(line))
 	a.line++
@@ -633,17 +639,6 @@ func (a *Archive) release() error {
 		return unavailable("close %s: %w", a.dir, err)
 	}
 	return nil
-}
-
-// manifestCorrupt reports the error err of the manifest of dir. A name
-// listed twice is corruption, also with content digests of different
-// versions (manifest.ErrOtherVersion), which the digests cannot compare:
-// writers of every version commit under the directory's lock, after
-// reading the whole manifest, and so never list a listed name; a second
-// line comes from outside (manifests joined by hand), and is not accepted
-// unchecked.
-func manifestCorrupt(dir string, err error) error {
-	return tsstore.Errorf(archive.ErrCorrupt, "manifest of %s: %w", dir, err)
 }
 
 func unavailable(format string, args ...any) error {

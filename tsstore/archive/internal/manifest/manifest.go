@@ -125,16 +125,10 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*r = Record(w.plainRecord)
-	switch {
-	case w.ContentVersion > segment.DigestV1:
-		if len(r.Content) != 64 {
-			return fmt.Errorf("content_sha256 %q of content_version %d is not 64 hex digits", r.Content, w.ContentVersion)
-		}
+	if w.ContentVersion != 0 {
+		// check refuses a version below 2 and a digest that is not 64
+		// hex digits.
 		r.Content = "v" + strconv.Itoa(w.ContentVersion) + ":" + r.Content
-	case w.ContentVersion < 0 || w.ContentVersion == segment.DigestV1:
-		return fmt.Errorf("content_version %d: version 1 is written without it", w.ContentVersion)
-	case len(r.Content) != 64:
-		return fmt.Errorf("content_sha256 %q of version 1 is not 64 hex digits", r.Content)
 	}
 	return nil
 }
@@ -147,7 +141,7 @@ func (r *Record) check() error {
 	if r.Name != id.Name() {
 		return fmt.Errorf("name %q does not match its id (%q)", r.Name, id.Name())
 	}
-	if r.Points <= 0 || r.Bytes <= 0 || len(r.SHA256) != 64 || r.Content == "" {
+	if r.Points <= 0 || r.Bytes <= 0 || len(r.SHA256) != 64 {
 		return fmt.Errorf("segment %s: missing points, bytes or checksums", r.Name)
 	}
 	if _, err := segment.VersionOf(r.Content); err != nil {

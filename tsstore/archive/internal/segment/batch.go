@@ -136,12 +136,9 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// grow makes the slices n long.
+// grow makes the sort's slices n long (and keeps the rest).
 func (s *scratch) grow(n int) {
-	if cap(s.keys) < n {
-		*s = scratch{keys: make([]uint64, n), tmp: make([]uint64, n)}
-	}
-	s.keys, s.tmp = s.keys[:n], s.tmp[:n]
+	s.keys, s.tmp = resize(s.keys, n), resize(s.tmp, n)
 }
 
 // resize returns s, or a new slice when it is too small, n long.
@@ -176,14 +173,8 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []
 	// index (4 bytes: equal keys sort by index), so that the keys sort as
 	// plain strings, are distinct, and none is a prefix of another (00 00
 	// is in no key: sortPrefixFree's condition).
-	keys := sc.series[:0]
-	if cap(keys) < len(tab) {
-		keys = make([]string, 0, len(tab))
-	}
-	buf := sc.buf[:0]
-	if cap(buf) < size {
-		buf = make([]byte, 0, size)
-	}
+	keys := slices.Grow(sc.series[:0], len(tab))
+	buf := slices.Grow(sc.buf[:0], size)
 	for i, u := range used {
 		if u {
 			start := len(buf)
@@ -196,7 +187,6 @@ func rankSeries(tab []tsstore.SeriesLabels, ids []int32, sc *scratch) (sorted []
 	}
 	sc.seriesTmp = resize(sc.seriesTmp, len(keys))
 	sortPrefixFree(keys, sc.seriesTmp, 0)
-	clear(sc.seriesTmp)
 	// Kept for the next call: the views of buf into whatever array they
 	// are in (an append that moved buf left the others in the old one).
 	sc.series, sc.buf = keys, buf

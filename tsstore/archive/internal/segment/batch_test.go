@@ -2,9 +2,7 @@ package segment
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -379,48 +377,4 @@ func TestDigestOfManySeriesIsStable(t *testing.T) {
 	}
 	checkDigests(t, ps, "3c96c3cd0fd649b1074353607cd56ed141b744f87e370587ed4399dc941ab917", "1ac6be9",
 		"v2:60d05f8eb4c4fe6a3965b673948b696825caf0fc725a98529ccc34b539ef0061")
-}
-
-// TestDigestSlotsAsPacked checks that the digest of series forms copied
-// in fixed-size slots is the digest of the forms packed, for every slot
-// size a batch's longest form can choose.
-func TestDigestSlotsAsPacked(t *testing.T) {
-	str := rapid.StringOfN(rapid.RuneFrom([]rune{0, 'a', 'é'}), 0, 20, -1)
-	rapid.Check(t, func(t *rapid.T) {
-		tab := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) tsstore.SeriesLabels {
-			s := tsstore.SeriesLabels{Metric: str.Draw(t, "metric")}
-			for range rapid.IntRange(0, 3).Draw(t, "labels") {
-				s.Labels = append(s.Labels, tsstore.Label{Name: str.Draw(t, "name"), Value: str.Draw(t, "value")})
-			}
-			return s
-		}), 1, 10).Draw(t, "tab")
-		n := rapid.IntRange(0, 5000).Draw(t, "points")
-		b := &Batch{tab: tab, ids: make([]int32, n), times: make([]int64, n), values: make([]float64, n)}
-		for i := range n {
-			b.ids[i] = int32(rapid.IntRange(0, len(tab)-1).Draw(t, "id"))
-			b.times[i], b.values[i] = int64(i)<<40, float64(i)
-		}
-		longest := 0
-		for i := range tab {
-			longest = max(longest, seriesSize(&tab[i]))
-			if got, want := seriesSize(&tab[i]), len(appendSeries(nil, tab[i].Metric, tab[i].Labels)); got != want {
-				t.Fatalf("seriesSize(%q) = %d, want %d", tab[i], got, want)
-			}
-		}
-		want := sha256.New()
-		digestPacked(want, b, longest)
-		for _, slots := range []struct {
-			size   int
-			digest func(hash.Hash, *Batch)
-		}{{32, digestSlots[[32]byte]}, {64, digestSlots[[64]byte]}, {128, digestSlots[[128]byte]}} {
-			if longest > slots.size {
-				continue
-			}
-			got := sha256.New()
-			slots.digest(got, b)
-			if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
-				t.Fatalf("digest with slots of %d bytes differs from the packed one", slots.size)
-			}
-		}
-	})
 }
