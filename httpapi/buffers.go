@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"io"
 	"sync"
@@ -53,25 +54,12 @@ func (b *ingestBuffers) release() {
 	ingestPool.Put(b)
 }
 
-// readAll is io.ReadAll reading into b's spare capacity, growing it only
-// when r holds more.
+// readAll is io.ReadAll reading into b's memory, growing it only when r
+// holds more.
 func readAll(b []byte, r io.Reader) ([]byte, error) {
-	if cap(b) == 0 {
-		b = make([]byte, 0, 512)
-	}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
+	buf := bytes.NewBuffer(b[:0])
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // gunzipper is a gzip reader for reuse: its decompressor's window and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +21,12 @@ import (
 // value <prefix><i%50>, value 1+i%9, at now minus i seconds; reversed, the
 // lines are in the opposite order. It returns the body and the cells it
 // makes, by cellKey.
-func reuseBody(format, metric, label, prefix string, n int, reversed bool, now time.Time, width time.Duration) ([]byte, map[string]tsstore.Agg) {
+func reuseBody(format, metric, label, prefix string, n int, reversed bool, now time.Time, width time.Duration) ([]byte, map[cellKey]tsstore.Agg) {
 	var b []byte
 	if format == "array" {
 		b = append(b, '[')
 	}
-	want := map[string]tsstore.Agg{}
+	want := map[cellKey]tsstore.Agg{}
 	for j := range n {
 		i := j
 		if reversed {
@@ -45,13 +46,9 @@ func reuseBody(format, metric, label, prefix string, n int, reversed bool, now t
 				b = append(b, '\n')
 			}
 		}
-		k := cellKey(metric, tsstore.Labels{{Name: "merchant", Value: "shop"}, {Name: label, Value: series}}, tsstore.CellStart(ts, width))
-		a, ok := want[k]
-		if !ok {
-			a = tsstore.AggOf(value)
-		} else {
-			a.Add(value)
-		}
+		k := cellKeyOf(metric, tsstore.Labels{{Name: "merchant", Value: "shop"}, {Name: label, Value: series}}, tsstore.CellStart(ts, width))
+		a := want[k]
+		a.Add(value)
 		want[k] = a
 	}
 	if format == "array" {
@@ -60,27 +57,31 @@ func reuseBody(format, metric, label, prefix string, n int, reversed bool, now t
 	return b, want
 }
 
-func cellKey(metric string, ls tsstore.Labels, start int64) string {
-	return fmt.Sprintf("%s%s@%d", metric, ls, start)
+// cellKey is a cell's series and start: its partials are one cell here.
+type cellKey struct {
+	series string
+	start  int64
+}
+
+func (k cellKey) String() string { return fmt.Sprintf("%q@%d", k.series, k.start) }
+
+func cellKeyOf(metric string, ls tsstore.Labels, start int64) cellKey {
+	return cellKey{tsstore.SeriesKey(metric, ls), start}
 }
 
 // cellsOf returns the engine's cells of metric (cached and stored), by
 // cellKey, partials merged.
-func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) map[string]tsstore.Agg {
+func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) map[cellKey]tsstore.Agg {
 	t.Helper()
 	cells, _, err := eng.CellsDetailed(context.Background(), tsstore.Selector{Metric: metric, From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]tsstore.Agg{}
+	got := map[cellKey]tsstore.Agg{}
 	for _, c := range cells {
-		k := cellKey(c.Metric, c.Labels, c.Start)
-		a, ok := got[k]
-		if !ok {
-			a = c.Agg
-		} else {
-			a.Merge(c.Agg)
-		}
+		k := cellKeyOf(c.Metric, c.Labels, c.Start)
+		a := got[k]
+		a.Merge(c.Agg)
 		got[k] = a
 	}
 	return got
@@ -95,13 +96,19 @@ func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) 
 // (the series interned from A are used again, and the bytes where they
 // were hold other series), and the cells read back exactly, from the
 // cache and after a flush from the store; with
-// the identity processor and with one that passes points through (the
-// engine's buffers), for line protocol (gzipped too) and events.
+// the identity processor, with one that passes points through (which the
+// engine hands on as they are) and with one that makes copies of them
+// (which reach the cache in the engine's reused buffer), for line
+// protocol (gzipped too) and events.
 func TestReusedBuffersKeepNothing(t *testing.T) {
+	copying := tsstore.ProcessorFunc{V: "copy/1", F: func(dst []tsstore.Point, p tsstore.Point) ([]tsstore.Point, error) {
+		p.Labels = slices.Clone(p.Labels)
+		return append(dst, p), nil
+	}}
 	for _, proc := range []struct {
 		name string
 		p    tsstore.Processor
-	}{{"identity", nil}, {"passthrough", passThrough}} {
+	}{{"identity", nil}, {"passthrough", passThrough}, {"copying", copying}} {
 		for _, format := range []string{"lines", "lines+gzip", "array", "ndjson"} {
 			t.Run(proc.name+"/"+format, func(t *testing.T) {
 				format, gzipped := strings.CutSuffix(format, "+gzip")
@@ -150,7 +157,7 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 					post(bodyA2)
 				}
 				for _, w := range []struct {
-					cells map[string]tsstore.Agg
+					cells map[cellKey]tsstore.Agg
 					times int
 				}{{wantA, 2 * rounds}, {wantB, rounds}} {
 					for k, a := range w.cells {
@@ -163,7 +170,7 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 				}
 				check := func(when string) {
 					t.Helper()
-					for metric, want := range map[string]map[string]tsstore.Agg{"alpha": wantA, "bravo": wantB} {
+					for metric, want := range map[string]map[cellKey]tsstore.Agg{"alpha": wantA, "bravo": wantB} {
 						if got := cellsOf(t, ta.eng, metric, now); !maps.Equal(got, want) {
 							t.Errorf("%s: %d cells of %s, want %d; first differences:\n%s", when, len(got), metric, len(want), diffCells(got, want))
 						}
@@ -180,7 +187,7 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 }
 
 // diffCells names up to five cells that differ between got and want.
-func diffCells(got, want map[string]tsstore.Agg) string {
+func diffCells(got, want map[cellKey]tsstore.Agg) string {
 	var out []string
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {

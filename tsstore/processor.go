@@ -14,7 +14,9 @@ type Processor interface {
 	Version() string
 	// Process appends to dst the points derived from p and returns the
 	// extended slice. An error (wrap ErrInvalid for bad events) rejects
-	// the whole write that p belongs to.
+	// the whole write that p belongs to. Process must not keep dst, nor
+	// refer to its memory, once it returns: the engine reuses it for the
+	// next write.
 	Process(dst []Point, p Point) ([]Point, error)
 }
 

@@ -371,8 +371,8 @@ func (b *processBuffers) release(processed []tsstore.Point) {
 	// Cleared, it keeps no label set or metric name alive while pooled.
 	clear(processed)
 	b.points = processed[:0]
-	if cap(processed) > maxPooledPoints {
-		b.points = nil
+	if cap(processed) > maxPooledPoints || cap(b.ends) > maxPooledPoints {
+		b.points, b.ends = nil, nil
 	}
 	processPool.Put(b)
 }
@@ -404,10 +404,10 @@ func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, *processBuffe
 		return nil, nil, err
 	}
 	for i := range points {
-		var err error
-		processed, err = e.opts.Processor.Process(processed, points[i])
+		out, err := e.opts.Processor.Process(processed, points[i])
 		if err != nil {
 			// A point made before is reported first, as it comes first.
+			// (out may be nil: the points before are in processed.)
 			if i > 0 {
 				if k, verr := e.check(processed[:ends[i-1]]); verr != nil {
 					return fail(failed(k, verr))
@@ -415,6 +415,7 @@ func (e *Engine) process(points []tsstore.Point) ([]tsstore.Point, *processBuffe
 			}
 			return fail(fmt.Errorf("point %d: processor %s: %w", i, e.opts.Processor.Version(), err))
 		}
+		processed = out
 		ends[i] = len(processed)
 	}
 	if same(points, processed) {

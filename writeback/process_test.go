@@ -24,6 +24,10 @@ func TestProcessedPointErrors(t *testing.T) {
 		if p.Value == 2 {
 			return append(dst, p, bad), nil
 		}
+		if p.Value == -2 {
+			// A processor may return nil with its error.
+			return nil, tsstore.Errorf(tsstore.ErrInvalid, "minus two")
+		}
 		if p.Value < 0 {
 			return dst, tsstore.Errorf(tsstore.ErrInvalid, "negative")
 		}
@@ -38,6 +42,7 @@ func TestProcessedPointErrors(t *testing.T) {
 		{[]float64{1, 1, 2, 1}, "point 2: processor split/1 made point 1: metric name \"bad metric\""},
 		{[]float64{1, 2, -1}, "point 1: processor split/1 made point 1:"},
 		{[]float64{1, -1}, "point 1: processor split/1: negative"},
+		{[]float64{1, 1, -2}, "point 2: processor split/1: minus two"},
 	} {
 		var b []tsstore.Point
 		for _, v := range c.values {

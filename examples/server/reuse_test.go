@@ -130,12 +130,8 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 				want[q.Metric] = map[string]tsstore.Agg{}
 			}
 			k := fmt.Sprintf("%s@%d", q.Labels, tsstore.CellStart(q.Timestamp, eng.CellWidth()))
-			a, ok := want[q.Metric][k]
-			if !ok {
-				a = tsstore.AggOf(q.Value)
-			} else {
-				a.Add(q.Value)
-			}
+			a := want[q.Metric][k]
+			a.Add(q.Value)
 			want[q.Metric][k] = a
 		}
 	}
@@ -149,12 +145,8 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 			}
 			for _, c := range cs {
 				k := fmt.Sprintf("%s@%d", c.Labels, c.Start)
-				a, ok := got[k]
-				if !ok {
-					a = c.Agg
-				} else {
-					a.Merge(c.Agg)
-				}
+				a := got[k]
+				a.Merge(c.Agg)
 				got[k] = a
 			}
 			if !maps.Equal(got, cells) {
