@@ -364,12 +364,11 @@ func TestCloseDirectoryGone(t *testing.T) {
 	}
 }
 
-// TestLateCellsOfManySeries rewrites late cells of enough series of one
-// metric that a Write reads them back with one Select of the metric
-// (readBackMetric), in a store that knows the series and after a reopen
-// (when it does not): identical rewrites are no-ops, another aggregate is
-// ErrConflict, and a series with one more label, or another writer's, is
-// not taken for one of them.
+// TestLateCellsOfManySeries rewrites late cells of many series of one
+// metric, in a store that knows the series and after a reopen (when it
+// does not): identical rewrites are no-ops, another aggregate is
+// ErrConflict, and a series with one more label, or another writer's, at
+// the same time, is not taken for one of them.
 func TestLateCellsOfManySeries(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -384,8 +383,8 @@ func TestLateCellsOfManySeries(t *testing.T) {
 		}
 	}
 	// Look-alikes: a superset of a series' labels, another writer's.
-	extra := mkCell("orders", mkLabels(t, "merchant", "m7", "plan", "pro"), at(1), 1, 99)
-	other := mkCell("orders", series[8], at(1), 1, 98)
+	extra := mkCell("orders", mkLabels(t, "merchant", "m7", "plan", "pro"), at(1), 0, 99)
+	other := mkCell("orders", series[8], at(1), 0, 98)
 	other.Writer = "w2"
 	stored = append(stored, extra, other)
 	write(t, s, stored...)
@@ -442,4 +441,53 @@ func dedupe(cells []tsstore.Cell) []tsstore.Cell {
 		}
 	}
 	return out
+}
+
+// TestSeqBound checks the bound that spares a late cell its read back
+// (seriesState.unstored): it covers only what the first read back after a
+// reopen read, and nothing once the DB was given out by As.
+func TestSeqBound(t *testing.T) {
+	at := func(min int64) int64 { return base + min*minute }
+	ls := mkLabels(t, "merchant", "m1")
+	conflict := func(t *testing.T, s *promtsdb.Store, c tsstore.Cell) {
+		t.Helper()
+		c.Sum++
+		if err := s.Write(context.Background(), []tsstore.Cell{c}); !errors.Is(err, tsstore.ErrConflict) || !strings.Contains(err.Error(), "is stored as") {
+			t.Errorf("%s with another aggregate: got %v, want ErrConflict: is stored as", c.IDString(), err)
+		}
+	}
+	t.Run("below the first read after a reopen", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		early := mkCell("orders", ls, at(1), 5, 1)
+		mid := mkCell("orders", ls, at(2), 1, 2)
+		write(t, s, early, mid, mkCell("orders", ls, at(3), 0, 3))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = open(t, dir)
+		write(t, s, mid) // the first read back after the reopen starts at minute 2
+		conflict(t, s, early)
+	})
+	t.Run("after As", func(t *testing.T) {
+		s := open(t, t.TempDir())
+		write(t, s, mkCell("orders", ls, at(0), 0, 1), mkCell("orders", ls, at(1), 0, 2), mkCell("orders", ls, at(2), 0, 3))
+		var db *tsdb.DB
+		if !s.As(&db) {
+			t.Fatal("As(**tsdb.DB) = false")
+		}
+		// A cell of minute 1 and Seq 5, appended past the Store.
+		c := mkCell("orders", ls, at(1), 5, 7)
+		app := db.Appender(context.Background())
+		for k, v := range []float64{float64(c.Count), c.Sum, c.Min, c.Max} {
+			name := "orders" + []string{":count", ":sum", ":min", ":max"}[k]
+			if _, err := app.Append(0, labels.FromStrings("__name__", name, "merchant", "m1"), c.Start+int64(c.Seq), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		conflict(t, s, c)
+	})
 }

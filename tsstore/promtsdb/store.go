@@ -78,10 +78,8 @@ type Store struct {
 
 	scratchPool sync.Pool // of *writeScratch
 	redo        *redoLog
-	oooCommit   int // oooCommitSamples but in tests
-
-	seriesMu     sync.Mutex     // guards metricSeries
-	metricSeries map[string]int // the seriesStates of each metric, for check's choice of reads
+	oooCommit   int         // oooCommitSamples but in tests
+	external    atomic.Bool // As has given the DB out: the Seq bound (seriesState.unstored) no longer holds
 
 	closeMu sync.RWMutex // guards closed; held for reading by every operation
 	closed  bool
@@ -122,7 +120,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds(), oooCommit: oooCommitSamples, metricSeries: make(map[string]int)}
+	s := &Store{db: db, dir: dir, width: o.CellWidth, widthMs: o.CellWidth.Milliseconds(), oooCommit: oooCommitSamples}
 	for i := range s.stripes {
 		s.stripes[i].series = make(map[uint64]*seriesState)
 	}
@@ -142,11 +140,15 @@ func (s *Store) CellWidth() time.Duration { return s.width }
 // As gives access to the underlying database, in the manner of
 // gocloud.dev's As: when target is a **tsdb.DB it sets *target and
 // returns true. Reads and compactions through it are safe; appends bypass
-// the Store's conflict checks. The DB must not be closed directly.
+// the Store's conflict checks (and once it has been called, every late
+// cell of a Write is read back). The DB must not be closed directly.
 func (s *Store) As(target any) bool {
 	p, ok := target.(**tsdb.DB)
 	if ok {
 		*p = s.db
+		// Samples appended through it are in no series' Seq bound: from
+		// now on every late cell is read back.
+		s.external.Store(true)
 	}
 	return ok
 }

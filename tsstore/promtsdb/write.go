@@ -113,9 +113,6 @@ func (s *Store) lookup(st *stripe, h uint64, c *tsstore.Cell) (*seriesState, err
 		ss.lsets[k] = b.Labels()
 	}
 	st.series[h] = ss
-	s.seriesMu.Lock()
-	s.metricSeries[c.Metric]++
-	s.seriesMu.Unlock()
 	return ss, nil
 }
 
@@ -228,10 +225,7 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		}
 		return nil
 	}
-	// The TSDB also takes out of order every sample more than half its
-	// head chunk range (1 h) behind its newest sample, whatever the
-	// series.
-	oooFrom := s.db.Head().MaxTime() - tsdb.DefaultBlockDuration/2
+	oooFrom := s.oooBelow()
 	app := s.db.AppenderV2(ctx)
 	pending := 0 // samples appended since the last commit that may be out of order
 	for i := range cells {
@@ -258,11 +252,9 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 	if !redo {
 		return nil
 	}
-	// The TSDB also takes out of order every sample more than half its
-	// head chunk range (1 h) behind its newest sample, whatever the
-	// series. The newest sample now is at least what the appender saw, so
-	// this bound is at least the TSDB's: the cells below it are a superset.
-	oooBelow := s.db.Head().MaxTime() - tsdb.DefaultBlockDuration/2
+	// The newest sample now is at least what the appender saw, so this
+	// bound is at least the TSDB's: the cells below it are a superset.
+	oooBelow := s.oooBelow()
 	if slow || minTs < oooBelow {
 		if err := s.redo.append(cells, lateCells(cells, states, oooBelow)); err != nil {
 			// Committed but not logged: a retry finds them stored and
@@ -271,6 +263,17 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		}
 	}
 	return nil
+}
+
+// oooBelow returns the time below which the TSDB takes every sample out of
+// order, whatever the series: half its head chunk range (1 h) behind its
+// newest sample; math.MinInt64 while it holds none.
+func (s *Store) oooBelow() int64 {
+	newest := s.db.Head().MaxTime()
+	if newest == math.MinInt64 {
+		return math.MinInt64
+	}
+	return newest - tsdb.DefaultBlockDuration/2
 }
 
 // lateCells reports which cells of the batch the TSDB holds out of order:
@@ -393,7 +396,7 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 			continue
 		}
 		first[k] = i
-		if todo[i] != 0 && (!ss.known || ts <= ss.prevMax) && !ss.unstored(ts, c.Seq) {
+		if todo[i] != 0 && (!ss.known || ts <= ss.prevMax) && !(ss.unstored(ts, c.Seq) && !s.external.Load()) {
 			if ss.readLo == math.MaxInt64 {
 				reads = append(reads, ss)
 			}
@@ -413,27 +416,12 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 	}
 	defer q.Close()
 	var it chunkenc.Iterator
-	byMetric := make(map[string][]*seriesState)
 	for _, ss := range reads {
-		byMetric[ss.metric] = append(byMetric[ss.metric], ss)
-	}
-	for metric, sss := range byMetric {
-		s.seriesMu.Lock()
-		all := s.metricSeries[metric]
-		s.seriesMu.Unlock()
-		if len(sss) >= bulkReadMin && 4*len(sss) >= all {
-			if it, err = s.readBackMetric(ctx, q, metric, sss, it); err != nil {
-				return err
-			}
-			continue
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		for _, ss := range sss {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if it, err = s.readBack(ctx, q, ss, it); err != nil {
-				return err
-			}
+		if it, err = s.readBack(ctx, q, ss, it); err != nil {
+			return err
 		}
 	}
 	// Compare the cells with what is stored.
@@ -460,78 +448,6 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		ss.stored = nil
 	}
 	return nil
-}
-
-// bulkReadMin is the fewest series of a metric that a Write reads back
-// with one Select of the metric (readBackMetric) rather than one each,
-// when they are also at least a quarter of the metric's series: a Select
-// of one series intersects the postings of each of its labels, some
-// microseconds, while a Select of the metric walks every series of it.
-const bulkReadMin = 64
-
-// readBackMetric is readBack of each of sss, series of metric, with one
-// Select of all the metric's series.
-func (s *Store) readBackMetric(ctx context.Context, q storage.Querier, metric string, sss []*seriesState, it chunkenc.Iterator) (chunkenc.Iterator, error) {
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
-	byHash := make(map[uint64][]*seriesState, len(sss))
-	newest := make(map[*seriesState]int64, len(sss))
-	for _, ss := range sss {
-		lo, hi = min(lo, ss.readLo), max(hi, ss.readHi())
-		h := hashSeries(&tsstore.Cell{Metric: ss.metric, Labels: ss.labels, Writer: ss.writer})
-		byHash[h] = append(byHash[h], ss)
-		ss.stored = make(map[int64]*comps)
-		newest[ss] = ss.readLo - 1
-	}
-	set := q.Select(ctx, false, &storage.SelectHints{Start: lo, End: hi}, nameMatcher(metric))
-	var c tsstore.Cell // the series' metric, labels and writer
-	for set.Next() {
-		if err := ctx.Err(); err != nil {
-			return it, err
-		}
-		series := set.At()
-		lset := series.Labels()
-		k := componentOf(lset.Get(nameLabel), metric)
-		if k < 0 {
-			continue
-		}
-		c.Metric, c.Labels, c.Writer = metric, c.Labels[:0], ""
-		lset.Range(func(l labels.Label) {
-			switch l.Name {
-			case nameLabel:
-			case writerLabel:
-				c.Writer = l.Value
-			default:
-				c.Labels = append(c.Labels, tsstore.Label{Name: l.Name, Value: l.Value})
-			}
-		})
-		var ss *seriesState
-		for _, cand := range byHash[hashSeries(&c)] {
-			if cand.writer == c.Writer && cand.labels.Equal(c.Labels) {
-				ss = cand
-				break
-			}
-		}
-		if ss == nil {
-			continue // not read by this Write
-		}
-		n := newest[ss]
-		var err error
-		if it, err = ss.readSeries(series, k, ss.readLo, ss.readHi(), &n, it); err != nil {
-			return it, err
-		}
-		newest[ss] = n
-	}
-	if err := set.Err(); err != nil {
-		return it, tsstore.Errorf(tsstore.ErrUnavailable, "promtsdb: write: reading %s: %w", metric, err)
-	}
-	for _, ss := range sss {
-		if !ss.known {
-			ss.known, ss.maxTs, ss.prevMax = true, newest[ss], newest[ss]
-			ss.seqFrom = ss.readLo
-			ss.maxSeq, ss.maxSeqLast = maxSeqOf(ss.stored, s.widthMs)
-		}
-	}
-	return it, nil
 }
 
 // readSeries reads the samples in [from, to] of series, component k of ss,

@@ -850,6 +850,7 @@ func testAppendColumns(t *testing.T, newArchive NewArchive) {
 	for i := range cols.IDs {
 		cols.IDs[i], cols.Times[i], cols.Values[i] = 0, Base+99, 12345
 	}
+	clear(cols.Series)
 	got.Created = want.Created
 	if d := gocmp.Diff(want, got); d != "" {
 		t.Errorf("the columns of the points make another segment than the points (-points +columns):\n%s", d)
