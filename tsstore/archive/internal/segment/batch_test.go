@@ -175,27 +175,35 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// perPoint runs fn b.N times and reports its CPU time per point of n
-// (garbage collection included); setup, when not nil, runs before each
-// call, outside the measure, and returns fn's argument. A collection
-// before each call leaves fn the collections its own allocations cause.
+// perPoint runs fn b.N times and reports its CPU time (garbage
+// collection included) and its allocated bytes per point of n; setup,
+// when not nil, runs before each call, outside the measure, and returns
+// fn's argument. A collection before each call leaves fn the collections
+// its own allocations cause (and empties the pools: their memory counts
+// as allocated, as after a quiet spell).
 func perPoint[T any](b *testing.B, n int, setup func() T, fn func(T)) {
 	var d time.Duration
+	var alloc uint64
+	var m0, m1 runtime.MemStats
 	for range b.N {
 		var arg T
 		if setup != nil {
 			arg = setup()
 		}
 		runtime.GC()
+		runtime.ReadMemStats(&m0)
 		c0 := cpuTime()
 		fn(arg)
 		d += cpuTime() - c0
+		runtime.ReadMemStats(&m1)
+		alloc += m1.TotalAlloc - m0.TotalAlloc
 	}
 	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N*n), "cpu-ns/point")
+	b.ReportMetric(float64(alloc)/float64(b.N*n), "B/point")
 }
 
 // BenchmarkEncode measures a segment of the flush benchmark's workload:
-// Prepare of its columns, Digest, and Encode by the segment writer
+// Prepare of its columns, Digest (and the digest of version 1), and Encode by the segment writer
 // ("writer") and by parquet.Writer ("values", the encoder before it), with
 // the CPU time (garbage collection included) and file size per point.
 //
@@ -212,6 +220,11 @@ func BenchmarkEncode(b *testing.B) {
 	batch := Prepare(ps)
 	b.Run("digest", func(b *testing.B) {
 		perPoint(b, len(ps), nil, func(struct{}) { batch.Digest() })
+	})
+	// The digest of version 1, computed again only when an append meets a
+	// record of an older segment.
+	b.Run("digest-v1", func(b *testing.B) {
+		perPoint(b, len(ps), nil, func(struct{}) { batch.digestV1() })
 	})
 	for _, enc := range []struct {
 		name   string
