@@ -10,7 +10,8 @@
 //	<dir>/.tmp/<process>/                  segments being written by a live process
 //
 // A segment is an Apache Parquet file (zstd-compressed; columns time as a
-// millisecond timestamp, metric, labels as a MAP<string,string>, value) in
+// millisecond timestamp, metric, labels as a MAP<string,string>, value
+// byte-stream-split) in
 // which points are sorted by time; any Parquet reader can read
 // <dir>/**/*.parquet. The schema is described in the package
 // tsstore/archive/internal/segment, shared with the other backends.

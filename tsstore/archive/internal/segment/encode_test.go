@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 	"pgregory.net/rapid"
 
 	"github.com/hourglass-io/hourglass/tsstore"
@@ -50,6 +51,13 @@ func TestWriterMatchesValuesEncoder(t *testing.T) {
 			}
 			if n, want := len(pf.RowGroups()), (b.Len()+rg-1)/rg; n != want || pf.NumRows() != int64(b.Len()) {
 				t.Fatalf("%s: %d rows in %d row groups, want %d in %d", f.name, pf.NumRows(), n, b.Len(), want)
+			}
+			// Values are byte-stream-split (see zstdLevel), in every row
+			// group of both writers.
+			for _, g := range pf.Metadata().RowGroups {
+				if enc := g.Columns[4].MetaData.Encoding; !slices.Equal(enc, []format.Encoding{format.ByteStreamSplit}) {
+					t.Fatalf("%s: the value column's encodings are %v, want [BYTE_STREAM_SPLIT]", f.name, enc)
+				}
 			}
 			for k, v := range map[string]string{KeyName: name, KeyContent: content, KeyFormat: Format} {
 				if got, _ := pf.Lookup(k); got != v {

@@ -23,7 +23,9 @@
 // as a list of structs and a JSON string hides the labels from the reader's
 // type system. Within a row the keys are sorted, as tsstore.Labels are.
 // Pages are zstd-compressed; time is delta-encoded, metric and labels
-// dictionary-encoded; the label columns carry no page bounds (a min and max
+// dictionary-encoded, value byte-stream-split (BYTE_STREAM_SPLIT, which
+// DuckDB, Spark, Arrow and parquet-go read; files of older versions have
+// plain values and read the same); the label columns carry no page bounds (a min and max
 // label across series prune nothing). The file's key/value metadata records the segment
 // name (KeyName), the content digest (KeyContent) and the format version
 // (KeyFormat).
@@ -65,7 +67,7 @@ type Row struct {
 	Time   int64             `parquet:"time,timestamp(millisecond),delta"`
 	Metric string            `parquet:"metric,dict"`
 	Labels map[string]string `parquet:"labels" parquet-key:",dict" parquet-value:",dict"`
-	Value  float64           `parquet:"value"`
+	Value  float64           `parquet:"value,split"`
 }
 
 // Schema is the Parquet schema of a segment.
