@@ -89,43 +89,18 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 		}
 		return b
 	}
-	sc.grow(n)
-	keys := sortKeys(b.times, b.ids, rank, k, sc)
-	// The keys hold the time and the series: only values move, into the
-	// half of the scratch the sorted keys are not in. A run of points of
-	// one time and series is then sorted by value.
-	free := sc.tmp
-	if &keys[0] == &sc.tmp[0] {
-		free = sc.keys
-	}
-	values := unsafe.Slice((*float64)(unsafe.Pointer(&free[0])), n)
-	idxMask, rankMask := uint64(1)<<k.idxBits-1, uint64(1)<<k.rankBits-1
-	run, prev := 0, ^uint64(0)
-	for j, key := range keys {
-		values[j] = b.values[key&idxMask]
-		key >>= k.idxBits
-		if key != prev {
-			if j-run > 1 {
-				slices.SortFunc(values[run:j], compareValues)
-			}
-			run, prev = j, key
-		}
-		b.ids[j] = int32(key & rankMask)
-		b.times[j] = k.lo + int64(key>>k.rankBits)
-	}
-	if n-run > 1 {
-		slices.SortFunc(values[run:n], compareValues)
-	}
-	copy(b.values, values)
+	sortPoints(b, rank, k, sc)
 	return b
 }
 
 // scratch is the memory of a PrepareColumns that does not outlive it,
-// reused by the next (a flush prepares segment after segment): the keys of
-// the points and the radix sort's, and rankSeries'.
+// reused by the next (a flush prepares segment after segment): the sort's
+// and rankSeries'.
 type scratch struct {
-	keys, tmp []uint64
-	count     [][1 << radixDigit]int
+	points []keyValue // the points in buckets
+	tmp    [cacheSize]keyValue
+	spare  []keyValue // the memory of a split of a bucket larger than tmp
+	count  [][]int    // the buckets of a split at each depth
 
 	used      []bool
 	series    []string // the series' keys (rankSeries), views of buf
@@ -136,9 +111,15 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// grow makes the sort's slices n long (and keeps the rest).
-func (s *scratch) grow(n int) {
-	s.keys, s.tmp = resize(s.keys, n), resize(s.tmp, n)
+// counts returns the cleared counts of the buckets of a split at depth
+// by digit bits.
+func (s *scratch) counts(depth, digit int) []int {
+	for len(s.count) <= depth {
+		s.count = append(s.count, make([]int, 1<<bucketDigit))
+	}
+	c := s.count[depth][:1<<digit]
+	clear(c)
+	return c
 }
 
 // resize returns s, or a new slice when it is too small, n long.
@@ -243,78 +224,197 @@ func appendKeyString(b []byte, s string) []byte {
 }
 
 // keyLayout is how a sort key packs a point: from the high bits down, its
-// timestamp less lo (tsBits), its series (rankBits) and its index
-// (idxBits).
+// timestamp less lo (tsBits) and its series (rankBits).
 type keyLayout struct {
-	lo                        int64
-	tsBits, rankBits, idxBits int
+	lo               int64
+	tsBits, rankBits int
 }
 
 // layout returns the key layout of points at times of series series, and
-// whether it fits in 64 bits (the timestamps of a segment span minutes,
-// its series are thousands, its points a million: some 60 bits).
+// whether it fits in 64 bits (valid timestamps take at most 45 bits).
 func layout(times []int64, series int) (keyLayout, bool) {
 	lo, hi := times[0], times[0]
 	for _, t := range times {
 		lo, hi = min(lo, t), max(hi, t)
 	}
-	k := keyLayout{lo: lo, tsBits: bits.Len64(uint64(hi - lo)), rankBits: bits.Len32(uint32(series)), idxBits: bits.Len64(uint64(len(times)))}
-	return k, k.tsBits+k.rankBits+k.idxBits <= 64
+	k := keyLayout{lo: lo, tsBits: bits.Len64(uint64(hi - lo)), rankBits: bits.Len32(uint32(series))}
+	return k, k.tsBits+k.rankBits <= 64
 }
 
-// radixDigit is the most bits a pass of the radix sort sorts by: 3
-// passes sort a segment of minutes and tens of thousands of series.
-const radixDigit = 13
+// keyValue is a point in the sort: its key and its value, moved together
+// (a look-up of each value by index after the sort is a cache miss per
+// point).
+type keyValue struct {
+	key   uint64
+	value float64
+}
 
-// sortKeys returns the keys of the points (of series rank[ids[i]]) sorted
-// by time and series (a stable LSD radix sort on all bits but the index,
-// whose digits are counted as the keys are made), in sc's keys and tmp,
-// as long as times: the sorted keys are one of them.
-func sortKeys(times []int64, ids, rank []int32, k keyLayout, sc *scratch) []uint64 {
-	keys, tmp := sc.keys, sc.tmp
-	from, width := k.idxBits, k.tsBits+k.rankBits
-	passes := (width + radixDigit - 1) / radixDigit
-	digit := 0
-	if passes > 0 {
-		digit = (width + passes - 1) / passes
+const (
+	// bucketDigit is the most bits a split sorts by.
+	bucketDigit = 12
+	// A bucket of more than cacheSize points is split into buckets of
+	// about bucketSize, which fit in the L1 cache with their copy; one of
+	// fewer is split into buckets of about one point, then sorted by
+	// insertion.
+	bucketSize = 512
+	cacheSize  = 4096
+	// insertionSize is the most points of a bucket sorted by insertion.
+	insertionSize = 16
+)
+
+// sortPoints sorts the points of b (of series rank[b.ids[i]]) by key, and
+// each run of points of one key by value: an MSD radix sort whose first
+// pass moves the points to buckets by their keys' high bits (the buckets
+// in order, the points in each in the order of b); each bucket is then
+// sorted in cache. Only the order of keys and values counts: points of one
+// key sorted by value are one sequence whatever their order was.
+func sortPoints(b *Batch, rank []int32, k keyLayout, sc *scratch) {
+	n := b.Len()
+	s := &sorter{b: b, k: k, rankMask: 1<<k.rankBits - 1, sc: sc}
+	width := k.tsBits + k.rankBits
+	digit := splitDigit(n, width)
+	shift := width - digit
+	count := sc.counts(0, digit)
+	for i, t := range b.times {
+		count[(uint64(t-k.lo)<<k.rankBits|uint64(rank[b.ids[i]]))>>shift]++
 	}
+	sum := 0
+	for d, c := range count {
+		count[d] = sum
+		sum += c
+	}
+	sc.points = resize(sc.points, n)
+	a := sc.points
+	for i, t := range b.times {
+		key := uint64(t-k.lo)<<k.rankBits | uint64(rank[b.ids[i]])
+		d := key >> shift
+		a[count[d]] = keyValue{key, b.values[i]}
+		count[d]++
+	}
+	// count[d] is now the end of bucket d.
+	start := 0
+	for _, end := range count {
+		bucket := a[start:end]
+		var tmp []keyValue
+		if len(bucket) <= cacheSize {
+			tmp = sc.tmp[:len(bucket)]
+		} else {
+			sc.spare = resize(sc.spare, max(len(sc.spare), len(bucket)))
+			tmp = sc.spare[:len(bucket)]
+		}
+		s.sort(bucket, tmp, shift, start, 1)
+		start = end
+	}
+}
+
+// splitDigit returns the bits to split n points by when their keys differ
+// in their low bits only.
+func splitDigit(n, low int) int {
+	if n > cacheSize {
+		n /= bucketSize
+	}
+	return min(low, bucketDigit, max(1, bits.Len(uint(n))))
+}
+
+// sorter is the state of a sortPoints.
+type sorter struct {
+	b        *Batch
+	k        keyLayout
+	rankMask uint64
+	sc       *scratch
+}
+
+// sort sorts a, points whose keys differ in their low bits only, and
+// writes them to b's columns from off. tmp, as long as a, is its
+// memory for a split; depth is the number of splits above.
+func (s *sorter) sort(a, tmp []keyValue, low, off, depth int) {
+	switch {
+	case len(a) <= 1 || low == 0:
+	case len(a) <= insertionSize:
+		insertionSort(a)
+	default:
+		s.split(a, tmp, low, off, depth)
+		return
+	}
+	s.write(a, off)
+}
+
+// split sorts a by its next high bits into tmp and sorts each bucket, with
+// a as its memory.
+func (s *sorter) split(a, tmp []keyValue, low, off, depth int) {
+	digit := splitDigit(len(a), low)
+	shift := low - digit
 	mask := uint64(1)<<digit - 1
-	sc.count = resize(sc.count, passes)
-	count := sc.count
-	clear(count)
-	for i, t := range times {
-		key := (uint64(t-k.lo)<<k.rankBits | uint64(rank[ids[i]])) << k.idxBits
-		keys[i] = key | uint64(i)
-		key >>= from
-		for p := range count {
-			count[p][key&mask]++
-			key >>= digit
+	count := s.sc.counts(depth, digit)
+	for _, p := range a {
+		count[(p.key>>shift)&mask]++
+	}
+	if count[(a[0].key>>shift)&mask] == len(a) {
+		// One bucket: nothing moves.
+		s.sort(a, tmp, shift, off, depth)
+		return
+	}
+	sum, most := 0, 0
+	for d, c := range count {
+		count[d] = sum
+		sum += c
+		most = max(most, c)
+	}
+	for _, p := range a {
+		d := (p.key >> shift) & mask
+		tmp[count[d]] = p
+		count[d]++
+	}
+	if most <= insertionSize {
+		// One insertion sort of all buckets: a point moves within its
+		// bucket only.
+		insertionSort(tmp)
+		s.write(tmp, off)
+		return
+	}
+	start := 0
+	for _, end := range count {
+		s.sort(tmp[start:end], a[start:end], shift, off+start, depth+1)
+		start = end
+	}
+}
+
+// insertionSort sorts a by key.
+func insertionSort(a []keyValue) {
+	for i := 1; i < len(a); i++ {
+		p := a[i]
+		j := i
+		for ; j > 0 && a[j-1].key > p.key; j-- {
+			a[j] = a[j-1]
+		}
+		a[j] = p
+	}
+}
+
+// write writes the points of a, sorted by key, to b's columns from off,
+// each run of one key sorted by value.
+func (s *sorter) write(a []keyValue, off int) {
+	b := s.b
+	times, ids, values := b.times[off:off+len(a)], b.ids[off:off+len(a)], b.values[off:off+len(a)]
+	run := 0
+	for j, p := range a {
+		times[j] = s.k.lo + int64(p.key>>s.k.rankBits)
+		ids[j] = int32(p.key & s.rankMask)
+		values[j] = p.value
+		if p.key != a[run].key {
+			if j-run > 1 {
+				slices.SortFunc(values[run:j], compareValues)
+			}
+			run = j
 		}
 	}
-	a := keys
-	for p := range count {
-		shift := from + p*digit
-		c := &count[p]
-		if c[(a[0]>>shift)&mask] == len(a) {
-			continue // one bucket: nothing moves
-		}
-		sum := 0
-		for d, n := range c {
-			c[d] = sum
-			sum += n
-		}
-		for _, key := range a {
-			d := (key >> shift) & mask
-			tmp[c[d]] = key
-			c[d]++
-		}
-		a, tmp = tmp, a
+	if len(a)-run > 1 {
+		slices.SortFunc(values[run:], compareValues)
 	}
-	return a
 }
 
 // sortOrder returns the indexes of the points in the order of Compare, by
-// a comparison sort: for the rare segment whose keys do not fit sortKeys.
+// a comparison sort: for the rare segment whose keys do not fit sortPoints.
 func sortOrder(times []int64, ids []int32, values []float64) []int32 {
 	order := make([]int32, len(times))
 	for i := range order {

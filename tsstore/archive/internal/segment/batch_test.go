@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -254,24 +255,113 @@ func (w *countingDiscard) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestSortKeysWithoutRadix checks the comparison sort that takes over when
-// timestamps, series ranks and indexes do not fit in 64 bits together.
-func TestSortKeysWithoutRadix(t *testing.T) {
+// TestPrepareWithoutRadix checks the comparison sort that takes over when
+// timestamps and series ranks do not fit in 64 bits together.
+func TestPrepareWithoutRadix(t *testing.T) {
 	ps := points(t, 2000)
 	for i := range ps {
-		if i%3 == 0 {
-			ps[i].Timestamp = tsstore.MaxTimestamp - 1 - int64(i)
+		switch i % 3 {
+		case 0:
+			ps[i].Timestamp = math.MaxInt64 - int64(i%10)
+		case 1:
+			ps[i].Timestamp = math.MinInt64 + int64(i%10)
 		}
 	}
-	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 	c := ColumnsOf(ps)
-	want := slices.Clone(ps)
-	slices.SortStableFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
 	if _, ok := layout(c.Times, len(c.Series)); ok {
 		t.Fatal("the keys fit in 64 bits: the comparison sort is not tested")
 	}
-	if d := cmp.Diff(want, PrepareColumns(c).Points()); d != "" {
-		t.Fatalf("comparison sort (-want +got):\n%s", d)
+	checkPrepare(t, c)
+}
+
+// TestPrepareBuckets checks PrepareColumns on segments whose keys fill the
+// radix sort's buckets unevenly: all points in one bucket, one point per
+// bucket, a bucket too large for the cache with bits left to sort by,
+// runs of points of one key longer than an insertion sort takes, and keys
+// of all 64 bits.
+func TestPrepareBuckets(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	values := []float64{0, negZero(), 1, -1, math.Inf(1), math.NaN(), -math.NaN(), math.Float64frombits(0x7ff0_0000_0000_0001)}
+	value := func() float64 { return values[r.IntN(len(values))] }
+	cases := []struct {
+		name   string
+		n      int
+		series int
+		time   func(i int) int64
+	}{
+		{"one point", 1, 1, func(int) int64 { return 5 }},
+		{"a few points", 10, 3, func(i int) int64 { return int64(i % 4) }},
+		{"one key", 20_000, 1, func(int) int64 { return 1_800_000_000_000 }},
+		{"one time", 20_000, 3, func(int) int64 { return 1_800_000_000_000 }},
+		{"one point per bucket", 5000, 1, func(i int) int64 { return int64(i) << 20 }},
+		{"a large bucket of many series", 20_000, 2000, func(i int) int64 {
+			if i%2 == 0 {
+				return 1_800_000_000_000
+			}
+			return 1_800_000_000_000 + r.Int64N(3_600_000)
+		}},
+		{"long runs in cache", 3000, 3, func(int) int64 { return r.Int64N(20) }},
+		{"long runs out of cache", 100_000, 50, func(int) int64 { return r.Int64N(1000) }},
+		{"keys of 64 bits", 10_000, 3, func(int) int64 { return r.Int64N(1 << 62) }},
+		{"the benchmark's", 50_000, 20_000, func(int) int64 { return 1_800_000_000_000 + r.Int64N(1_800_000) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &tsstore.Columns{}
+			for i := range tc.series {
+				c.Series = append(c.Series, tsstore.SeriesLabels{Metric: "m", Labels: tsstore.Labels{{Name: "s", Value: fmt.Sprint(i)}}})
+			}
+			for i := range tc.n {
+				c.IDs = append(c.IDs, int32(r.IntN(tc.series)))
+				c.Times = append(c.Times, tc.time(i))
+				c.Values = append(c.Values, value())
+			}
+			checkPrepare(t, c)
+		})
+	}
+}
+
+// TestPrepareSortsColumnsLikeCompare checks PrepareColumns on random
+// columns: timestamps over a span of 0 to 64 bits, series from a table
+// with content-equal entries, and values that tie.
+func TestPrepareSortsColumnsLikeCompare(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := &tsstore.Columns{}
+		for range rapid.IntRange(1, 40).Draw(t, "series") {
+			c.Series = append(c.Series, tsstore.SeriesLabels{Metric: rapid.SampledFrom([]string{"a", "b"}).Draw(t, "metric"),
+				Labels: tsstore.Labels{{Name: "l", Value: rapid.SampledFrom([]string{"x", "y", "z"}).Draw(t, "label")}}})
+		}
+		span := rapid.IntRange(0, 64).Draw(t, "span")
+		base := rapid.Int64().Draw(t, "base")
+		value := rapid.SampledFrom([]float64{0, negZero(), 2, math.Inf(-1), math.NaN()})
+		for range rapid.IntRange(0, 6000).Draw(t, "points") {
+			c.IDs = append(c.IDs, rapid.Int32Range(0, int32(len(c.Series)-1)).Draw(t, "id"))
+			c.Times = append(c.Times, base+int64(rapid.Uint64().Draw(t, "time")>>(64-span)))
+			c.Values = append(c.Values, value.Draw(t, "value"))
+		}
+		checkPrepare(t, c)
+	})
+}
+
+// checkPrepare checks that PrepareColumns of c (a copy) has c's points in
+// the order of Compare.
+func checkPrepare(t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, c *tsstore.Columns) {
+	t.Helper()
+	want := c.AppendPoints(nil)
+	slices.SortFunc(want, func(a, b tsstore.Point) int { return Compare(&a, &b) })
+	got := PrepareColumns(cloneColumns(c)).Points()
+	if len(got) != len(want) {
+		t.Fatalf("%d points, want %d", len(got), len(want))
+	}
+	for i := range got {
+		// Compare tells values apart by their bits, where cmp.Diff would
+		// find a NaN unequal to itself.
+		if Compare(&got[i], &want[i]) != 0 {
+			t.Fatalf("point %d is %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }
 
