@@ -201,7 +201,10 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 		start := len(d.key)
 		d.key = append(d.key, uint32(labels))
 		for range 2 * labels {
-			i, k := binary.Uvarint(b)
+			i, k := uvarint2(b)
+			if k == 0 {
+				i, k = binary.Uvarint(b)
+			}
 			if k <= 0 || i >= uint64(len(local)) {
 				corrupt(r)
 				return
@@ -216,7 +219,10 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 		}
 		b = b[k:]
 		for range series {
-			i, k := binary.Uvarint(b)
+			i, k := uvarint2(b)
+			if k == 0 {
+				i, k = binary.Uvarint(b)
+			}
 			if k <= 0 || i >= uint64(len(local)) {
 				corrupt(r)
 				return
@@ -332,7 +338,10 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 	b, prev := p.b, p.prev
 	for i := range ids {
 		// binary.Uvarint is inlined, binary.Varint is not.
-		h, k := binary.Uvarint(b)
+		h, k := uvarint2(b)
+		if k == 0 {
+			h, k = binary.Uvarint(b)
+		}
 		if k <= 0 || h>>1 >= p.series {
 			return false
 		}
@@ -344,7 +353,10 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 		b = b[k:]
 		var v float64
 		if h&1 == 1 {
-			iv, k := binary.Uvarint(b)
+			iv, k := uvarint2(b)
+			if k == 0 {
+				iv, k = binary.Uvarint(b)
+			}
 			if k <= 0 {
 				return false
 			}
