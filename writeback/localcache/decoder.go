@@ -198,7 +198,9 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 			return
 		}
 		b = b[k:]
-		start := len(d.key)
+		// The key is hashed as it is read, the hash's multiplications
+		// overlapping the reading of the next varints.
+		h := hashStep(1+2*labels, uint32(labels))
 		d.key = append(d.key, uint32(labels))
 		for range 2 * labels {
 			i, k := uvarint2(b)
@@ -210,7 +212,9 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 				return
 			}
 			b = b[k:]
-			d.key = append(d.key, uint32(local[i]))
+			x := uint32(local[i])
+			d.key = append(d.key, x)
+			h = hashStep(h, x)
 		}
 		series, k := binary.Uvarint(b)
 		if k <= 0 || series > uint64(len(b)-k) {
@@ -231,7 +235,7 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 			d.metrics = append(d.metrics, local[i])
 		}
 		d.setRefs = append(d.setRefs, setRef{key: int32(len(d.key)), metrics: int32(len(d.metrics))})
-		d.hashes = append(d.hashes, hashKey(d.key[start:]))
+		d.hashes = append(d.hashes, h)
 	}
 	r.B = b
 	d.setIDs.warm(d.hashes)
