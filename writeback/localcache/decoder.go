@@ -341,7 +341,6 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 	times, values = times[:len(ids)], values[:len(ids)]
 	b, prev := p.b, p.prev
 	for i := range ids {
-		// binary.Uvarint is inlined, binary.Varint is not.
 		h, k := uvarint2(b)
 		if k == 0 {
 			h, k = binary.Uvarint(b)
@@ -350,6 +349,8 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 			return false
 		}
 		b = b[k:]
+		// Most often of 3 bytes or more: uvarint2 would leave it to
+		// binary.Uvarint, which is inlined (binary.Varint is not).
 		dt, k := binary.Uvarint(b)
 		if k <= 0 {
 			return false
