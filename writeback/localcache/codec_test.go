@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -193,6 +194,35 @@ func TestSharedAcrossRecords(t *testing.T) {
 	}
 	if &seen[0].Labels[0] != &seen[1].Labels[0] {
 		t.Errorf("two version 2 records of one series gave two label slices")
+	}
+}
+
+// TestSetsFoundAfterGrowth checks that a decoder whose table of label
+// sets grew (and placed its sets again by hashKey) finds every set a
+// record repeats, as it hashes them while reading: reading a log's
+// records again makes no set or series.
+func TestSetsFoundAfterGrowth(t *testing.T) {
+	sets := issueSets()
+	r := rand.New(rand.NewPCG(1, 2))
+	var payloads [][]byte
+	for range 8 {
+		payloads = append(payloads, encodeV2(time.Minute, issueBatch(r, sets)))
+	}
+	d := newDecoder()
+	var made [2][2]int // sets and series, after each reading
+	for i := range made {
+		for _, p := range payloads {
+			if err := d.rawRecord(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		made[i] = [2]int{len(d.sets), len(d.series)}
+	}
+	if len(d.setIDs.slots) <= 1024 {
+		t.Fatalf("the table of %d sets did not grow", len(d.sets))
+	}
+	if made[1] != made[0] || made[0][0] > len(sets) {
+		t.Errorf("the records of at most %d label sets made %v sets and series, then %v reading them again", len(sets), made[0], made[1])
 	}
 }
 

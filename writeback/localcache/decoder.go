@@ -198,16 +198,23 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 			return
 		}
 		b = b[k:]
-		start := len(d.key)
+		// The key is hashed as it is read, the hash's multiplications
+		// overlapping the reading of the next varints.
+		h := hashStep(1+2*labels, uint32(labels))
 		d.key = append(d.key, uint32(labels))
 		for range 2 * labels {
-			i, k := binary.Uvarint(b)
+			i, k := uvarint2(b)
+			if k == 0 {
+				i, k = binary.Uvarint(b)
+			}
 			if k <= 0 || i >= uint64(len(local)) {
 				corrupt(r)
 				return
 			}
 			b = b[k:]
-			d.key = append(d.key, uint32(local[i]))
+			x := uint32(local[i])
+			d.key = append(d.key, x)
+			h = hashStep(h, x)
 		}
 		series, k := binary.Uvarint(b)
 		if k <= 0 || series > uint64(len(b)-k) {
@@ -216,7 +223,10 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 		}
 		b = b[k:]
 		for range series {
-			i, k := binary.Uvarint(b)
+			i, k := uvarint2(b)
+			if k == 0 {
+				i, k = binary.Uvarint(b)
+			}
 			if k <= 0 || i >= uint64(len(local)) {
 				corrupt(r)
 				return
@@ -225,7 +235,7 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 			d.metrics = append(d.metrics, local[i])
 		}
 		d.setRefs = append(d.setRefs, setRef{key: int32(len(d.key)), metrics: int32(len(d.metrics))})
-		d.hashes = append(d.hashes, hashKey(d.key[start:]))
+		d.hashes = append(d.hashes, h)
 	}
 	r.B = b
 	d.setIDs.warm(d.hashes)
@@ -331,12 +341,16 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 	times, values = times[:len(ids)], values[:len(ids)]
 	b, prev := p.b, p.prev
 	for i := range ids {
-		// binary.Uvarint is inlined, binary.Varint is not.
-		h, k := binary.Uvarint(b)
+		h, k := uvarint2(b)
+		if k == 0 {
+			h, k = binary.Uvarint(b)
+		}
 		if k <= 0 || h>>1 >= p.series {
 			return false
 		}
 		b = b[k:]
+		// Most often of 3 bytes or more: uvarint2 would leave it to
+		// binary.Uvarint, which is inlined (binary.Varint is not).
 		dt, k := binary.Uvarint(b)
 		if k <= 0 {
 			return false
@@ -344,7 +358,10 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 		b = b[k:]
 		var v float64
 		if h&1 == 1 {
-			iv, k := binary.Uvarint(b)
+			iv, k := uvarint2(b)
+			if k == 0 {
+				iv, k = binary.Uvarint(b)
+			}
 			if k <= 0 {
 				return false
 			}

@@ -280,8 +280,9 @@ func (c *Cache) replayFile(gen *generation) (int64, error) {
 	return good, err
 }
 
-// readRecords calls fn with each record's payload and the offset after it.
-// A short or failing record gives an error wrapping errCorrupt.
+// readRecords calls fn with each record's payload, valid until fn
+// returns, and the offset after it. A short or failing record gives an
+// error wrapping errCorrupt.
 func readRecords(path string, fn func(payload []byte, end int64) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -304,21 +305,41 @@ func readRecords(path string, fn func(payload []byte, end int64) error) error {
 		if n > MaxRecordBytes {
 			return errors.Join(errCorrupt, fmt.Errorf("record length %d too large", n))
 		}
-		if cap(buf) < int(n) {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(br, buf); err != nil {
+		payload, err := readPayload(br, int(n), &buf)
+		if err != nil {
 			return errors.Join(errCorrupt, fmt.Errorf("short record: %w", err))
 		}
-		if crc32.Checksum(buf, crcTable) != sum {
+		if crc32.Checksum(payload, crcTable) != sum {
 			return errors.Join(errCorrupt, errors.New("checksum mismatch"))
 		}
 		off += headerLen + int64(n)
-		if err := fn(buf, off); err != nil {
+		if err := fn(payload, off); err != nil {
 			return err
 		}
 	}
+}
+
+// readPayload reads the next n bytes of br as io.ReadFull does: in br's
+// buffer, valid until br is read again, when it can hold them (most
+// records), else into *buf.
+func readPayload(br *bufio.Reader, n int, buf *[]byte) ([]byte, error) {
+	if n > br.Size() {
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		*buf = (*buf)[:n]
+		_, err := io.ReadFull(br, *buf)
+		return *buf, err
+	}
+	p, err := br.Peek(n)
+	if err != nil {
+		if err == io.EOF && len(p) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	_, err = br.Discard(n) // buffered: no read, and p stays valid
+	return p, err
 }
 
 // mergeRecord merges a batch of raw points, whose processed points are

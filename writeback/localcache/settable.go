@@ -40,10 +40,15 @@ const (
 func hashKey(key []uint32) uint64 {
 	h := uint64(len(key))
 	for _, x := range key {
-		h = (h ^ uint64(x)) * 0x9E3779B97F4A7C15
-		h ^= h >> 29
+		h = hashStep(h, x)
 	}
 	return h
+}
+
+// hashStep returns the hash h of a key's start with x added.
+func hashStep(h uint64, x uint32) uint64 {
+	h = (h ^ uint64(x)) * 0x9E3779B97F4A7C15
+	return h ^ h>>29
 }
 
 func (t *setTable) keyOf(s *setSlot) []uint32 {
