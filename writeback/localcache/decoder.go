@@ -46,7 +46,7 @@ type decoder struct {
 	hashes  []uint64
 
 	raw, processed section
-	pts            pointReader // the raw points left to read (rawRecord)
+	pts            pointReader // the raw points left to read (rawRecord), in the record's payload: read them before the next record
 	width          time.Duration
 	same           bool // the processed points are the raw ones
 }
@@ -200,7 +200,7 @@ func (d *decoder) tablesV2(r *wire.Reader, s *section) {
 		b = b[k:]
 		// The key is hashed as it is read, the hash's multiplications
 		// overlapping the reading of the next varints.
-		h := hashStep(1+2*labels, uint32(labels))
+		h := hashStep(hashStart(1+2*int(labels)), uint32(labels))
 		d.key = append(d.key, uint32(labels))
 		for range 2 * labels {
 			i, k := uvarint2(b)
@@ -349,8 +349,10 @@ func (p *pointReader) read(ids []int32, times []int64, values []float64) bool {
 			return false
 		}
 		b = b[k:]
-		// Most often of 3 bytes or more: uvarint2 would leave it to
-		// binary.Uvarint, which is inlined (binary.Varint is not).
+		// Of 3 bytes or more when a record's times spread over more than
+		// some 8 s (as issue 19's workload's, over 30 minutes): uvarint2
+		// would leave it to binary.Uvarint, which is inlined
+		// (binary.Varint is not).
 		dt, k := binary.Uvarint(b)
 		if k <= 0 {
 			return false

@@ -280,6 +280,10 @@ func (c *Cache) replayFile(gen *generation) (int64, error) {
 	return good, err
 }
 
+// readBufferSize is the buffer of readRecords: a record that fits is
+// handed to fn in it, not copied.
+const readBufferSize = 1 << 20
+
 // readRecords calls fn with each record's payload, valid until fn
 // returns, and the offset after it. A short or failing record gives an
 // error wrapping errCorrupt.
@@ -289,7 +293,7 @@ func readRecords(path string, fn func(payload []byte, end int64) error) error {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, readBufferSize)
 	var off int64
 	var hdr [headerLen]byte
 	var buf []byte
@@ -339,7 +343,9 @@ func readPayload(br *bufio.Reader, n int, buf *[]byte) ([]byte, error) {
 		return nil, err
 	}
 	_, err = br.Discard(n) // buffered: no read, and p stays valid
-	return p, err
+	// Capped: the buffer's next bytes, the next records', are no room
+	// for an append.
+	return p[:n:n], err
 }
 
 // mergeRecord merges a batch of raw points, whose processed points are

@@ -16,7 +16,7 @@ import (
 // payload fails there with errCorrupt and io.ReadFull's error, after
 // giving the records before the cut.
 func TestReadRecords(t *testing.T) {
-	const buffer = 1 << 20 // readRecords' bufio.Reader
+	const buffer = readBufferSize
 	r := rand.New(rand.NewPCG(1, 2))
 	var payloads [][]byte
 	var ends []int64

@@ -243,8 +243,8 @@ func (c *Cache) sealedLogGen(gen uint64, max int) (*generation, error) {
 	return c.sealedGen(gen)
 }
 
-// readLog calls fn with the payload of each record of g's log file; it
-// stops at the first error of a record, of fn or of ctx.
+// readLog calls fn with the payload of each record of g's log file, valid
+// until fn returns; it stops at the first error of a record, of fn or of ctx.
 func (c *Cache) readLog(ctx context.Context, g *generation, fn func(payload []byte) error) error {
 	err := readRecords(g.path, func(payload []byte, _ int64) error {
 		if err := ctx.Err(); err != nil {

@@ -38,14 +38,19 @@ const (
 
 // hashKey returns the hash of a key.
 func hashKey(key []uint32) uint64 {
-	h := uint64(len(key))
+	h := hashStart(len(key))
 	for _, x := range key {
 		h = hashStep(h, x)
 	}
 	return h
 }
 
-// hashStep returns the hash h of a key's start with x added.
+// hashStart is the hash of the empty start of a key of n entries (the
+// decoder hashes a key as it reads it, from its length).
+func hashStart(n int) uint64 { return uint64(n) }
+
+// hashStep returns the hash of a key's start whose hash is h, with x
+// appended.
 func hashStep(h uint64, x uint32) uint64 {
 	h = (h ^ uint64(x)) * 0x9E3779B97F4A7C15
 	return h ^ h>>29

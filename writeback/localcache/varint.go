@@ -10,5 +10,5 @@ func uvarint2(b []byte) (x uint64, k int) {
 		return 0, 0
 	}
 	more := uint64(b[0] >> 7) // 1 when the varint has a second byte
-	return uint64(b[0]&0x7f) | uint64(b[1])<<7*more, int(1 + more)
+	return uint64(b[0]&0x7f) | uint64(b[1])<<7&-more, int(1 + more)
 }
