@@ -11,9 +11,9 @@
 //
 // A segment is an Apache Parquet file (zstd-compressed; columns time as a
 // millisecond timestamp, metric, labels as a MAP<string,string>, value
-// byte-stream-split) in
-// which points are sorted by time; any Parquet reader can read
-// <dir>/**/*.parquet. The schema is described in the package
+// byte-stream-split) in which points are sorted by time; any Parquet
+// reader of BYTE_STREAM_SPLIT (format 2.8: DuckDB, Spark, Trino, Arrow)
+// can read <dir>/**/*.parquet. The schema is described in the package
 // tsstore/archive/internal/segment, shared with the other backends.
 //
 // # Durability

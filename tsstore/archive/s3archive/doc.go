@@ -9,9 +9,10 @@
 //	<prefix>manifest/YYYY/MM/DD/HH/<name>.parquet.json  the manifest: one JSON record per segment, written once
 //
 // A segment is the same Apache Parquet file as in dirarchive (the schema
-// is in tsstore/archive/internal/segment), so any Parquet reader (DuckDB's
-// read_parquet('s3://bucket/prefix/*/*/*/*/*.parquet'), Spark, Athena)
-// reads the archive in place. A manifest entry is one line of the manifest
+// is in tsstore/archive/internal/segment), so any Parquet reader of its
+// byte-stream-split values (DuckDB's
+// read_parquet('s3://bucket/prefix/*/*/*/*/*.parquet'), Spark, Athena
+// engine 3) reads the archive in place. A manifest entry is one line of the manifest
 // format of tsstore/archive/internal/manifest: name, id, points, size,
 // SHA-256 of the object, digest of the points, creation time.
 //

@@ -97,10 +97,10 @@ func PrepareColumns(c *tsstore.Columns) *Batch {
 // reused by the next (a flush prepares segment after segment): the sort's
 // and rankSeries'.
 type scratch struct {
-	points []keyValue // the points in buckets
-	tmp    [cacheSize]keyValue
-	spare  []keyValue // the memory of a split of a bucket larger than tmp
-	count  [][]int    // the buckets of a split at each depth
+	points []keyValue          // the points in buckets
+	tmp    [cacheSize]keyValue // the memory of a split of a bucket that fits in the cache
+	spare  []keyValue          // the memory of a split of a bucket larger than tmp
+	count  [][]int             // the buckets of a split at each depth
 
 	used      []bool
 	series    []string // the series' keys (rankSeries), views of buf
@@ -253,8 +253,9 @@ const (
 	// bucketDigit is the most bits a split sorts by.
 	bucketDigit = 12
 	// A bucket of more than cacheSize points is split into buckets of
-	// about bucketSize, which fit in the L1 cache with their copy; one of
-	// fewer is split into buckets of about one point, then sorted by
+	// about bucketSize (16 KiB with their copy: the L1 cache's); one of
+	// fewer (at most 128 KiB with its copy: the L2 cache's) is split in
+	// scratch.tmp into buckets of about one point, then sorted by
 	// insertion.
 	bucketSize = 512
 	cacheSize  = 4096
@@ -266,7 +267,8 @@ const (
 // each run of points of one key by value: an MSD radix sort whose first
 // pass moves the points to buckets by their keys' high bits (the buckets
 // in order, the points in each in the order of b); each bucket is then
-// sorted in cache. Only the order of keys and values counts: points of one
+// sorted in cache (a bucket too large for it, of points at a few times,
+// is split again first). Only the order of keys and values counts: points of one
 // key sorted by value are one sequence whatever their order was.
 func sortPoints(b *Batch, rank []int32, k keyLayout, sc *scratch) {
 	n := b.Len()
@@ -296,11 +298,15 @@ func sortPoints(b *Batch, rank []int32, k keyLayout, sc *scratch) {
 	for _, end := range count {
 		bucket := a[start:end]
 		var tmp []keyValue
-		if len(bucket) <= cacheSize {
+		switch {
+		case len(bucket) <= cacheSize:
 			tmp = sc.tmp[:len(bucket)]
-		} else {
-			sc.spare = resize(sc.spare, max(len(sc.spare), len(bucket)))
-			tmp = sc.spare[:len(bucket)]
+		case shift > 0:
+			// A bucket too large for the cache with bits left to sort by
+			// (many points at a few times): split again in memory of its
+			// own, kept for the next segment.
+			sc.spare = resize(sc.spare, len(bucket))
+			tmp = sc.spare
 		}
 		s.sort(bucket, tmp, shift, start, 1)
 		start = end

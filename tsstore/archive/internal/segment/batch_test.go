@@ -17,25 +17,45 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 	"pgregory.net/rapid"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 )
+
+// plainRow is Row as it was before values were byte-stream-split.
+type plainRow struct {
+	Time   int64             `parquet:"time,timestamp(millisecond),delta"`
+	Metric string            `parquet:"metric,dict"`
+	Labels map[string]string `parquet:"labels" parquet-key:",dict" parquet-value:",dict"`
+	Value  float64           `parquet:"value"`
+}
 
 // encodeRows is the encoder of format 1 before columnar writes: one Row
 // (with a map of labels) per point through parquet-go's reflection (with
 // the writer options of today: before, the label columns had page bounds
 // too). Files it made are in archives and must stay readable.
 func encodeRows(t *testing.T, ps []tsstore.Point, opts ...parquet.WriterOption) []byte {
+	return writeRows(t, ps, func(p tsstore.Point) Row {
+		return Row{Time: p.Timestamp, Metric: p.Metric, Value: p.Value, Labels: labelMap(p.Labels)}
+	}, opts...)
+}
+
+// encodePlainRows is encodeRows with plain values, as every version wrote
+// them before values were byte-stream-split: opts' schema is replaced.
+func encodePlainRows(t *testing.T, ps []tsstore.Point, opts ...parquet.WriterOption) []byte {
+	opts = append(opts, parquet.NewSchema(Schema.Name(), parquet.SchemaOf(plainRow{})))
+	return writeRows(t, ps, func(p tsstore.Point) plainRow {
+		return plainRow{Time: p.Timestamp, Metric: p.Metric, Value: p.Value, Labels: labelMap(p.Labels)}
+	}, opts...)
+}
+
+func writeRows[R any](t *testing.T, ps []tsstore.Point, row func(tsstore.Point) R, opts ...parquet.WriterOption) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	pw := parquet.NewGenericWriter[Row](&b, opts...)
+	pw := parquet.NewGenericWriter[R](&b, opts...)
 	for _, p := range ps {
-		r := Row{Time: p.Timestamp, Metric: p.Metric, Value: p.Value, Labels: map[string]string{}}
-		for _, l := range p.Labels {
-			r.Labels[l.Name] = l.Value
-		}
-		if _, err := pw.Write([]Row{r}); err != nil {
+		if _, err := pw.Write([]R{row(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,6 +63,14 @@ func encodeRows(t *testing.T, ps []tsstore.Point, opts ...parquet.WriterOption) 
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+func labelMap(ls tsstore.Labels) map[string]string {
+	m := map[string]string{}
+	for _, l := range ls {
+		m[l.Name] = l.Value
+	}
+	return m
 }
 
 // copies returns ps with every labels slice copied: content-equal series
@@ -98,8 +126,9 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := encodeRows(t, ps, append(writerOptions("n", content), parquet.MaxRowsPerRowGroup(1500))...)
-	// As the first encoder wrote them, with bounds of every column.
-	old := encodeRows(t, ps, Schema, parquet.Compression(&pqzstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
+	// As the first encoder wrote them, with bounds of every column and
+	// plain values.
+	old := encodePlainRows(t, ps, Schema, parquet.Compression(&pqzstd.Codec{}), parquet.MaxRowsPerRowGroup(1500),
 		parquet.CreatedBy("hourglass", "", ""), parquet.KeyValueMetadata(KeyName, "n"),
 		parquet.KeyValueMetadata(KeyContent, content), parquet.KeyValueMetadata(KeyFormat, Format))
 	for name, b := range map[string][]byte{"segment writer": written, "columnar values": cols.Bytes(), "rows": rows, "first encoder": old} {
@@ -119,6 +148,15 @@ func TestColumnarEncodingReadsLikeRows(t *testing.T) {
 		}
 		if n := len(f.RowGroups()); n != 4 {
 			t.Errorf("%s: %d row groups, want 4", name, n)
+		}
+		want := []format.Encoding{format.ByteStreamSplit}
+		if name == "first encoder" {
+			want = []format.Encoding{format.Plain}
+		}
+		for _, g := range f.Metadata().RowGroups {
+			if enc := g.Columns[schemaColumns.value].MetaData.Encoding; !slices.Equal(enc, want) {
+				t.Fatalf("%s: the value column's encodings are %v, want %v", name, enc, want)
+			}
 		}
 		// Another reader: parquet-go's reflection into a map per row.
 		generic, err := parquet.Read[Row](bytes.NewReader(b), int64(len(b)))
@@ -256,7 +294,10 @@ func (w *countingDiscard) Write(p []byte) (int, error) {
 }
 
 // TestPrepareWithoutRadix checks the comparison sort that takes over when
-// timestamps and series ranks do not fit in 64 bits together.
+// timestamps and series ranks do not fit in 64 bits together. Valid
+// columns never need it (it would take more than 2^19 series over some
+// 1,000 years): its timestamps are out of the valid range, which
+// PrepareColumns does not check.
 func TestPrepareWithoutRadix(t *testing.T) {
 	ps := points(t, 2000)
 	for i := range ps {
@@ -316,9 +357,38 @@ func TestPrepareBuckets(t *testing.T) {
 				c.Times = append(c.Times, tc.time(i))
 				c.Values = append(c.Values, value())
 			}
+			// The cases that name a path of the sort take it.
+			k, _ := layout(c.Times, len(c.Series))
+			if tc.name == "keys of 64 bits" && k.tsBits+k.rankBits != 64 {
+				t.Fatalf("keys of %d bits", k.tsBits+k.rankBits)
+			}
+			if tc.name == "a large bucket of many series" {
+				if most := largestBucket(t, c.Times, k); most <= cacheSize {
+					t.Fatalf("the largest bucket holds %d points, not more than the cache's %d", most, cacheSize)
+				}
+			}
 			checkPrepare(t, c)
 		})
 	}
+}
+
+// largestBucket returns the number of points of the largest bucket of
+// sortPoints' first pass, when it splits by time alone (shifts out the
+// series' bits).
+func largestBucket(t *testing.T, times []int64, k keyLayout) int {
+	width := k.tsBits + k.rankBits
+	shift := width - splitDigit(len(times), width)
+	if shift < k.rankBits {
+		t.Fatalf("the first pass splits by series too (shift %d, %d bits of series)", shift, k.rankBits)
+	}
+	count := map[int64]int{}
+	most := 0
+	for _, ts := range times {
+		d := (ts - k.lo) >> (shift - k.rankBits)
+		count[d]++
+		most = max(most, count[d])
+	}
+	return most
 }
 
 // TestPrepareSortsColumnsLikeCompare checks PrepareColumns on random

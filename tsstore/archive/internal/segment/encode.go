@@ -23,7 +23,8 @@ import (
 
 // The segment writer writes the Parquet file of a batch directly from its
 // columns with parquet-go's building blocks (the thrift structures of the
-// format, its level, dictionary-index and delta encodings) rather than
+// format, its level, dictionary-index, delta and byte-stream-split
+// encodings) rather than
 // value by value through parquet.Writer: the dictionaries of the metric and
 // label columns are the batch's series table, and a point's label entries
 // and levels are its series', copied, never hashed. Pages are written as
@@ -34,12 +35,12 @@ import (
 const defaultPageRows = 1 << 16
 
 // zstdLevel is the compression level of the pages. SpeedFastest: on a
-// segment of the flush benchmark's workload (BenchmarkEncode) it makes the
-// file 6% larger than SpeedDefault (5.59 against 5.27 bytes per point with
-// plain values; parquet.Writer made 5.42) for 15 to 30 ns less CPU per
-// point, a quarter to a third of the encoding's: the columns are
-// dictionary indexes, deltas and repetitive doubles, which the fastest
-// level already packs well.
+// segment of the flush benchmark's workload (BenchmarkEncode), when values
+// were plain, it made the file 6% larger than SpeedDefault (5.59 against
+// 5.27 bytes per point; parquet.Writer made 5.42) for 15 to 30 ns less CPU
+// per point, a quarter to a third of the encoding's then: the other
+// columns are dictionary indexes and deltas, which the fastest level packs
+// well.
 //
 // Values are byte-stream-split (their 8 bytes in 8 streams: the
 // exponent's bytes together, the mantissa's low bytes, zero in counts and

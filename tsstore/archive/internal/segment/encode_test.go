@@ -55,7 +55,7 @@ func TestWriterMatchesValuesEncoder(t *testing.T) {
 			// Values are byte-stream-split (see zstdLevel), in every row
 			// group of both writers.
 			for _, g := range pf.Metadata().RowGroups {
-				if enc := g.Columns[4].MetaData.Encoding; !slices.Equal(enc, []format.Encoding{format.ByteStreamSplit}) {
+				if enc := g.Columns[schemaColumns.value].MetaData.Encoding; !slices.Equal(enc, []format.Encoding{format.ByteStreamSplit}) {
 					t.Fatalf("%s: the value column's encodings are %v, want [BYTE_STREAM_SPLIT]", f.name, enc)
 				}
 			}

@@ -23,12 +23,15 @@
 // as a list of structs and a JSON string hides the labels from the reader's
 // type system. Within a row the keys are sorted, as tsstore.Labels are.
 // Pages are zstd-compressed; time is delta-encoded, metric and labels
-// dictionary-encoded, value byte-stream-split (BYTE_STREAM_SPLIT, which
-// DuckDB, Spark, Arrow and parquet-go read; files of older versions have
-// plain values and read the same); the label columns carry no page bounds (a min and max
-// label across series prune nothing). The file's key/value metadata records the segment
-// name (KeyName), the content digest (KeyContent) and the format version
-// (KeyFormat).
+// dictionary-encoded, value byte-stream-split (Parquet's BYTE_STREAM_SPLIT,
+// format 2.8, which DuckDB reads since 0.10, Trino (so Athena engine 3)
+// since 2022, Spark through parquet-mr 1.12, Arrow and parquet-go; files
+// of earlier versions have plain values and read the same); the label
+// columns carry no page bounds (a min and max label across series prune
+// nothing). The file's key/value metadata records the segment name
+// (KeyName), the content digest (KeyContent) and the format version
+// (KeyFormat), which names the schema and the metadata, not the pages'
+// encodings (each page says its own).
 //
 // Files are written by Batch.Encode, this package's own writer of the
 // schema (see encode.go), with data pages v2 and no page index; files
