@@ -123,6 +123,8 @@ func TestSealedColumnsPinned(t *testing.T) {
 // default segment size, as the flush's archive step does: time and bytes
 // allocated per point, and CPU time per point (which counts the garbage
 // collector's work, and not the other processes on a shared machine).
+//
+//	go test -run '^$' -bench 'SealedColumns$' -benchtime 3x ./writeback/localcache/
 func BenchmarkSealedColumns(b *testing.B) {
 	const n = 2_000_000
 	c, gen := sealedIssueGen(b, n)
