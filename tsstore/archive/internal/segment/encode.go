@@ -24,11 +24,11 @@ import (
 // The segment writer writes the Parquet file of a batch directly from its
 // columns with parquet-go's building blocks (the thrift structures of the
 // format, its level, dictionary-index, delta and byte-stream-split
-// encodings) rather than
-// value by value through parquet.Writer: the dictionaries of the metric and
-// label columns are the batch's series table, and a point's label entries
-// and levels are its series', copied, never hashed. Pages are written as
-// they are made: an encoding holds one page and the file's metadata.
+// encodings) rather than value by value through parquet.Writer: the
+// dictionaries of the metric and label columns are the batch's series
+// table, and a point's label entries and levels are its series', copied,
+// never hashed. Pages are written as they are made: an encoding holds one
+// page and the file's metadata.
 
 // defaultPageRows is the number of rows of a data page (the last of a row
 // group may have fewer).
@@ -42,15 +42,16 @@ const defaultPageRows = 1 << 16
 // columns are dictionary indexes and deltas, which the fastest level packs
 // well.
 //
-// Values are byte-stream-split (their 8 bytes in 8 streams: the
-// exponent's bytes together, the mantissa's low bytes, zero in counts and
-// small integers, together). Plain doubles cost the fastest level some
-// 65 ns a point (a short match and a literal every 8 bytes), half of the
-// encoding's CPU; split, 13 ns, at 2.0 instead of 1.2 bytes a point on
-// that workload (the file 6.4 instead of 5.6). SpeedDefault would pack the
-// split values into 1.16 bytes, for as much CPU as plain ones at
-// SpeedFastest: the flush's CPU, which competes with ingest, is worth
-// more than 0.8 bytes a point of archive.
+// Values are byte-stream-split: the k-th bytes of all values of a page in
+// a stream of their own, so that the exponent's bytes follow each other,
+// and the mantissa's low bytes (zero in counts and small integers) too.
+// Plain doubles cost the fastest level some 65 ns a point (a short match
+// and a literal every 8 bytes), half of the encoding's CPU; split, 13 ns,
+// at 2.0 instead of 1.2 bytes a point on that workload (the file 6.4
+// instead of 5.6). SpeedDefault would pack the split values into 1.16
+// bytes, for as much CPU as plain ones at SpeedFastest: the flush's CPU,
+// which competes with ingest, is worth more than 0.8 bytes a point of
+// archive.
 const zstdLevel = zstd.SpeedFastest
 
 // createdBy is the file's created_by, as parquet.CreatedBy("hourglass",
