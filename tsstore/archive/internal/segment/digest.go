@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"math"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -163,9 +162,10 @@ func (b *Batch) digestV2() string {
 		hashColumn(h, b.times)
 		hashColumn(h, b.values)
 	} else {
-		hashColumnLE(h, b.ids, buf, func(b []byte, v int32) []byte { return binary.LittleEndian.AppendUint32(b, uint32(v)) })
-		hashColumnLE(h, b.times, buf, func(b []byte, v int64) []byte { return binary.LittleEndian.AppendUint64(b, uint64(v)) })
-		hashColumnLE(h, b.values, buf, func(b []byte, v float64) []byte { return binary.LittleEndian.AppendUint64(b, math.Float64bits(v)) })
+		// Writing to a hash never fails.
+		_ = binary.Write(h, binary.LittleEndian, b.ids)
+		_ = binary.Write(h, binary.LittleEndian, b.times)
+		_ = binary.Write(h, binary.LittleEndian, b.values)
 	}
 	return "v2:" + hex.EncodeToString(h.Sum(nil))
 }
@@ -176,18 +176,4 @@ func hashColumn[E int32 | int64 | float64](h hash.Hash, c []E) {
 	if len(c) > 0 {
 		h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(c)*int(unsafe.Sizeof(c[0]))))
 	}
-}
-
-// hashColumnLE hashes the column c written little-endian by put, through
-// buf.
-func hashColumnLE[E int32 | int64 | float64](h hash.Hash, c []E, buf []byte, put func([]byte, E) []byte) {
-	buf = buf[:0]
-	for _, v := range c {
-		if len(buf) >= digestBufSize {
-			h.Write(buf)
-			buf = buf[:0]
-		}
-		buf = put(buf, v)
-	}
-	h.Write(buf)
 }

@@ -332,7 +332,6 @@ func (c *chunkWriter) done() format.ColumnChunk {
 // encoder holds the buffers of one page of each kind.
 type encoder struct {
 	f        fileWriter
-	d        *dictionaries // &dict during an Encode
 	dict     dictionaries
 	pageRows int
 	data     []byte
@@ -360,13 +359,13 @@ func (b *Batch) Encode(w io.Writer, name, content string, o EncodeOptions) error
 	}
 	e := encoderPool.Get().(*encoder)
 	defer func() {
-		e.f.w, e.d = nil, nil // no reference to the caller's data kept
+		e.f.w = nil // no reference to the caller's data kept
 		e.dict.release()
 		encoderPool.Put(e)
 	}()
 	e.f = fileWriter{w: w, zstd: e.f.zstd, z: e.f.z}
 	b.dictionaries(&e.dict)
-	e.d, e.pageRows = &e.dict, o.pageRows
+	e.pageRows = o.pageRows
 	if e.pageRows <= 0 {
 		e.pageRows = defaultPageRows
 	}
@@ -431,20 +430,20 @@ func (e *encoder) time(b *Batch, lo, hi int) format.ColumnChunk {
 
 func (e *encoder) metric(b *Batch, lo, hi int) format.ColumnChunk {
 	c := e.f.chunk(format.ByteArray, format.RLEDictionary, []format.Encoding{format.Plain, format.RLEDictionary}, "metric")
-	e.data = c.dictionary(e.d.metrics, e.data)
+	e.data = c.dictionary(e.dict.metrics, e.data)
 	lowest, highest := int32(math.MaxInt32), int32(-1)
 	for p := lo; p < hi; p += e.pageRows {
 		q := min(p+e.pageRows, hi)
 		e.idx = e.idx[:0]
 		for _, id := range b.ids[p:q] {
-			m := e.d.metricOf[id]
+			m := e.dict.metricOf[id]
 			e.idx = append(e.idx, m)
 			lowest, highest = min(lowest, m), max(highest, m)
 		}
 		e.data, _ = (&rle.DictionaryEncoding{}).EncodeInt32(e.data, e.idx)
 		c.dataPage(q-p, q-p, 0, e.data, nil, nil)
 	}
-	c.cc.MetaData.Statistics = format.Statistics{MinValue: []byte(e.d.metrics[lowest]), MaxValue: []byte(e.d.metrics[highest])}
+	c.cc.MetaData.Statistics = format.Statistics{MinValue: []byte(e.dict.metrics[lowest]), MaxValue: []byte(e.dict.metrics[highest])}
 	return c.done()
 }
 
@@ -452,7 +451,7 @@ func (e *encoder) metric(b *Batch, lo, hi int) format.ColumnChunk {
 // of the pages, the same in both, are made for the names and kept for the
 // values.
 func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
-	d := e.d
+	d := &e.dict
 	path, dict, of := "value", d.values, d.valueOf
 	if keys {
 		path, dict, of = "key", d.names, d.nameOf
@@ -495,7 +494,7 @@ func (e *encoder) labels(b *Batch, lo, hi int, keys bool) format.ColumnChunk {
 // entries of rows p to q, the page-th page, into e.repEnc[page] and
 // e.defEnc[page], and counts its nulls into e.nulls.
 func (e *encoder) levels(b *Batch, p, q, page int) {
-	d := e.d
+	d := &e.dict
 	if page == len(e.repEnc) {
 		e.repEnc, e.defEnc = append(e.repEnc, nil), append(e.defEnc, nil)
 	}
@@ -539,7 +538,7 @@ func (e *encoder) levels(b *Batch, p, q, page int) {
 // entries sets e.idx to the dictionary entries of the label names or
 // values (of) of rows p to q.
 func (e *encoder) entries(b *Batch, p, q int, of []int32) {
-	d := e.d
+	d := &e.dict
 	e.idx = e.idx[:0]
 	if !d.sameLevelPattern {
 		for _, id := range b.ids[p:q] {
