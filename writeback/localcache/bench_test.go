@@ -99,7 +99,7 @@ func cpuTime() time.Duration {
 // the flush's archive step does) and with SealedColumns, side by side.
 func BenchmarkSealedRead(b *testing.B) {
 	const n = 1_000_000
-	c, gen := sealedIssueGen(b, n)
+	c, gen := sealedIssueGen(b, b.TempDir(), n)
 	var logTook, colTook time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -154,22 +154,23 @@ func BenchmarkReplay(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
 }
 
-// sealedIssueGen returns a cache holding a sealed generation of n points
-// of issue 19's workload, and the generation.
-func sealedIssueGen(b *testing.B, n int) (*localcache.Cache, uint64) {
-	c, err := localcache.Open(b.TempDir(), &localcache.Options{Fsync: localcache.FsyncNever})
+// sealedIssueGen opens a cache in dir and returns it with the generation
+// it sealed after n points of issue 19's workload (after what dir's open
+// generation held).
+func sealedIssueGen(tb testing.TB, dir string, n int) (*localcache.Cache, uint64) {
+	c, err := localcache.Open(dir, &localcache.Options{Fsync: localcache.FsyncNever})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = c.Close() })
+	tb.Cleanup(func() { _ = c.Close() })
 	for _, bt := range issueBatches(n) {
 		if err := c.Append(ctx, bt); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	gen, _, err := c.Seal(ctx)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return c, gen
 }

@@ -43,18 +43,27 @@ func fixtureBatches() []*writeback.Batch {
 	}
 }
 
+// writeV1Fixture writes the version 1 log testdata/v1.wal into dir as
+// its open generation 1, and returns its path.
+func writeV1Fixture(tb testing.TB, dir string) string {
+	tb.Helper()
+	b, err := os.ReadFile("testdata/v1.wal")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(dir, "00000000000000000001.wal")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 // TestVersion1Log opens a log written before batch records carried a
 // series table: it replays into the cells a new log of the same batches
 // makes, and reads back the same raw points.
 func TestVersion1Log(t *testing.T) {
 	old := t.TempDir()
-	b, err := os.ReadFile("testdata/v1.wal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(old, "00000000000000000001.wal"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeV1Fixture(t, old)
 	oldCache, err := localcache.Open(old, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +144,7 @@ func TestVersion1Log(t *testing.T) {
 // the records before it.
 func TestVersion1LogTakesNewRecords(t *testing.T) {
 	dir := t.TempDir()
-	b, err := os.ReadFile("testdata/v1.wal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "00000000000000000001.wal")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeV1Fixture(t, dir)
 	var want []tsstore.Point
 	for _, b := range fixtureBatches() {
 		want = append(want, b.Raw...)

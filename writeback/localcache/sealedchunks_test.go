@@ -5,15 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
-	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
 
 // chunkDigest hashes what an archive segment is made of: each chunk's
@@ -58,29 +55,10 @@ func TestSealedColumnsPinned(t *testing.T) {
 		{"small chunks", 3, "47ed6b090a12a031ff3ba0bbcac2b4275318887076cdd883e07a166d943f975b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
 			// The version 1 fixture's records, then version 2 ones.
-			fixture, err := os.ReadFile("testdata/v1.wal")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "00000000000000000001.wal"), fixture, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			c, err := localcache.Open(dir, &localcache.Options{Fsync: localcache.FsyncNever})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			for _, b := range issueBatches(40_000) {
-				if err := c.Append(ctx, b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			gen, _, err := c.Seal(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir := t.TempDir()
+			writeV1Fixture(t, dir)
+			c, gen := sealedIssueGen(t, dir, 40_000)
 			var chunks []*tsstore.Columns
 			if err := c.SealedColumns(ctx, gen, tc.max, func(cols *tsstore.Columns) error {
 				chunks = append(chunks, cols)
@@ -127,7 +105,7 @@ func TestSealedColumnsPinned(t *testing.T) {
 //	go test -run '^$' -bench 'SealedColumns$' -benchtime 3x ./writeback/localcache/
 func BenchmarkSealedColumns(b *testing.B) {
 	const n = 2_000_000
-	c, gen := sealedIssueGen(b, n)
+	c, gen := sealedIssueGen(b, b.TempDir(), n)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
