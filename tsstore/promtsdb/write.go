@@ -25,9 +25,11 @@ import (
 // count of m-map markers that it never resets within the commit), and
 // every series of a flush that rewrites a late window starts one: one
 // commit per Write of 10,000 such cells was most of the store's CPU
-// (BenchmarkWriteFlushes). In-order samples do not count, so a flush of
-// new minutes still commits once per Write. The Store's contract allows
-// it: the cells of a failed Write may or may not be stored.
+// (BenchmarkWriteFlushes). In-order samples of a series the store knows
+// do not count, so a flush of new minutes still commits once per Write;
+// a series it does not know yet (since Open, or a failed commit) counts
+// all of its. The Store's contract allows it: the cells of a failed Write
+// may or may not be stored.
 const oooCommitSamples = 1024
 
 // numStripes is the number of locks that serialize writes per series; a
@@ -342,10 +344,8 @@ func (s *Store) append(app storage.AppenderV2, i int, c *tsstore.Cell, ss *serie
 	}
 	// Raising the bound before the commit is safe: it is an upper bound.
 	ss.maxTs = max(ss.maxTs, ts)
-	if seq := int64(c.Seq); ts >= ss.seqFrom && seq > ss.maxSeq {
-		ss.maxSeq, ss.maxSeqLast = seq, ts
-	} else if ts >= ss.seqFrom && seq == ss.maxSeq {
-		ss.maxSeqLast = max(ss.maxSeqLast, ts)
+	if ss.unstored(ts, c.Seq) {
+		ss.maxSeq, ss.maxSeqLast = int64(c.Seq), ts
 	}
 	return nil
 }
