@@ -6,10 +6,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/replicate"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
@@ -41,13 +41,6 @@ func benchBatches(n int) [][]tsstore.Cell {
 		out[i] = cells
 	}
 	return out
-}
-
-// cpuTime returns the CPU time (user + system) of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // timedStore measures the time spent in the Writes of the store it wraps.
@@ -152,13 +145,13 @@ func BenchmarkWrite(b *testing.B) {
 			lag := uint64(0)
 			for lo := 0; lo < b.N; lo += benchBlock {
 				hi := min(lo+benchBlock, b.N)
-				c0, t0 := cpuTime(), time.Now()
+				c0, t0 := cputime.Used(), time.Now()
 				for i := lo; i < hi; i++ {
 					if err := bare.Write(ctx, batches[i]); err != nil {
 						b.Fatal(err)
 					}
 				}
-				c1, t1 := cpuTime(), time.Now()
+				c1, t1 := cputime.Used(), time.Now()
 				if su.elsewhere {
 					held.hold()
 				}
@@ -180,7 +173,7 @@ func BenchmarkWrite(b *testing.B) {
 				replT += t2.Sub(t1)
 				drainT += time.Since(t2)
 				bareCPU += c1 - c0
-				replCPU += cpuTime() - c1
+				replCPU += cputime.Used() - c1
 			}
 			b.StopTimer()
 			n := float64(b.N)

@@ -9,10 +9,10 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
@@ -105,7 +105,7 @@ func BenchmarkFlushArchive(b *testing.B) {
 			b.Fatal(err)
 		}
 		before := heapInUse()
-		t0, c0 := time.Now(), cpuTime()
+		t0, c0 := time.Now(), cputime.Used()
 		var wg sync.WaitGroup
 		next := make(chan []tsstore.Point)
 		for range sustainWriters {
@@ -123,18 +123,18 @@ func BenchmarkFlushArchive(b *testing.B) {
 		close(next)
 		wg.Wait()
 		ingestTook += time.Since(t0)
-		ingestCPU += cpuTime() - c0
+		ingestCPU += cputime.Used() - c0
 		st := cache.Stats()
 		heap += heapInUse() - before
 		estimate += st.Bytes
 		walBytes += dirBytes(b, filepath.Join(dir, "cache"), ".wal")
 		b.StartTimer()
-		c0 = cpuTime()
+		c0 = cputime.Used()
 		rep, err := eng.Flush(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		flushCPU += cpuTime() - c0
+		flushCPU += cputime.Used() - c0
 		b.StopTimer()
 		flushTook += rep.Duration
 		points += rep.Points
@@ -161,15 +161,6 @@ func BenchmarkFlushArchive(b *testing.B) {
 	// CPU time per point does not depend on what else runs on the machine.
 	b.ReportMetric(float64(ingestCPU.Nanoseconds())/float64(points), "ingest-cpu-ns/point")
 	b.ReportMetric(float64(flushCPU.Nanoseconds())/float64(points), "flush-cpu-ns/point")
-}
-
-// cpuTime returns the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // heapInUse returns the live heap after a collection.

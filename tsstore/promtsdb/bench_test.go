@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/promtsdb"
 )
@@ -283,21 +283,12 @@ func benchWriteFlushes(b *testing.B, commitEvery int) {
 	}
 	flush(0) // the series exist, and the window is stored once
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Used()
 	t0 := time.Now()
 	for i := range b.N {
 		flush(1 + i)
 	}
 	n := float64(b.N * len(cells))
 	b.ReportMetric(n/time.Since(t0).Seconds(), "cells/s")
-	b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/cell")
-}
-
-// cpuTime returns the CPU time (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(cputime.Used()-cpu0)/n, "cpu-ns/cell")
 }

@@ -5,10 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
@@ -59,14 +59,14 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		c0 := cpuTime()
+		c0 := cputime.Used()
 		for _, bt := range batches {
 			if err := c.Append(ctx, bt); err != nil {
 				b.Fatal(err)
 			}
 			points += int64(len(bt.Raw))
 		}
-		cpu += cpuTime() - c0
+		cpu += cputime.Used() - c0
 		b.StopTimer()
 		names, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
 		for _, n := range names {
@@ -83,15 +83,6 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(points), "ns/point")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(points), "cpu-ns/point")
 	b.ReportMetric(float64(walBytes)/float64(points), "wal-B/point")
-}
-
-// cpuTime returns the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSealedRead reads a sealed generation of 1,000,000 points of

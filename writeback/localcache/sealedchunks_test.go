@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/writeback"
 )
@@ -109,7 +110,7 @@ func BenchmarkSealedColumns(b *testing.B) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
-	c0 := cpuTime()
+	c0 := cputime.Used()
 	for i := 0; i < b.N; i++ {
 		got := 0
 		if err := c.SealedColumns(ctx, gen, writeback.DefaultSegmentPoints, func(cols *tsstore.Columns) error {
@@ -123,7 +124,7 @@ func BenchmarkSealedColumns(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	cpu := cpuTime() - c0
+	cpu := cputime.Used() - c0
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/point")

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 	"pgregory.net/rapid"
 
+	"github.com/hourglass-io/hourglass/internal/cputime"
 	"github.com/hourglass-io/hourglass/tsstore"
 )
 
@@ -204,16 +204,6 @@ func cloneColumns(c *tsstore.Columns) *tsstore.Columns {
 	return &tsstore.Columns{Series: slices.Clone(c.Series), IDs: slices.Clone(c.IDs), Times: slices.Clone(c.Times), Values: slices.Clone(c.Values)}
 }
 
-// cpuTime returns the process's user and system CPU time: on a shared
-// machine it measures the work better than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // perPoint runs fn b.N times and reports its CPU time (garbage
 // collection included) and its allocated bytes per point of n; setup,
 // when not nil, runs before each call, outside the measure, and returns
@@ -231,9 +221,9 @@ func perPoint[T any](b *testing.B, n int, setup func() T, fn func(T)) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
-		c0 := cpuTime()
+		c0 := cputime.Used()
 		fn(arg)
-		d += cpuTime() - c0
+		d += cputime.Used() - c0
 		runtime.ReadMemStats(&m1)
 		alloc += m1.TotalAlloc - m0.TotalAlloc
 	}
