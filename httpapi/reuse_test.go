@@ -20,13 +20,13 @@ import (
 // length for a metric of a given length: line i is of series label=<key>
 // value <prefix><i%50>, value 1+i%9, at now minus i seconds; reversed, the
 // lines are in the opposite order. It returns the body and the cells it
-// makes, by cellKey.
-func reuseBody(format, metric, label, prefix string, n int, reversed bool, now time.Time, width time.Duration) ([]byte, map[cellKey]tsstore.Agg) {
+// makes, by cellKeyOf.
+func reuseBody(format, metric, label, prefix string, n int, reversed bool, now time.Time, width time.Duration) ([]byte, map[tsstore.CellID]tsstore.Agg) {
 	var b []byte
 	if format == "array" {
 		b = append(b, '[')
 	}
-	want := map[cellKey]tsstore.Agg{}
+	want := map[tsstore.CellID]tsstore.Agg{}
 	for j := range n {
 		i := j
 		if reversed {
@@ -57,27 +57,21 @@ func reuseBody(format, metric, label, prefix string, n int, reversed bool, now t
 	return b, want
 }
 
-// cellKey is a cell's series and start: its partials are one cell here.
-type cellKey struct {
-	series string
-	start  int64
-}
-
-func (k cellKey) String() string { return fmt.Sprintf("%q@%d", k.series, k.start) }
-
-func cellKeyOf(metric string, ls tsstore.Labels, start int64) cellKey {
-	return cellKey{tsstore.SeriesKey(metric, ls), start}
+// cellKeyOf is the key of a cell here: its series and start (its partials,
+// of other writers or Seqs, are one cell).
+func cellKeyOf(metric string, ls tsstore.Labels, start int64) tsstore.CellID {
+	return tsstore.CellID{Series: tsstore.SeriesKey(metric, ls), Start: start}
 }
 
 // cellsOf returns the engine's cells of metric (cached and stored), by
-// cellKey, partials merged.
-func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) map[cellKey]tsstore.Agg {
+// cellKeyOf, partials merged.
+func cellsOf(t *testing.T, eng *writeback.Engine, metric string, now time.Time) map[tsstore.CellID]tsstore.Agg {
 	t.Helper()
 	cells, _, err := eng.CellsDetailed(context.Background(), tsstore.Selector{Metric: metric, From: now.Add(-time.Hour).UnixMilli(), To: now.Add(time.Hour).UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[cellKey]tsstore.Agg{}
+	got := map[tsstore.CellID]tsstore.Agg{}
 	for _, c := range cells {
 		k := cellKeyOf(c.Metric, c.Labels, c.Start)
 		a := got[k]
@@ -157,7 +151,7 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 					post(bodyA2)
 				}
 				for _, w := range []struct {
-					cells map[cellKey]tsstore.Agg
+					cells map[tsstore.CellID]tsstore.Agg
 					times int
 				}{{wantA, 2 * rounds}, {wantB, rounds}} {
 					for k, a := range w.cells {
@@ -170,7 +164,7 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 				}
 				check := func(when string) {
 					t.Helper()
-					for metric, want := range map[string]map[cellKey]tsstore.Agg{"alpha": wantA, "bravo": wantB} {
+					for metric, want := range map[string]map[tsstore.CellID]tsstore.Agg{"alpha": wantA, "bravo": wantB} {
 						if got := cellsOf(t, ta.eng, metric, now); !maps.Equal(got, want) {
 							t.Errorf("%s: %d cells of %s, want %d; first differences:\n%s", when, len(got), metric, len(want), diffCells(got, want))
 						}
@@ -187,16 +181,16 @@ func TestReusedBuffersKeepNothing(t *testing.T) {
 }
 
 // diffCells names up to five cells that differ between got and want.
-func diffCells(got, want map[cellKey]tsstore.Agg) string {
+func diffCells(got, want map[tsstore.CellID]tsstore.Agg) string {
 	var out []string
 	for k, w := range want {
 		if g, ok := got[k]; !ok || g != w {
-			out = append(out, fmt.Sprintf("  %s: got %+v (present %v), want %+v", k, g, ok, w))
+			out = append(out, fmt.Sprintf("  %q@%d: got %+v (present %v), want %+v", k.Series, k.Start, g, ok, w))
 		}
 	}
 	for k, g := range got {
 		if _, ok := want[k]; !ok {
-			out = append(out, fmt.Sprintf("  %s: got %+v, want none", k, g))
+			out = append(out, fmt.Sprintf("  %q@%d: got %+v, want none", k.Series, k.Start, g))
 		}
 	}
 	return strings.Join(out[:min(len(out), 5)], "\n")
