@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
+	"github.com/hourglass-io/hourglass/tsstore/archive/archivetest"
 	"github.com/hourglass-io/hourglass/tsstore/archive/dirarchive"
 )
 
@@ -347,9 +350,9 @@ func TestUnlistedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plant := func(t *testing.T, b []byte) (*dirarchive.Archive, string) {
+	plant := func(t *testing.T, name string, b []byte) (*dirarchive.Archive, string) {
 		a := open(t, t.TempDir(), nil)
-		path := filepath.Join(a.Dir(), filepath.FromSlash(info.Name))
+		path := filepath.Join(a.Dir(), filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +365,7 @@ func TestUnlistedFile(t *testing.T) {
 		return a, path
 	}
 	t.Run("same points", func(t *testing.T) {
-		a, _ := plant(t, orphan)
+		a, _ := plant(t, info.Name, orphan)
 		got := mustAppend(t, a, id, ps)
 		if got.Checksum != info.Checksum || got.Bytes != info.Bytes {
 			t.Errorf("adopted %+v, want the file's checksum and size %+v", got, info)
@@ -371,8 +374,21 @@ func TestUnlistedFile(t *testing.T) {
 			t.Errorf("after adopting: %d points, %v", n, err)
 		}
 	})
+	// A file of b2a3712, its KeyContent a digest of version 1.
+	t.Run("same points, written before version 2", func(t *testing.T) {
+		v1 := archivetest.V1(t)
+		a, _ := plant(t, v1.ID.Name(), v1.File)
+		got := mustAppend(t, a, v1.ID, v1.Points)
+		if sum := sha256.Sum256(v1.File); got.Checksum != hex.EncodeToString(sum[:]) || got.Bytes != int64(len(v1.File)) {
+			t.Errorf("adopted %+v, want the checksum and size of the file of version 1", got)
+		}
+		other := append(v1.Points[:len(v1.Points):len(v1.Points)], v1.Points[0])
+		if _, err := a.Append(context.Background(), v1.ID, other); !errors.Is(err, tsstore.ErrConflict) {
+			t.Errorf("other points after the adoption: got %v, want ErrConflict", err)
+		}
+	})
 	t.Run("other bytes", func(t *testing.T) {
-		a, path := plant(t, []byte("half a segment"))
+		a, path := plant(t, info.Name, []byte("half a segment"))
 		mustAppend(t, a, id, ps)
 		if got := readAll(t, a, info.Name); len(got) != len(ps) {
 			t.Errorf("Read: %d points, want %d", len(got), len(ps))
