@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -20,14 +19,6 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore/archive/internal/segment"
 	"github.com/hourglass-io/hourglass/tsstore/archive/s3archive"
 )
-
-// rawBucket returns a plain client on srv, whose testBucket exists (an
-// archive opened on srv creates it).
-func rawBucket(t *testing.T, srv s3Server) *minio.Client {
-	t.Helper()
-	openArchive(t, srv, uniquePrefix(t), nil)
-	return rawClient(t, srv)
-}
 
 // plantV1 puts under prefix the segment of archivetest.V1 as s3archive
 // at b2a3712 stored it: the object (with its user metadata) and, when
@@ -49,72 +40,29 @@ func plantV1(t *testing.T, raw *minio.Client, prefix string, v1 archivetest.V1Se
 	}
 }
 
-func getBytes(t *testing.T, raw *minio.Client, key string) ([]byte, minio.ObjectInfo) {
-	t.Helper()
-	obj, err := raw.GetObject(context.Background(), testBucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obj.Close()
-	b, err := io.ReadAll(obj)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	info, err := obj.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, info
-}
-
 // TestV1Archive runs archivetest.CheckV1 on a prefix that s3archive at
 // b2a3712 wrote (content digests of version 1), and checks that the entry
 // of version 1 is unchanged and the new segment's entry and object
 // metadata are of version 2.
 func TestV1Archive(t *testing.T) {
 	srv := sharedServer(t)
-	raw := rawBucket(t, srv)
+	raw := rawClient(t, srv)
 	prefix := uniquePrefix(t)
 	v1 := archivetest.V1(t)
 	plantV1(t, raw, prefix, v1, true)
 	archivetest.CheckV1(t, func(t *testing.T) archive.Archive { return openArchive(t, srv, prefix, nil) })
-	if b, _ := getBytes(t, raw, prefix+s3archive.ManifestDir+v1.ID.Name()+".json"); !bytes.Equal(b, v1.Line) {
+	if b, _ := getObject(t, raw, prefix+s3archive.ManifestDir+v1.ID.Name()+".json"); !bytes.Equal(b, v1.Line) {
 		t.Errorf("the entry of version 1 became %s", b)
 	}
 	now := v1.ID
 	now.Generation = 8
-	b, _ := getBytes(t, raw, prefix+s3archive.ManifestDir+now.Name()+".json")
+	b, _ := getObject(t, raw, prefix+s3archive.ManifestDir+now.Name()+".json")
 	var rec manifest.Record
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Content != segment.Digest(v1.Points) || !strings.HasPrefix(rec.Content, "v2:") {
 		t.Errorf("the entry of the new segment: %s, %v; want content %s", b, err, segment.Digest(v1.Points))
 	}
-	if _, info := getBytes(t, raw, prefix+now.Name()); info.UserMetadata["Hourglass-Content-Sha256"] != rec.Content {
+	if _, info := getObject(t, raw, prefix+now.Name()); info.UserMetadata["Hourglass-Content-Sha256"] != rec.Content {
 		t.Errorf("the new segment object's metadata %v, want content %s", info.UserMetadata, rec.Content)
-	}
-}
-
-// TestV1UnlistedObject adopts an object of b2a3712 (its KeyContent a
-// digest of version 1) left unlisted by a crash, when an append brings its
-// points; other points conflict.
-func TestV1UnlistedObject(t *testing.T) {
-	srv := sharedServer(t)
-	raw := rawBucket(t, srv)
-	v1 := archivetest.V1(t)
-	for _, same := range []bool{true, false} {
-		prefix := uniquePrefix(t)
-		plantV1(t, raw, prefix, v1, false)
-		a := openArchive(t, srv, prefix, nil)
-		if !same {
-			other := append(v1.Points[:len(v1.Points):len(v1.Points)], v1.Points[0])
-			if _, err := a.Append(context.Background(), v1.ID, other); !errors.Is(err, tsstore.ErrConflict) {
-				t.Errorf("other points over an unlisted object of version 1: got %v, want ErrConflict", err)
-			}
-			continue
-		}
-		info := mustAppend(t, a, v1.ID, v1.Points)
-		if sum := sha256.Sum256(v1.File); info.Checksum != hex.EncodeToString(sum[:]) || info.Bytes != int64(len(v1.File)) {
-			t.Errorf("adopted %+v, want the checksum and size of the object of version 1", info)
-		}
 	}
 }
 
@@ -129,7 +77,7 @@ func TestEntryReplacedByOtherVersion(t *testing.T) {
 	ctx := context.Background()
 	v1 := archivetest.V1(t)
 	prefix := uniquePrefix(t)
-	plantV1(t, rawBucket(t, srv), prefix, v1, true)
+	plantV1(t, rawClient(t, srv), prefix, v1, true)
 	a := openArchive(t, srv, prefix, nil)
 	before, err := a.Stat(ctx)
 	if err != nil || before.Segments != 1 {

@@ -73,7 +73,8 @@ func openArchive(t testing.TB, srv s3Server, prefix string, opts *s3archive.Opti
 }
 
 // rawClient is a plain minio client on srv, for looking at (and damaging)
-// what the archive stored.
+// what the archive stored, or planting what it would find; testBucket
+// exists.
 func rawClient(t testing.TB, srv s3Server) *minio.Client {
 	t.Helper()
 	tr, err := minio.DefaultTransport(false)
@@ -85,7 +86,37 @@ func rawClient(t testing.TB, srv s3Server) *minio.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx := context.Background()
+	if ok, err := c.BucketExists(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	} else if !ok {
+		if err := c.MakeBucket(ctx, testBucket, minio.MakeBucketOptions{}); err != nil {
+			// Another test's archive may have made it meanwhile.
+			if ok, _ := c.BucketExists(ctx, testBucket); !ok {
+				t.Fatal(err)
+			}
+		}
+	}
 	return c
+}
+
+// getObject returns the bytes and the information of the object key.
+func getObject(t testing.TB, raw *minio.Client, key string) ([]byte, minio.ObjectInfo) {
+	t.Helper()
+	obj, err := raw.GetObject(context.Background(), testBucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	info, err := obj.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, info
 }
 
 // listKeys lists every object key under prefix.

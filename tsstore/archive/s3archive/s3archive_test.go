@@ -3,8 +3,10 @@ package s3archive_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/archive"
+	"github.com/hourglass-io/hourglass/tsstore/archive/archivetest"
 	"github.com/hourglass-io/hourglass/tsstore/archive/internal/segment"
 	"github.com/hourglass-io/hourglass/tsstore/archive/s3archive"
 )
@@ -152,15 +155,7 @@ func TestCorruption(t *testing.T) {
 	}
 	get := func(key string) []byte {
 		t.Helper()
-		obj, err := raw.GetObject(ctx, testBucket, key, minio.GetObjectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer obj.Close()
-		b, err := io.ReadAll(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, _ := getObject(t, raw, key)
 		return b
 	}
 	for i, damage := range []struct {
@@ -199,43 +194,70 @@ func TestCorruption(t *testing.T) {
 
 // TestUnlistedObject finds a segment object without a manifest entry (a
 // writer that crashed between the two): the same points adopt it, other
-// points conflict and leave it, unlisted, as it is.
+// points conflict and leave it, unlisted, as it is; an object of this
+// version, and one of b2a3712 (its content digest of version 1).
 func TestUnlistedObject(t *testing.T) {
 	srv := sharedServer(t)
 	ctx := context.Background()
 	raw := rawClient(t, srv)
 	w := newWorkload()
-	ps := w.points(1, 1000, base, 60_000, false)
-	id := idOf("orphan", 1, 0, ps)
-	data, err := segment.Prepare(ps).EncodeBytes(id.Name(), segment.Digest(ps), segment.EncodeOptions{})
+	now := w.points(1, 1000, base, 60_000, false)
+	nowID := idOf("orphan", 1, 0, now)
+	nowData, err := segment.Prepare(now).EncodeBytes(nowID.Name(), segment.Digest(now), segment.EncodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, same := range []bool{true, false} {
-		prefix := uniquePrefix(t)
-		if _, err := raw.PutObject(ctx, testBucket, prefix+id.Name(), bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
+	v1 := archivetest.V1(t)
+	for _, tc := range []struct {
+		name  string
+		id    archive.SegmentID
+		ps    []tsstore.Point
+		data  []byte
+		plant func(prefix string)
+	}{
+		{"now", nowID, now, nowData, func(prefix string) {
+			if _, err := raw.PutObject(ctx, testBucket, prefix+nowID.Name(), bytes.NewReader(nowData), int64(len(nowData)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"version 1", v1.ID, v1.Points, v1.File, func(prefix string) { plantV1(t, raw, prefix, v1, false) }},
+	} {
+		for _, same := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/same %v", tc.name, same), func(t *testing.T) {
+				unlisted(t, srv, raw, tc.id, tc.ps, tc.data, tc.plant, same)
+			})
 		}
-		a := openArchive(t, srv, prefix, nil)
-		if st, _ := a.Stat(ctx); st.Segments != 0 {
-			t.Fatalf("an unlisted object is visible: %+v", st)
+	}
+}
+
+// unlisted plants a segment object of points ps and bytes data with plant,
+// unlisted, then appends ps (same) or other points of id.
+func unlisted(t *testing.T, srv s3Server, raw *minio.Client, id archive.SegmentID, ps []tsstore.Point, data []byte, plant func(prefix string), same bool) {
+	ctx := context.Background()
+	prefix := uniquePrefix(t)
+	plant(prefix)
+	a := openArchive(t, srv, prefix, nil)
+	if st, _ := a.Stat(ctx); st.Segments != 0 {
+		t.Fatalf("an unlisted object is visible: %+v", st)
+	}
+	if same {
+		info := mustAppend(t, a, id, ps)
+		if sum := sha256.Sum256(data); info.Checksum != hex.EncodeToString(sum[:]) || info.Bytes != int64(len(data)) {
+			t.Errorf("adopted %+v, want the object's checksum and size", info)
 		}
-		if same {
-			info := mustAppend(t, a, id, ps)
-			checkSegment(t, a, info.Name, ps)
-			continue
-		}
-		other := append([]tsstore.Point(nil), ps...)
-		other[0].Value++
-		if _, err := a.Append(ctx, id, other); !errors.Is(err, tsstore.ErrConflict) || !strings.Contains(err.Error(), id.Name()) {
-			t.Errorf("Append of other points over an unlisted object: got %v, want ErrConflict naming it", err)
-		}
-		if st, _ := a.Stat(ctx); st.Segments != 0 {
-			t.Errorf("after the conflict: %+v, want nothing listed", st)
-		}
-		if keys := listKeys(t, raw, testBucket, prefix); len(keys) != 1 {
-			t.Errorf("after the conflict the bucket holds %v, want the unlisted object alone", keys)
-		}
+		checkSegment(t, a, info.Name, ps)
+		return
+	}
+	other := append([]tsstore.Point(nil), ps...)
+	other[0].Value++
+	if _, err := a.Append(ctx, id, other); !errors.Is(err, tsstore.ErrConflict) || !strings.Contains(err.Error(), id.Name()) {
+		t.Errorf("Append of other points over an unlisted object: got %v, want ErrConflict naming it", err)
+	}
+	if st, _ := a.Stat(ctx); st.Segments != 0 {
+		t.Errorf("after the conflict: %+v, want nothing listed", st)
+	}
+	if keys := listKeys(t, raw, testBucket, prefix); len(keys) != 1 {
+		t.Errorf("after the conflict the bucket holds %v, want the unlisted object alone", keys)
 	}
 }
 
