@@ -18,7 +18,7 @@ import (
 )
 
 // v1Files is a dirarchive that the code of b2a3712 (before content digests
-// of version 2) wrote: its manifest and the segment of V1Points, whose
+// of version 2) wrote: its manifest and the segment of v1Points, whose
 // record and KeyContent hold the points' content digest of version 1.
 //
 //go:embed testdata/v1
@@ -40,7 +40,7 @@ type V1Segment struct {
 	Content    string
 }
 
-// V1 returns the segment of V1Points that the code of b2a3712 wrote.
+// V1 returns the segment of v1Points that the code of b2a3712 wrote.
 func V1(t testing.TB) V1Segment {
 	t.Helper()
 	line, err := v1Files.ReadFile(v1Dir + "/manifest.jsonl")
@@ -58,7 +58,7 @@ func V1(t testing.TB) V1Segment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := V1Points()
+	ps := v1Points()
 	s := V1Segment{ID: idOf("v1", 7, 0, ps), Points: ps, File: file, Line: line, Content: rec.Content}
 	if s.ID.Name() != rec.Name || len(rec.Content) != 64 {
 		t.Fatalf("the fixture lists %s of content %q, want %s of a digest of version 1", rec.Name, rec.Content, s.ID.Name())
@@ -66,8 +66,8 @@ func V1(t testing.TB) V1Segment {
 	return s
 }
 
-// V1Points returns the points of the segment of V1.
-func V1Points() []tsstore.Point {
+// v1Points returns the points of the segment of V1.
+func v1Points() []tsstore.Point {
 	var ps []tsstore.Point
 	for i := range 240 {
 		ls := tsstore.Labels{{Name: "merchant", Value: fmt.Sprint("m", i%7)}, {Name: "v", Value: AwkwardValues[i%len(AwkwardValues)]}}
