@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,12 +43,18 @@ func newTestAPI(t *testing.T, opts *Options) *testAPI {
 // newTestAPIWith is newTestAPI with the engine's options.
 func newTestAPIWith(t testing.TB, engOpts *writeback.Options, opts *Options) *testAPI {
 	t.Helper()
+	return newTestAPIOn(t, memstore.New(nil), engOpts, opts)
+}
+
+// newTestAPIOn is newTestAPIWith over store.
+func newTestAPIOn(t testing.TB, store tsstore.Store, engOpts *writeback.Options, opts *Options) *testAPI {
+	t.Helper()
 	dir := t.TempDir()
 	cache, err := localcache.Open(filepath.Join(dir, "cache"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, memstore.New(nil), engOpts)
+	eng, err := writeback.New(cache, store, engOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,5 +332,96 @@ func TestTokenFile(t *testing.T) {
 		if _, err := a.MerchantToken(id); !errors.Is(err, tsstore.ErrInvalid) {
 			t.Errorf("MerchantToken(%q): %v, want ErrInvalid", id, err)
 		}
+	}
+}
+
+// heldStore holds every Write until release is closed; entered is closed
+// at the first.
+type heldStore struct {
+	tsstore.Store
+	entered, release chan struct{}
+	once, done       sync.Once
+}
+
+// let releases every Write, now and later.
+func (s *heldStore) let() { s.done.Do(func() { close(s.release) }) }
+
+func (s *heldStore) Write(ctx context.Context, cells []tsstore.Cell) error {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.Store.Write(ctx, cells)
+}
+
+// TestAdmitWhileFlushing: while the engine flushes, a write request beyond
+// its FlushWriters waits in Admit before it decodes anything, and goes on
+// when a write ends; one whose client goes away while it waits gets 503
+// and nothing of it is kept.
+func TestAdmitWhileFlushing(t *testing.T) {
+	store := &heldStore{Store: memstore.New(nil), entered: make(chan struct{}), release: make(chan struct{})}
+	ta := newTestAPIOn(t, store, &writeback.Options{FlushWriters: 1, FlushInterval: -1}, nil)
+	t.Cleanup(store.let) // before the engine's Close, should the test stop early
+	line := func(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
+	if w := ta.do("POST", "/write?precision=s", ta.token, nil, line(1)); w.Code != http.StatusNoContent {
+		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		_, err := ta.eng.Flush(context.Background())
+		flushed <- err
+	}()
+	<-store.entered
+	hold, err := ta.eng.Admit(context.Background()) // the one place while flushing
+	if err != nil {
+		t.Fatal(err)
+	}
+	// waiting waits until n requests in all have waited in Admit.
+	waiting := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no request waiting to be admitted after 10 s (AdmitWaits %d, want %d)", ta.eng.Stats().AdmitWaits, n)
+			}
+		}
+	}
+	written := ta.eng.Stats().PointsWritten
+
+	// A request whose client leaves while it waits.
+	cctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		r := httptest.NewRequest("POST", "/write?precision=s", bytes.NewReader(line(100))).WithContext(cctx)
+		r.Header.Set("Authorization", "Bearer "+ta.token)
+		w := httptest.NewRecorder()
+		ta.api.ServeHTTP(w, r)
+		gone <- w
+	}()
+	waiting(1)
+	cancel()
+	if w := <-gone; w.Code != http.StatusServiceUnavailable {
+		t.Errorf("request cancelled while waiting: %d %s, want 503", w.Code, w.Body)
+	}
+
+	// Requests of both kinds wait, then go on when the place is free.
+	results := make(chan *httptest.ResponseRecorder, 2)
+	go func() { results <- ta.do("POST", "/write?precision=s", ta.token, nil, line(10)) }()
+	go func() {
+		results <- ta.do("POST", "/v1/events", ta.token, ctype("application/json"), []byte(`[{"metric":"m","value":20}]`))
+	}()
+	waiting(3)
+	if got := ta.eng.Stats().PointsWritten; got != written {
+		t.Fatalf("points written while every request waited: %d, want %d", got, written)
+	}
+	hold()
+	for range 2 {
+		if w := <-results; w.Code != http.StatusNoContent && w.Code != http.StatusOK {
+			t.Errorf("request after waiting: %d %s", w.Code, w.Body)
+		}
+	}
+	store.let()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := ta.total("m"); got != 31 {
+		t.Errorf("m = %v, want 31 (1 + 10 + 20; the cancelled 100 is not kept)", got)
 	}
 }

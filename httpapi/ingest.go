@@ -62,6 +62,23 @@ func (a *API) bodyError(w http.ResponseWriter, api string, err error) {
 	Error(w, http.StatusBadRequest, err.Error())
 }
 
+// admit waits, when the engine bounds the writes running at once
+// (Admitter), until this request may decode and write its body; it
+// answers 503 and reports false when the request ends first.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, api string) (release func(), ok bool) {
+	ad, isAdmitter := a.eng.(Admitter)
+	if !isAdmitter {
+		return func() {}, true
+	}
+	release, err := ad.Admit(r.Context())
+	if err != nil {
+		a.reject(api, "unavailable")
+		Error(w, http.StatusServiceUnavailable, fmt.Sprintf("waiting to write while the server flushes: %v", err))
+		return nil, false
+	}
+	return release, true
+}
+
 // write hands the points of one request to the engine in ONE Write: all of
 // them are kept or none.
 func (a *API) write(w http.ResponseWriter, r *http.Request, api string, points []tsstore.Point) bool {
@@ -107,6 +124,11 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, merchant string
 		return
 	}
 	buf.body = body
+	release, ok := a.admit(w, r, api)
+	if !ok {
+		return
+	}
+	defer release()
 	points, err := parse(buf.points[:0], body, a.decode, merchant, a.now())
 	buf.points = points // nil on error: the decoder may have written past what it returned
 	if err != nil {
@@ -132,6 +154,11 @@ func (a *API) postLineProtocol(api string) func(http.ResponseWriter, *http.Reque
 			return
 		}
 		buf.body = body
+		release, ok := a.admit(w, r, api)
+		if !ok {
+			return
+		}
+		defer release()
 		points, err := lineproto.Append(buf.points[:0], body, r.URL.Query().Get("precision"), merchant, a.now())
 		buf.points = points // nil on error: the decoder may have written past what it returned
 		if err != nil {

@@ -19,7 +19,8 @@
 # (default 3m; 0 skips the sustained run), PROFILE
 # (a file: write there the sustained server's CPU profile from 30 s into
 # the run, for 90 s),
-# FLUSH_INTERVAL (45s), FLUSH_BUDGET (15s), VM (victoria-metrics binary,
+# FLUSH_INTERVAL (45s), FLUSH_BUDGET (15s), FLUSH_WRITERS (the sustained
+# server's -flush-writers; empty means its default, -1 no bound), VM (victoria-metrics binary,
 # default $(go env GOPATH)/bin/victoria-metrics; build it with
 # go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0).
 set -euo pipefail
@@ -30,6 +31,7 @@ SUSTAIN=${SUSTAIN:-3m}
 PROFILE=${PROFILE:-}
 FLUSH_INTERVAL=${FLUSH_INTERVAL:-45s}
 FLUSH_BUDGET=${FLUSH_BUDGET:-15s}
+FLUSH_WRITERS=${FLUSH_WRITERS:-}
 VM=${VM:-$(go env GOPATH)/bin/victoria-metrics}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hourglass-bench.XXXXXX")
@@ -98,6 +100,7 @@ if [ "$SUSTAIN" != 0 ]; then
     pport=$(free_port)
     extra=(-pprof "127.0.0.1:$pport")
   fi
+  [ -n "$FLUSH_WRITERS" ] && extra+=(-flush-writers "$FLUSH_WRITERS")
   start_server "$work/sustain" -flush-interval "$FLUSH_INTERVAL" -flush-budget "$FLUSH_BUDGET" "${extra[@]}"
   log "load average before the sustained run: $(cut -d' ' -f1-3 /proc/loadavg)"
   if [ -n "$PROFILE" ]; then

@@ -58,9 +58,11 @@ type archiving struct {
 func (e *Engine) startArchiving(g Generation, pr *genProgress) *archiving {
 	a := &archiving{done: make(chan struct{})}
 	e.archWG.Add(1)
+	leave := e.gate.enter()
 	go func() {
 		defer e.archWG.Done()
 		defer close(a.done)
+		defer leave()
 		for i, arch := range e.opts.Archives {
 			if pr.archivesDone[i] {
 				continue

@@ -32,6 +32,12 @@
 // then refused with tsstore.ErrBackPressure; the backlog drains on
 // recovery, at DrainRate when set.
 //
+// While flush work runs, [Engine.Admit] lets at most Options.FlushWriters
+// writes run at once (half of GOMAXPROCS by default), so that a flush
+// under full ingest keeps the CPU to end within its budget; callers that
+// decode requests (httpapi) call it before decoding. Stats.Flushing and
+// the gauge hourglass_writeback_flushing say when flush work runs.
+//
 // # Quarantine
 //
 // A flush never halts on cells a store refuses for good. When a store

@@ -106,6 +106,13 @@ type Options struct {
 	// in their caches (see Peers); nil means this engine's cache and the
 	// store only.
 	Peers Peers
+	// FlushWriters bounds the writes Admit lets run at once while a flush
+	// (or its archive step) runs, so that the flush keeps CPU enough to
+	// end within its budget under full ingest: 0 means half of GOMAXPROCS
+	// (at least 1), a negative value means no bound. A write waiting for
+	// its durability (an fsync, a Redis round trip) holds its place: with
+	// DurabilitySynced and small batches, raise it.
+	FlushWriters int
 }
 
 // FlushReport describes one flush.
@@ -164,6 +171,9 @@ type Engine struct {
 	archWG     sync.WaitGroup
 	closed     atomic.Bool
 
+	// gate bounds the writes Admit lets run while flush work runs.
+	gate gate
+
 	stats engineStats
 }
 
@@ -187,6 +197,9 @@ type engineStats struct {
 	flushes, flushErrors, overruns, cellsFlushed atomic.Int64
 	quarantined                                  atomic.Int64
 	lastFlushNanos, lastFlushCells               atomic.Int64
+	// admitWaits counts the Admit calls that waited, admitWaitNanos
+	// their time waiting.
+	admitWaits, admitWaitNanos atomic.Int64
 	// speed is the measured store write speed in cells/s (float64 bits).
 	speed atomic.Uint64
 }
@@ -258,6 +271,7 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	e.gate.limit = flushWriters(o.FlushWriters)
 	e.log = o.Logger
 	if e.log == nil {
 		e.log = slog.Default()
@@ -671,6 +685,7 @@ func (e *Engine) Flush(ctx context.Context) (FlushReport, error) {
 func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
+	defer e.gate.enter()()
 	rep.Start = e.opts.Now()
 	start := time.Now()
 	deadline := start.Add(e.opts.FlushBudget)

@@ -42,6 +42,14 @@ type Stats struct {
 	// PartialAnswers counts queries (Query, Cells and their Detailed
 	// forms) answered without the cells of some peers (Options.Peers).
 	PartialAnswers int64
+	// AdmitWaits counts the writes Admit held back while a flush ran
+	// (Options.FlushWriters; including those whose context ended while
+	// they waited), AdmitWait their total time waiting.
+	AdmitWaits int64
+	AdmitWait  time.Duration
+	// Flushing reports flush work running: a flush, or the archive step
+	// of one that ended at its budget.
+	Flushing bool
 }
 
 // Stats returns the engine's current figures.
@@ -59,6 +67,9 @@ func (e *Engine) Stats() Stats {
 		StoreSpeed:        e.speed(),
 		PartialAnswers:    e.stats.partial.Load(),
 		QuarantinedCells:  e.stats.quarantined.Load(),
+		AdmitWaits:        e.stats.admitWaits.Load(),
+		AdmitWait:         time.Duration(e.stats.admitWaitNanos.Load()),
+		Flushing:          e.gate.flushing(),
 	}
 	if e.quarantine != nil {
 		s.Quarantine = e.quarantine.QuarantinedCount()
@@ -95,6 +106,14 @@ var metrics = []promstats.Metric[Stats]{
 	counter("quarantined_cells_total", "Cells the store refused for good during flushes, quarantined by the cache.", func(s *Stats) float64 { return float64(s.QuarantinedCells) }),
 	gauge("quarantined_cells", "Cells in the cache's quarantine now (refused by the store, waiting for a resubmit).", func(s *Stats) float64 { return float64(s.Quarantine) }),
 	counter("partial_answers_total", "Queries answered without the cells of some peers.", func(s *Stats) float64 { return float64(s.PartialAnswers) }),
+	gauge("flushing", "1 while flush work runs (a flush, or the archive step of one that ended at its budget), else 0.", func(s *Stats) float64 {
+		if s.Flushing {
+			return 1
+		}
+		return 0
+	}),
+	counter("admit_waits_total", "Writes held back by Admit while a flush ran (Options.FlushWriters).", func(s *Stats) float64 { return float64(s.AdmitWaits) }),
+	counter("admit_wait_seconds_total", "Time writes waited in Admit while a flush ran.", func(s *Stats) float64 { return s.AdmitWait.Seconds() }),
 }
 
 func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {

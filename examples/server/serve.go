@@ -83,6 +83,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		Archives:      b.archives,
 		FlushInterval: c.flushInterval,
 		FlushBudget:   c.flushBudget,
+		FlushWriters:  c.flushWriters,
 		MaxCacheBytes: c.maxCacheBytes,
 		Logger:        log,
 		OnFlush:       metrics.onFlush,
