@@ -432,6 +432,15 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 		})
 	}
 	var peakCache, peakRSS, maxFlush float64
+	// split divides the run's seconds and acknowledged batches by whether
+	// flush work ran at the end of each second (the server's
+	// hourglass_writeback_flushing), so that the rate with no flush running
+	// and the rate while one runs come from the same server in the same run.
+	var split [2]struct {
+		seconds float64
+		batches int64
+	}
+	last, lastSent := start, int64(0)
 	tick := time.NewTicker(time.Second)
 	for rctx.Err() == nil {
 		select {
@@ -442,6 +451,11 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 				fmt.Fprintf(stderr, "\nscraping /metrics: %v\n", err)
 				continue
 			}
+			now, n := time.Now(), sent.Load()
+			ph := &split[min(int(m["hourglass_writeback_flushing"]), 1)]
+			ph.seconds += now.Sub(last).Seconds()
+			ph.batches += n - lastSent
+			last, lastSent = now, n
 			peakCache = max(peakCache, m["hourglass_writeback_cache_bytes"])
 			maxFlush = max(maxFlush, m["hourglass_writeback_last_flush_seconds"])
 			peakRSS = max(peakRSS, rss(o.pid))
@@ -470,9 +484,15 @@ func sustain(ctx context.Context, client *http.Client, t *lineTarget, o benchOpt
 	peakRSS = max(peakRSS, rss(o.pid))
 	points := float64(sent.Load()) * float64(o.lines*2)
 	s := lat.summarize(elapsed)
-	fmt.Fprintf(stdout, "| sustained, points/s | batch p50 / p99 | refused batches | flushes | flush time / run time | flush speed / ingest speed | longest flush / interval | peak cache | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(stdout, "| %.2f M | %s / %s | %d | %.0f (last, after the run: %s) | %.0f s / %.0f s | %.1f× | %.1f s / %v | %.0f MiB | %.0f MiB |\n",
-		points/elapsed.Seconds()/1e6, ms(s.p50), ms(s.p99), refused.Load(), flushes, final.Round(100*time.Millisecond),
+	rate := func(i int) string {
+		if split[i].seconds == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f M (%.0f s)", float64(split[i].batches)*float64(o.lines*2)/split[i].seconds/1e6, split[i].seconds)
+	}
+	fmt.Fprintf(stdout, "| sustained, points/s | with no flush running / while flushing | batch p50 / p99 | refused batches | flushes | flush time / run time | flush speed / ingest speed | longest flush / interval | peak cache | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(stdout, "| %.2f M | %s / %s | %s / %s | %d | %.0f (last, after the run: %s) | %.0f s / %.0f s | %.1f× | %.1f s / %v | %.0f MiB | %.0f MiB |\n",
+		points/elapsed.Seconds()/1e6, rate(0), rate(1), ms(s.p50), ms(s.p99), refused.Load(), flushes, final.Round(100*time.Millisecond),
 		flushTime, elapsed.Seconds()+final.Seconds(), (elapsed.Seconds()+final.Seconds())/max(flushTime, 1e-9),
 		max(maxFlush, final.Seconds()), o.flushInterval, peakCache/(1<<20), peakRSS/(1<<20))
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -49,13 +50,18 @@ func TestBench(t *testing.T) {
 	}
 	stdout.Reset()
 	err := run(context.Background(), []string{"bench", "-hourglass", srv.url, "-tokens", filepath.Join(dir, "tokens.json"),
-		"-merchants", "3", "-series", "5", "-batches", "6", "-lines", "50", "-sustain", "1s", "-flush-interval", "1h", "-pid", fmt.Sprint(srv.cmd.Process.Pid)}, &stdout, &stderr)
+		"-merchants", "3", "-series", "5", "-batches", "6", "-lines", "50", "-sustain", "3s", "-flush-interval", "1h", "-pid", fmt.Sprint(srv.cmd.Process.Pid)}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("loadgen bench -sustain: %v\n%s", err, stderr.String())
 	}
 	t.Logf("sustained:\n%s", stdout.String())
-	if !strings.Contains(stdout.String(), "| sustained, points/s |") || !strings.Contains(stdout.String(), "MiB |") {
+	if !strings.Contains(stdout.String(), "| sustained, points/s | with no flush running / while flushing |") || !strings.Contains(stdout.String(), "MiB |") {
 		t.Errorf("no sustained table in:\n%s", stdout.String())
+	}
+	// No flush ran (the interval is an hour): every second is one with no
+	// flush running.
+	if !regexp.MustCompile(`\| [0-9.]+ M \| [0-9.]+ M \([0-9]+ s\) / - \|`).MatchString(stdout.String()) {
+		t.Errorf("the sustained row does not give the rate with no flush running alone:\n%s", stdout.String())
 	}
 }
 
