@@ -126,7 +126,10 @@ type Consumer struct {
 	j    *journal
 	cfg  amqp.Config
 
-	stop      chan struct{}
+	stop chan struct{}
+	// stopCtx ends when stop is closed, for the waits that take a context.
+	stopCtx   context.Context
+	endStop   context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -148,6 +151,7 @@ type consumerStats struct {
 // cache: keep them together, and use one journal per consumer Name.
 func Open(ctx context.Context, url string, eng Engine, journalDir string, opts *Options) (*Consumer, error) {
 	c := &Consumer{url: url, eng: eng, stop: make(chan struct{})}
+	c.stopCtx, c.endStop = context.WithCancel(context.Background())
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -236,6 +240,7 @@ func Run(ctx context.Context, url string, eng Engine, journalDir string, opts *O
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
+		c.endStop()
 		c.wg.Wait()
 		c.closeErr = c.j.close()
 	})
@@ -495,6 +500,11 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 		c.deadLetter(ch, pub, d, c.opts.WriteQueue, "no message id (the idempotency key)")
 		return
 	}
+	release, ok := c.admit()
+	if !ok {
+		return // the delivery returns to the queue with the channel
+	}
+	defer release()
 	points, err := DecodeBatch(d.Body)
 	if err != nil {
 		c.deadLetter(ch, pub, d, c.opts.WriteQueue, err.Error())
@@ -574,6 +584,20 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 	c.finish(id, true)
 	c.stats.points.Add(int64(len(points)))
 	c.ack(d)
+}
+
+// admit waits, when the engine bounds the writes running at once (as
+// writeback.Engine.Admit does while it flushes), until a delivery may be
+// decoded and written; false means Close came first.
+func (c *Consumer) admit() (release func(), ok bool) {
+	ad, isAdmitter := c.eng.(interface {
+		Admit(ctx context.Context) (func(), error)
+	})
+	if !isAdmitter {
+		return func() {}, true
+	}
+	release, err := ad.Admit(c.stopCtx)
+	return release, err == nil
 }
 
 func (c *Consumer) finish(id string, applied bool) {

@@ -16,7 +16,10 @@ import (
 
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
+	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
+	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
 
 func openConsumer(t testing.TB, url string, eng amqpsource.Engine, opts amqpsource.Options) *amqpsource.Consumer {
@@ -293,3 +296,90 @@ func TestRequestReply(t *testing.T) {
 }
 
 var cmpMatchers = cmp.Comparer(func(a, b tsstore.Matcher) bool { return a.String() == b.String() })
+
+// heldStore holds every Write until let is called; entered is closed at
+// the first.
+type heldStore struct {
+	tsstore.Store
+	entered, release chan struct{}
+	once, done       sync.Once
+}
+
+func (s *heldStore) Write(ctx context.Context, cells []tsstore.Cell) error {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return s.Store.Write(ctx, cells)
+}
+
+func (s *heldStore) let() { s.done.Do(func() { close(s.release) }) }
+
+// TestAdmitWhileFlushing: while the engine flushes with its one write
+// place taken, a delivery waits in Admit before it is decoded or written;
+// Close does not wait for the flush, and the delivery comes back to the
+// next consumer and is written once.
+func TestAdmitWhileFlushing(t *testing.T) {
+	url := servertest.AMQP(t)
+	o := queues(t, url)
+	store := &heldStore{Store: memstore.New(nil), entered: make(chan struct{}), release: make(chan struct{})}
+	cache, err := localcache.Open(t.TempDir(), &localcache.Options{Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := eng.Close(); err != nil {
+			t.Errorf("engine close: %v", err)
+		}
+		if err := cache.Close(); err != nil {
+			t.Errorf("cache close: %v", err)
+		}
+	})
+	t.Cleanup(store.let) // before the engine's Close, should the test stop early
+
+	base := time.Now().UnixMilli()
+	batches := [][]tsstore.Point{batchPoints(0, 5, base), batchPoints(1, 5, base)}
+	if err := eng.Write(ctx, batches[0]); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		_, err := eng.Flush(ctx)
+		flushed <- err
+	}()
+	<-store.entered
+	hold, err := eng.Admit(ctx) // the one place while flushing
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openConsumer(t, url, eng, o)
+	if err := openPublisher(t, url, o.WriteQueue).Publish(ctx, "batch-1", batches[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the delivery waiting to be admitted", 30*time.Second, func() bool { return eng.Stats().AdmitWaits >= 1 })
+	if s := c.Stats(); s.Points != 0 || s.Acked != 0 {
+		t.Fatalf("stats while the delivery waits: %+v, want nothing written or acknowledged", s)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for the flush")
+	}
+	hold()
+	c2 := openConsumer(t, url, eng, o)
+	waitFor(t, "the delivery written by the next consumer", 30*time.Second, func() bool { return c2.Stats().Acked == 1 })
+	store.let()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(oracle(t, batches, base), allViews(t, eng, base)); d != "" {
+		t.Errorf("engine differs from the oracle (-want +got):\n%s", d)
+	}
+}
