@@ -249,6 +249,10 @@ func TestConflicts(t *testing.T) {
 	if err := s.Write(context.Background(), []tsstore.Cell{e, f}); !errors.Is(err, tsstore.ErrConflict) {
 		t.Errorf("batch with two aggregates for one identity: got %v, want ErrConflict", err)
 	}
+	// The second aggregate after a later cell of the series.
+	if err := s.Write(context.Background(), []tsstore.Cell{e, mkCell("orders", ls, at(303), 0, 1), f}); !errors.Is(err, tsstore.ErrConflict) {
+		t.Errorf("batch with two aggregates for one identity, a later cell between them: got %v, want ErrConflict", err)
+	}
 	// Nothing of the failed batches was stored.
 	got, err := s.Cells(context.Background(), tsstore.Selector{Metric: "orders", From: at(300), To: at(303)})
 	if err != nil {

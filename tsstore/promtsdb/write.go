@@ -25,12 +25,17 @@ import (
 // count of m-map markers that it never resets within the commit), and
 // every series of a flush that rewrites a late window starts one: one
 // commit per Write of 10,000 such cells was most of the store's CPU
-// (BenchmarkWriteFlushes). In-order samples of a series the store knows
-// do not count, so a flush of new minutes still commits once per Write;
-// a series it does not know yet (since Open, or a failed commit) counts
-// all of its. The Store's contract allows it: the cells of a failed Write
-// may or may not be stored.
-const oooCommitSamples = 1024
+// (BenchmarkWriteFlushes). Those series start their chunks in step (a
+// chunk holds 32 samples, and each series gets one per minute of the
+// window), so some commits start a chunk with nearly every sample: at
+// 1,024 samples such a commit allocated 8 MB of markers (half of all the
+// Store's allocations), and 256 took about a fifth less CPU a cell (128
+// no less, 64 more: each commit also writes to the TSDB's logs). In-order
+// samples of a series the store knows do not count, so a flush of new
+// minutes still commits once per Write; a series it does not know yet
+// (since Open, or a failed commit) counts all of its. The Store's contract
+// allows it: the cells of a failed Write may or may not be stored.
+const oooCommitSamples = 256
 
 // numStripes is the number of locks that serialize writes per series; a
 // power of two at most 64 (a batch's stripes are a uint64 bit set).
@@ -184,7 +189,7 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 	// (Two passes measured faster than appending in the first: tried again
 	// with tsdb v0.316.0.)
 	batch := s.batchSeq.Add(1)
-	slow := false
+	slow, again := false, false
 	minTs := int64(math.MaxInt64)
 	for i := range cells {
 		c := &cells[i]
@@ -201,11 +206,14 @@ func (s *Store) write(ctx context.Context, cells []tsstore.Cell, redo bool) erro
 		if !ss.known || ts <= ss.prevMax || ts <= ss.batchMax {
 			ss.slow, slow = true, true
 		}
+		if ts <= ss.batchMax {
+			again = true // it may repeat an earlier cell of the batch
+		}
 		ss.batchMax = max(ss.batchMax, ts)
 		minTs = min(minTs, ts)
 	}
 	if slow {
-		if err := s.check(ctx, cells, states, todo); err != nil {
+		if err := s.check(ctx, cells, states, todo, again); err != nil {
 			return err
 		}
 	}
@@ -373,10 +381,17 @@ type pendKey struct {
 // check handles the cells of the series marked slow: duplicates within the
 // batch, and cells that may already be stored, which it reads back. It sets
 // todo[i] to the components still to append (0 for an identical rewrite)
-// and fails with ErrConflict on a different aggregate.
-func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*seriesState, todo []uint8) error {
+// and fails with ErrConflict on a different aggregate. again reports that
+// some cell is at or before an earlier cell of its series in the batch:
+// without one, no cell repeats another, and the map that finds repeats
+// (most of check's CPU in a flush of a late window, which has none) is
+// not built.
+func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*seriesState, todo []uint8, again bool) error {
 	// Duplicates within the batch.
-	first := make(map[pendKey]int)
+	var first map[pendKey]int
+	if again {
+		first = make(map[pendKey]int)
+	}
 	var reads []*seriesState
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for i := range cells {
@@ -386,16 +401,18 @@ func (s *Store) check(ctx context.Context, cells []tsstore.Cell, states []*serie
 		}
 		c := &cells[i]
 		ts := c.Start + int64(c.Seq)
-		k := pendKey{ss, ts}
-		if j, ok := first[k]; ok {
-			if cells[j].Agg != c.Agg {
-				return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
-					i, c.IDString(), j, cells[j].Agg, c.Agg)
+		if again {
+			k := pendKey{ss, ts}
+			if j, ok := first[k]; ok {
+				if cells[j].Agg != c.Agg {
+					return tsstore.Errorf(tsstore.ErrConflict, "promtsdb: write: cell %d %s appears twice in the batch (also as cell %d) with different aggregates: %+v and %+v",
+						i, c.IDString(), j, cells[j].Agg, c.Agg)
+				}
+				todo[i] = 0
+				continue
 			}
-			todo[i] = 0
-			continue
+			first[k] = i
 		}
-		first[k] = i
 		if todo[i] != 0 && (!ss.known || ts <= ss.prevMax) && !(ss.unstored(ts, c.Seq) && !s.external.Load()) {
 			if ss.readLo == math.MaxInt64 {
 				reads = append(reads, ss)
