@@ -12,10 +12,10 @@ import (
 // flush runs, every write starts at once. While a flush or the archive
 // step it started runs, at most Options.FlushWriters writes run at once,
 // so that the flush keeps the rest of the CPU and ends within its budget
-// when ingest alone would fill the machine: on two shared cores a flush
-// that competes freely with four busy writers gets about a fifth of the
-// CPU, and its speed, not the write rate, is what bounds the rate a
-// server can sustain. Admit fails only with ctx's error.
+// when ingest alone would fill the machine: a flush that competes freely
+// with every busy writer gets only its share of the goroutines, and its
+// speed, not the write rate, bounds the rate a server can sustain. Admit
+// fails only with ctx's error.
 //
 // Admission is cooperative: Write does not call Admit. Callers that do
 // work of their own per write (httpapi decodes a request's body) call it
