@@ -17,9 +17,7 @@ import (
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
-	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
-	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
 
 func openConsumer(t testing.TB, url string, eng amqpsource.Engine, opts amqpsource.Options) *amqpsource.Consumer {
@@ -321,22 +319,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	url := servertest.AMQP(t)
 	o := queues(t, url)
 	store := &heldStore{Store: memstore.New(nil), entered: make(chan struct{}), release: make(chan struct{})}
-	cache, err := localcache.Open(t.TempDir(), &localcache.Options{Shards: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := eng.Close(); err != nil {
-			t.Errorf("engine close: %v", err)
-		}
-		if err := cache.Close(); err != nil {
-			t.Errorf("cache close: %v", err)
-		}
-	})
+	eng := newEngineWith(t, t.TempDir(), store, 1)
 	t.Cleanup(store.let) // before the engine's Close, should the test stop early
 
 	base := time.Now().UnixMilli()
