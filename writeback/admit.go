@@ -8,37 +8,45 @@ import (
 )
 
 // Admit waits until the caller may start a write and returns the function
-// that ends it (call it once, when the write's work is done). While no
-// flush runs, every write starts at once. While a flush or the archive
-// step it started runs, at most Options.FlushWriters writes run at once,
-// so that the flush keeps the rest of the CPU and ends within its budget
-// when ingest alone would fill the machine: a flush that competes freely
-// with every busy writer gets only its share of the goroutines, and its
-// speed, not the write rate, bounds the rate a server can sustain. Admit
-// fails only with ctx's error.
+// that ends it (call it when the write's work is done; later calls do
+// nothing). While no flush runs, every write starts at once. While flush
+// work runs (a flush, or an archive step still running after its flush),
+// at most Options.FlushWriters writes run at once, admitted in the order
+// they came: a flush that competes freely with every busy writer gets only
+// its share of the goroutines and runs longer, and its CPU a point, not
+// the write rate, bounds the rate a server can sustain. Admit fails only
+// with ctx's error.
 //
 // Admission is cooperative: Write does not call Admit. Callers that do
-// work of their own per write (httpapi decodes a request's body) call it
-// before that work, so that the bound covers it.
+// work of their own per write call it before that work (httpapi before
+// parsing a request's body, amqpsource before decoding a delivery), so
+// that the bound covers it.
 func (e *Engine) Admit(ctx context.Context) (release func(), err error) {
-	return e.gate.admit(ctx, &e.stats)
+	return e.admission.admit(ctx, &e.stats)
 }
 
-// gate bounds the writes admitted at once while flush work runs (busy >
-// 0); see Engine.Admit.
-type gate struct {
+// admission bounds the writes running at once while flush work runs
+// (busy > 0); see Engine.Admit.
+type admission struct {
 	limit int // the bound while busy; 0 means none
 
-	mu     sync.Mutex
-	busy   int // flushes and archive steps running
-	active int // writes admitted and not yet released
-	// wake is closed, and replaced, when a waiter may be admitted: on a
-	// release, and when the last flush work ends.
-	wake chan struct{}
+	mu     sync.Mutex // guards busy, active and waiting
+	busy   int        // flushes and archive steps running
+	active int        // writes admitted and not yet released
+	// waiting holds the writes waiting for a place, oldest first. A
+	// place freed while busy goes to the oldest; the end of the flush
+	// work admits them all.
+	waiting []*admitWaiter
+}
+
+// admitWaiter is a write waiting in Admit: admitted is closed when it has
+// a place (counted in active).
+type admitWaiter struct {
+	admitted chan struct{}
 }
 
 // flushWriters returns the bound Options.FlushWriters asks for: 0 means
-// half of GOMAXPROCS, at least 1; a negative value means none.
+// half of GOMAXPROCS at New, at least 1; a negative value means none.
 func flushWriters(n int) int {
 	switch {
 	case n < 0:
@@ -49,72 +57,90 @@ func flushWriters(n int) int {
 	return n
 }
 
-func (g *gate) admit(ctx context.Context, stats *engineStats) (func(), error) {
-	var waited time.Time
-	defer func() {
-		if !waited.IsZero() {
-			stats.admitWaitNanos.Add(int64(time.Since(waited)))
-		}
-	}()
-	for {
-		g.mu.Lock()
-		if g.limit == 0 || g.busy == 0 || g.active < g.limit {
-			g.active++
-			g.mu.Unlock()
-			var once sync.Once
-			return func() { once.Do(g.release) }, nil
-		}
-		if g.wake == nil {
-			g.wake = make(chan struct{})
-		}
-		wake := g.wake
-		g.mu.Unlock()
-		if waited.IsZero() {
-			waited = time.Now()
-			stats.admitWaits.Add(1)
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+func (a *admission) admit(ctx context.Context, stats *engineStats) (func(), error) {
+	a.mu.Lock()
+	if a.limit == 0 || a.busy == 0 || a.active < a.limit && len(a.waiting) == 0 {
+		a.active++
+		a.mu.Unlock()
+		return a.releaser(), nil
+	}
+	w := &admitWaiter{admitted: make(chan struct{})}
+	a.waiting = append(a.waiting, w)
+	a.mu.Unlock()
+	stats.admitWaits.Add(1)
+	start := time.Now()
+	defer func() { stats.admitWaitNanos.Add(int64(time.Since(start))) }()
+	select {
+	case <-w.admitted:
+		return a.releaser(), nil
+	case <-ctx.Done():
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-w.admitted: // a place came with the end of ctx: pass it on
+		a.releaseLocked()
+	default:
+		for i, x := range a.waiting {
+			if x == w {
+				a.waiting = append(a.waiting[:i], a.waiting[i+1:]...)
+				break
+			}
 		}
 	}
+	return nil, ctx.Err()
 }
 
-func (g *gate) release() {
-	g.mu.Lock()
-	g.active--
-	g.wakeLocked()
-	g.mu.Unlock()
-}
-
-// enter marks flush work running until the function it returns is called.
-func (g *gate) enter() (leave func()) {
-	g.mu.Lock()
-	g.busy++
-	g.mu.Unlock()
+// releaser returns the function that ends an admitted write, once.
+func (a *admission) releaser() func() {
+	var once sync.Once
 	return func() {
-		g.mu.Lock()
-		g.busy--
-		if g.busy == 0 {
-			g.wakeLocked()
-		}
-		g.mu.Unlock()
+		once.Do(func() {
+			a.mu.Lock()
+			a.releaseLocked()
+			a.mu.Unlock()
+		})
 	}
+}
+
+// releaseLocked ends an admitted write: its place goes to the oldest
+// waiter, or is freed.
+func (a *admission) releaseLocked() {
+	if len(a.waiting) > 0 && (a.busy == 0 || a.active <= a.limit) {
+		w := a.waiting[0]
+		a.waiting = a.waiting[1:]
+		close(w.admitted) // the place passes on: active stays
+		return
+	}
+	a.active--
+}
+
+// start marks flush work running until the matching end.
+func (a *admission) start() {
+	a.mu.Lock()
+	a.busy++
+	a.mu.Unlock()
+}
+
+// end ends what start began; when the last flush work ends, every waiting
+// write is admitted.
+func (a *admission) end() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.busy--
+	if a.busy > 0 {
+		return
+	}
+	for _, w := range a.waiting {
+		a.active++
+		close(w.admitted)
+	}
+	a.waiting = nil
 }
 
 // flushing reports flush work running.
-func (g *gate) flushing() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.busy > 0
-}
-
-// wakeLocked lets every waiter try again (they are few: the writes beyond
-// the bound).
-func (g *gate) wakeLocked() {
-	if g.wake != nil {
-		close(g.wake)
-		g.wake = nil
-	}
+func (a *admission) flushing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.busy > 0
 }

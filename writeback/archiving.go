@@ -58,11 +58,13 @@ type archiving struct {
 func (e *Engine) startArchiving(g Generation, pr *genProgress) *archiving {
 	a := &archiving{done: make(chan struct{})}
 	e.archWG.Add(1)
-	leave := e.gate.enter()
+	e.admission.start()
 	go func() {
 		defer e.archWG.Done()
 		defer close(a.done)
-		defer leave()
+		// Before done: a flush that sees the step end sees it out of
+		// the admission's count.
+		defer e.admission.end()
 		for i, arch := range e.opts.Archives {
 			if pr.archivesDone[i] {
 				continue

@@ -34,9 +34,10 @@
 //
 // While flush work runs, [Engine.Admit] lets at most Options.FlushWriters
 // writes run at once (half of GOMAXPROCS by default), so that a flush
-// under full ingest keeps the CPU to end within its budget; callers that
-// decode requests (httpapi) call it before decoding. Stats.Flushing and
-// the gauge hourglass_writeback_flushing say when flush work runs.
+// under full ingest gets more of the CPU and ends sooner; callers that
+// decode requests (httpapi, amqpsource) call it before decoding.
+// Stats.Flushing and the gauge hourglass_writeback_flushing say when
+// flush work runs.
 //
 // # Quarantine
 //

@@ -106,12 +106,15 @@ type Options struct {
 	// in their caches (see Peers); nil means this engine's cache and the
 	// store only.
 	Peers Peers
-	// FlushWriters bounds the writes Admit lets run at once while a flush
-	// (or its archive step) runs, so that the flush keeps CPU enough to
-	// end within its budget under full ingest: 0 means half of GOMAXPROCS
-	// (at least 1), a negative value means no bound. A write waiting for
-	// its durability (an fsync, a Redis round trip) holds its place: with
-	// DurabilitySynced and small batches, raise it.
+	// FlushWriters bounds the writes Admit lets run at once while flush
+	// work runs (a flush, or an archive step still running after its
+	// flush), so that under full ingest the flush gets more of the CPU and
+	// ends sooner: 0 means half of GOMAXPROCS at New (at least 1), a
+	// negative value means no bound. A write waiting for its durability
+	// (an fsync, a Redis round trip) holds its place, so with
+	// DurabilitySynced and small batches raise it; a flush waiting on a
+	// slow store or archive keeps the bound too (not while it paces a
+	// drain: see DrainRate).
 	FlushWriters int
 }
 
@@ -171,8 +174,8 @@ type Engine struct {
 	archWG     sync.WaitGroup
 	closed     atomic.Bool
 
-	// gate bounds the writes Admit lets run while flush work runs.
-	gate gate
+	// admission bounds the writes Admit lets run while flush work runs.
+	admission admission
 
 	stats engineStats
 }
@@ -271,7 +274,7 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	e.gate.limit = flushWriters(o.FlushWriters)
+	e.admission.limit = flushWriters(o.FlushWriters)
 	e.log = o.Logger
 	if e.log == nil {
 		e.log = slog.Default()
@@ -685,7 +688,8 @@ func (e *Engine) Flush(ctx context.Context) (FlushReport, error) {
 func (e *Engine) flush(ctx context.Context) (rep FlushReport, err error) {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
-	defer e.gate.enter()()
+	e.admission.start()
+	defer e.admission.end()
 	rep.Start = e.opts.Now()
 	start := time.Now()
 	deadline := start.Add(e.opts.FlushBudget)
@@ -821,10 +825,8 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		e.stats.cellsFlushed.Add(written)
 		if backlog && e.opts.DrainRate > 0 {
 			if pause := time.Duration(float64(len(chunk))/e.opts.DrainRate*float64(time.Second)) - took; pause > 0 {
-				select {
-				case <-ctx.Done():
-					return false, ctx.Err()
-				case <-time.After(pause):
+				if err := e.pace(ctx, pause); err != nil {
+					return false, err
 				}
 			}
 		}
@@ -846,6 +848,19 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	}
 	delete(e.progress, g.Gen)
 	return true, nil
+}
+
+// pace waits d between a drain's store writes, with writes unbounded: a
+// flush that waits on purpose leaves the CPU to them (see Admit).
+func (e *Engine) pace(ctx context.Context, d time.Duration) error {
+	e.admission.end()
+	defer e.admission.start()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // flushOrder orders cells by start, metric and labels.

@@ -47,8 +47,8 @@ type Stats struct {
 	// they waited), AdmitWait their total time waiting.
 	AdmitWaits int64
 	AdmitWait  time.Duration
-	// Flushing reports flush work running: a flush, or the archive step
-	// of one that ended at its budget.
+	// Flushing reports flush work running: a flush, or an archive step
+	// still running after its flush.
 	Flushing bool
 }
 
@@ -69,7 +69,7 @@ func (e *Engine) Stats() Stats {
 		QuarantinedCells:  e.stats.quarantined.Load(),
 		AdmitWaits:        e.stats.admitWaits.Load(),
 		AdmitWait:         time.Duration(e.stats.admitWaitNanos.Load()),
-		Flushing:          e.gate.flushing(),
+		Flushing:          e.admission.flushing(),
 	}
 	if e.quarantine != nil {
 		s.Quarantine = e.quarantine.QuarantinedCount()
@@ -106,7 +106,7 @@ var metrics = []promstats.Metric[Stats]{
 	counter("quarantined_cells_total", "Cells the store refused for good during flushes, quarantined by the cache.", func(s *Stats) float64 { return float64(s.QuarantinedCells) }),
 	gauge("quarantined_cells", "Cells in the cache's quarantine now (refused by the store, waiting for a resubmit).", func(s *Stats) float64 { return float64(s.Quarantine) }),
 	counter("partial_answers_total", "Queries answered without the cells of some peers.", func(s *Stats) float64 { return float64(s.PartialAnswers) }),
-	gauge("flushing", "1 while flush work runs (a flush, or the archive step of one that ended at its budget), else 0.", func(s *Stats) float64 {
+	gauge("flushing", "1 while flush work runs (a flush, or an archive step still running after its flush), else 0.", func(s *Stats) float64 {
 		if s.Flushing {
 			return 1
 		}
