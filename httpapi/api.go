@@ -39,13 +39,16 @@ type Engine interface {
 
 // Admitter is an Engine that bounds the writes running at once
 // (writeback.Engine.Admit: while it flushes): the ingest handlers call
-// Admit after reading a request's body and release after its Write, so
-// that the bound covers decoding the body too.
+// Admit after reading a request's body (and gunzipping it) and release
+// after its Write, so that the bound covers parsing the body too.
 type Admitter interface {
 	Admit(ctx context.Context) (release func(), err error)
 }
 
-var _ Engine = (*writeback.Engine)(nil)
+var (
+	_ Engine   = (*writeback.Engine)(nil)
+	_ Admitter = (*writeback.Engine)(nil)
+)
 
 // Tokens resolves a request's token. Its methods must be safe for
 // concurrent use and should compare secrets in constant time.

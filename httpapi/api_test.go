@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/tsstore/storetest"
 	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/localcache"
 )
@@ -335,31 +335,14 @@ func TestTokenFile(t *testing.T) {
 	}
 }
 
-// heldStore holds every Write until release is closed; entered is closed
-// at the first.
-type heldStore struct {
-	tsstore.Store
-	entered, release chan struct{}
-	once, done       sync.Once
-}
-
-// let releases every Write, now and later.
-func (s *heldStore) let() { s.done.Do(func() { close(s.release) }) }
-
-func (s *heldStore) Write(ctx context.Context, cells []tsstore.Cell) error {
-	s.once.Do(func() { close(s.entered) })
-	<-s.release
-	return s.Store.Write(ctx, cells)
-}
-
 // TestAdmitWhileFlushing: while the engine flushes, a write request beyond
 // its FlushWriters waits in Admit before it decodes anything, and goes on
 // when a write ends; one whose client goes away while it waits gets 503
 // and nothing of it is kept.
 func TestAdmitWhileFlushing(t *testing.T) {
-	store := &heldStore{Store: memstore.New(nil), entered: make(chan struct{}), release: make(chan struct{})}
+	store := storetest.Hold(memstore.New(nil))
 	ta := newTestAPIOn(t, store, &writeback.Options{FlushWriters: 1, FlushInterval: -1}, nil)
-	t.Cleanup(store.let) // before the engine's Close, should the test stop early
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
 	line := func(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
 	if w := ta.do("POST", "/write?precision=s", ta.token, nil, line(1)); w.Code != http.StatusNoContent {
 		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
@@ -369,7 +352,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 		_, err := ta.eng.Flush(context.Background())
 		flushed <- err
 	}()
-	<-store.entered
+	<-store.Entered()
 	hold, err := ta.eng.Admit(context.Background()) // the one place while flushing
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +400,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 			t.Errorf("request after waiting: %d %s", w.Code, w.Body)
 		}
 	}
-	store.let()
+	store.Let()
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
 	}

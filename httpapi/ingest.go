@@ -63,8 +63,9 @@ func (a *API) bodyError(w http.ResponseWriter, api string, err error) {
 }
 
 // admit waits, when the engine bounds the writes running at once
-// (Admitter), until this request may decode and write its body; it
-// answers 503 and reports false when the request ends first.
+// (Admitter), until this request may parse and write its body; it
+// answers 503 and reports false when the request ends first (its client
+// gone: counted as "cancelled", not as an outage).
 func (a *API) admit(w http.ResponseWriter, r *http.Request, api string) (release func(), ok bool) {
 	ad, isAdmitter := a.eng.(Admitter)
 	if !isAdmitter {
@@ -72,7 +73,7 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, api string) (release
 	}
 	release, err := ad.Admit(r.Context())
 	if err != nil {
-		a.reject(api, "unavailable")
+		a.reject(api, "cancelled")
 		Error(w, http.StatusServiceUnavailable, fmt.Sprintf("waiting to write while the server flushes: %v", err))
 		return nil, false
 	}

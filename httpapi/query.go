@@ -39,10 +39,7 @@ type DetailedEngine interface {
 	QueryDetailed(ctx context.Context, q tsstore.Query) (*tsstore.Result, []string, error)
 }
 
-var (
-	_ DetailedEngine = (*writeback.Engine)(nil)
-	_ Admitter       = (*writeback.Engine)(nil)
-)
+var _ DetailedEngine = (*writeback.Engine)(nil)
 
 type seriesOutput struct {
 	Labels map[string]string `json:"labels"`

@@ -126,10 +126,7 @@ type Consumer struct {
 	j    *journal
 	cfg  amqp.Config
 
-	stop chan struct{}
-	// stopCtx ends when stop is closed, for the waits that take a context.
-	stopCtx   context.Context
-	endStop   context.CancelFunc
+	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -151,7 +148,6 @@ type consumerStats struct {
 // cache: keep them together, and use one journal per consumer Name.
 func Open(ctx context.Context, url string, eng Engine, journalDir string, opts *Options) (*Consumer, error) {
 	c := &Consumer{url: url, eng: eng, stop: make(chan struct{})}
-	c.stopCtx, c.endStop = context.WithCancel(context.Background())
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -240,7 +236,6 @@ func Run(ctx context.Context, url string, eng Engine, journalDir string, opts *O
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
-		c.endStop()
 		c.wg.Wait()
 		c.closeErr = c.j.close()
 	})
@@ -504,7 +499,7 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 	if !ok {
 		return // the delivery returns to the queue with the channel
 	}
-	defer release()
+	defer release() // on the returns before the Write
 	points, err := DecodeBatch(d.Body)
 	if err != nil {
 		c.deadLetter(ch, pub, d, c.opts.WriteQueue, err.Error())
@@ -546,6 +541,7 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 	wctx, cancel := context.WithTimeout(ctx, c.opts.WriteTimeout)
 	err = c.eng.Write(wctx, append(points, c.marker(slot, seq, now)))
 	cancel()
+	release() // what follows (dead letters, settling an unknown outcome) is not a write
 	switch {
 	case err == nil:
 	case errors.Is(err, tsstore.ErrInvalid):
@@ -586,17 +582,32 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 	c.ack(d)
 }
 
-// admit waits, when the engine bounds the writes running at once (as
-// writeback.Engine.Admit does while it flushes), until a delivery may be
+// Admitter is an Engine that bounds the writes running at once
+// (writeback.Engine.Admit: while it flushes). A consumer calls Admit
+// before decoding a delivery and releases right after its Write.
+type Admitter interface {
+	Admit(ctx context.Context) (release func(), err error)
+}
+
+var _ Admitter = (*writeback.Engine)(nil)
+
+// admit waits, when the engine is an Admitter, until a delivery may be
 // decoded and written; false means Close came first.
 func (c *Consumer) admit() (release func(), ok bool) {
-	ad, isAdmitter := c.eng.(interface {
-		Admit(ctx context.Context) (func(), error)
-	})
+	ad, isAdmitter := c.eng.(Admitter)
 	if !isAdmitter {
 		return func() {}, true
 	}
-	release, err := ad.Admit(c.stopCtx)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	release, err := ad.Admit(ctx)
 	return release, err == nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hourglass-io/hourglass/internal/servertest"
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
+	"github.com/hourglass-io/hourglass/tsstore/storetest"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
 
@@ -295,22 +296,6 @@ func TestRequestReply(t *testing.T) {
 
 var cmpMatchers = cmp.Comparer(func(a, b tsstore.Matcher) bool { return a.String() == b.String() })
 
-// heldStore holds every Write until let is called; entered is closed at
-// the first.
-type heldStore struct {
-	tsstore.Store
-	entered, release chan struct{}
-	once, done       sync.Once
-}
-
-func (s *heldStore) Write(ctx context.Context, cells []tsstore.Cell) error {
-	s.once.Do(func() { close(s.entered) })
-	<-s.release
-	return s.Store.Write(ctx, cells)
-}
-
-func (s *heldStore) let() { s.done.Do(func() { close(s.release) }) }
-
 // TestAdmitWhileFlushing: while the engine flushes with its one write
 // place taken, a delivery waits in Admit before it is decoded or written;
 // Close does not wait for the flush, and the delivery comes back to the
@@ -318,9 +303,9 @@ func (s *heldStore) let() { s.done.Do(func() { close(s.release) }) }
 func TestAdmitWhileFlushing(t *testing.T) {
 	url := servertest.AMQP(t)
 	o := queues(t, url)
-	store := &heldStore{Store: memstore.New(nil), entered: make(chan struct{}), release: make(chan struct{})}
+	store := storetest.Hold(memstore.New(nil))
 	eng := newEngineWith(t, t.TempDir(), store, 1)
-	t.Cleanup(store.let) // before the engine's Close, should the test stop early
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
 
 	base := time.Now().UnixMilli()
 	batches := [][]tsstore.Point{batchPoints(0, 5, base), batchPoints(1, 5, base)}
@@ -332,7 +317,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 		_, err := eng.Flush(ctx)
 		flushed <- err
 	}()
-	<-store.entered
+	<-store.Entered()
 	hold, err := eng.Admit(ctx) // the one place while flushing
 	if err != nil {
 		t.Fatal(err)
@@ -358,7 +343,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	hold()
 	c2 := openConsumer(t, url, eng, o)
 	waitFor(t, "the delivery written by the next consumer", 30*time.Second, func() bool { return c2.Stats().Acked == 1 })
-	store.let()
+	store.Let()
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
 	}
