@@ -109,15 +109,17 @@ type Options struct {
 //
 // Safe for concurrent use.
 type API struct {
-	eng     Engine
-	tokens  Tokens
-	limits  *rateLimits
-	maxBody int64
-	decode  EventDecoder
-	metrics *Metrics
-	log     *slog.Logger
-	now     func() time.Time
-	mux     *http.ServeMux
+	eng Engine
+	// admitter is eng as an Admitter, nil when it is not one.
+	admitter Admitter
+	tokens   Tokens
+	limits   *rateLimits
+	maxBody  int64
+	decode   EventDecoder
+	metrics  *Metrics
+	log      *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
 }
 
 var _ http.Handler = (*API)(nil)
@@ -153,6 +155,7 @@ func New(eng Engine, tokens Tokens, opts *Options) (*API, error) {
 		eng: eng, tokens: tokens, limits: newRateLimits(max(o.Rate, 0), o.Burst), maxBody: o.MaxBody,
 		decode: o.DecodeEvent, metrics: o.Metrics, log: o.Logger, now: o.Now, mux: http.NewServeMux(),
 	}
+	a.admitter, _ = eng.(Admitter)
 	a.Register(a.mux)
 	return a, nil
 }

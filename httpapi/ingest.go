@@ -67,11 +67,10 @@ func (a *API) bodyError(w http.ResponseWriter, api string, err error) {
 // answers 503 and reports false when the request ends first (its client
 // gone: counted as "cancelled", not as an outage).
 func (a *API) admit(w http.ResponseWriter, r *http.Request, api string) (release func(), ok bool) {
-	ad, isAdmitter := a.eng.(Admitter)
-	if !isAdmitter {
+	if a.admitter == nil {
 		return func() {}, true
 	}
-	release, err := ad.Admit(r.Context())
+	release, err := a.admitter.Admit(r.Context())
 	if err != nil {
 		a.reject(api, "cancelled")
 		Error(w, http.StatusServiceUnavailable, fmt.Sprintf("waiting to write while the server flushes: %v", err))

@@ -58,8 +58,11 @@ func flushWriters(n int) int {
 }
 
 func (a *admission) admit(ctx context.Context, stats *engineStats) (func(), error) {
+	if a.limit == 0 { // no bound: nothing to count (limit is set once, in New)
+		return func() {}, nil
+	}
 	a.mu.Lock()
-	if a.limit == 0 || a.busy == 0 || a.active < a.limit && len(a.waiting) == 0 {
+	if a.busy == 0 || a.active < a.limit && len(a.waiting) == 0 {
 		a.active++
 		a.mu.Unlock()
 		return a.releaser(), nil
@@ -104,9 +107,10 @@ func (a *admission) releaser() func() {
 }
 
 // releaseLocked ends an admitted write: its place goes to the oldest
-// waiter, or is freed.
+// waiter, or is freed. (There are waiters only while busy: end admits
+// them all.)
 func (a *admission) releaseLocked() {
-	if len(a.waiting) > 0 && (a.busy == 0 || a.active <= a.limit) {
+	if len(a.waiting) > 0 && a.active <= a.limit {
 		w := a.waiting[0]
 		a.waiting = a.waiting[1:]
 		close(w.admitted) // the place passes on: active stays

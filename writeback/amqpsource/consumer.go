@@ -119,12 +119,14 @@ type Options struct {
 // WriteQueue, read requests from ReadQueue (answered on their ReplyTo).
 // It reconnects with backoff until Close. Safe for concurrent use.
 type Consumer struct {
-	url  string
-	eng  Engine
-	opts Options
-	log  *slog.Logger
-	j    *journal
-	cfg  amqp.Config
+	url string
+	eng Engine
+	// admitter is eng as an Admitter, nil when it is not one.
+	admitter Admitter
+	opts     Options
+	log      *slog.Logger
+	j        *journal
+	cfg      amqp.Config
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -148,6 +150,7 @@ type consumerStats struct {
 // cache: keep them together, and use one journal per consumer Name.
 func Open(ctx context.Context, url string, eng Engine, journalDir string, opts *Options) (*Consumer, error) {
 	c := &Consumer{url: url, eng: eng, stop: make(chan struct{})}
+	c.admitter, _ = eng.(Admitter)
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -594,8 +597,7 @@ var _ Admitter = (*writeback.Engine)(nil)
 // admit waits, when the engine is an Admitter, until a delivery may be
 // decoded and written; false means Close came first.
 func (c *Consumer) admit() (release func(), ok bool) {
-	ad, isAdmitter := c.eng.(Admitter)
-	if !isAdmitter {
+	if c.admitter == nil {
 		return func() {}, true
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -607,7 +609,7 @@ func (c *Consumer) admit() (release func(), ok bool) {
 		case <-ctx.Done():
 		}
 	}()
-	release, err := ad.Admit(ctx)
+	release, err := c.admitter.Admit(ctx)
 	return release, err == nil
 }
 
