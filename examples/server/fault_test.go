@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -232,8 +233,8 @@ func TestFaultHarness(t *testing.T) {
 				ackTimes := slices.Clone(m.acked)
 				m.mu.Unlock()
 				start := time.Now()
-				got, ok := faultRevenue(client, lbURL, m.token)
-				if !ok {
+				got, err := faultRevenue(client, lbURL, m.token)
+				if err != nil {
 					continue
 				}
 				m.mu.Lock()
@@ -372,9 +373,9 @@ func TestFaultHarness(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	for _, m := range merchants {
-		got, ok := faultRevenue(client, lbURL, m.token)
-		if !ok {
-			t.Errorf("merchant %s: the final read failed", m.name)
+		got, err := faultRevenue(client, lbURL, m.token)
+		if err != nil {
+			t.Errorf("merchant %s: the final read failed: %v", m.name, err)
 		}
 		n, s := float64(len(m.acked)), stored[m.name]
 		if s < n {
@@ -425,7 +426,10 @@ func exited(p *serverProc) bool {
 }
 
 // faultPost posts body with token and returns the status (0 when the
-// request failed).
+// request failed). It reads the answer to its end so that the connection
+// is reused: a connection per request would run the client's namespace
+// out of ephemeral ports (about 28,000, each kept 60 s in TIME_WAIT) within
+// the harness's minute of writes.
 func faultPost(c *http.Client, url, token, body string) int {
 	req, err := http.NewRequest("POST", url, strings.NewReader(body))
 	if err != nil {
@@ -437,37 +441,41 @@ func faultPost(c *http.Client, url, token, body string) int {
 	if err != nil {
 		return 0
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	return resp.StatusCode
 }
 
 // faultRevenue reads a merchant's revenue over the last two hours through
-// base.
-func faultRevenue(c *http.Client, base, token string) (float64, bool) {
+// base; the error says why a read failed. Like faultPost, it reads the
+// answer to its end.
+func faultRevenue(c *http.Client, base, token string) (float64, error) {
 	req, err := http.NewRequest("GET", base+"/v1/metrics/revenue?from=now-2h&step=1h&group_by=", nil)
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return 0, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
 	}
 	var r struct {
 		Series []struct{ Total float64 }
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, false
+		return 0, fmt.Errorf("decoding the answer: %w", err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	var sum float64
 	for _, s := range r.Series {
 		sum += s.Total
 	}
-	return sum, true
+	return sum, nil
 }
 
 // storeRevenueByMerchant reads the revenue per merchant from the store itself.
