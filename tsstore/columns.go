@@ -1,6 +1,10 @@
 package tsstore
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"slices"
+)
 
 // SeriesLabels is what a point is of: a metric and its labels.
 type SeriesLabels struct {
@@ -72,9 +76,12 @@ func (c *Columns) Check() error {
 // Validate checks the columns (Check), then every series once (metric and
 // labels, as Point.Validate does) and every point's timestamp and value.
 // The error, of kind ErrInvalid, names the first bad point by index. Valid
-// columns cost one pass over the points with no call per point: the
-// errors are made only for a fault.
+// columns cost one pass over the points with no branch per point (Valid):
+// the errors are looked for only when there is one.
 func (c *Columns) Validate() error {
+	if c.Valid(0, MaxTimestamp-1) {
+		return nil
+	}
 	if err := c.Check(); err != nil {
 		return err
 	}
@@ -97,4 +104,39 @@ func (c *Columns) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Valid reports whether Validate would return nil and every timestamp
+// lies in [from, to], with no error made and nothing allocated: every
+// series is validated (a bad one is a fault only if a point has it), then
+// one pass over the points keeps the least and greatest timestamp and ORs
+// together whether a value's exponent is all ones (NaN and ±Inf), with no
+// branch per point. Bulk appenders (the archives) check their input with
+// it and call Validate only for the error.
+func (c *Columns) Valid(from, to int64) bool {
+	if c.Check() != nil {
+		return false
+	}
+	for i := range c.Series {
+		if c.Series[i].Validate() != nil && c.used(int32(i)) {
+			return false
+		}
+	}
+	if len(c.Times) == 0 {
+		return true
+	}
+	values := c.Values[:len(c.Times)]
+	lo, hi := c.Times[0], c.Times[0]
+	var notFinite uint64
+	for i, t := range c.Times {
+		lo, hi = min(lo, t), max(hi, t)
+		// 1 when the exponent's 11 bits are all ones.
+		notFinite |= (math.Float64bits(values[i])>>52&0x7ff + 1) >> 11
+	}
+	return notFinite == 0 && lo >= from && hi <= to && lo >= 0 && hi < MaxTimestamp
+}
+
+// used reports whether a point is of series id.
+func (c *Columns) used(id int32) bool {
+	return slices.Contains(c.IDs, id)
 }
