@@ -408,3 +408,52 @@ func TestAdmitWhileFlushing(t *testing.T) {
 		t.Errorf("m = %v, want 31 (1 + 10 + 20; the cancelled 100 is not kept)", got)
 	}
 }
+
+// TestAdmitRefusedWhenTooManyWait: while a flush runs, a request beyond
+// FlushWaiters waiting ones gets 503 with Retry-After at once and keeps
+// nothing; the waiting one goes on.
+func TestAdmitRefusedWhenTooManyWait(t *testing.T) {
+	store := storetest.Hold(memstore.New(nil))
+	ta := newTestAPIOn(t, store, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushInterval: -1}, nil)
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
+	line := func(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
+	if w := ta.do("POST", "/write?precision=s", ta.token, nil, line(1)); w.Code != http.StatusNoContent {
+		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		_, err := ta.eng.Flush(context.Background())
+		flushed <- err
+	}()
+	<-store.Entered()
+	hold, err := ta.eng.Admit(context.Background()) // the one place while flushing
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan *httptest.ResponseRecorder, 1)
+	go func() { waited <- ta.do("POST", "/write?precision=s", ta.token, nil, line(10)) }()
+	for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request waiting to be admitted after 10 s")
+		}
+	}
+	w := ta.do("POST", "/write?precision=s", ta.token, nil, line(100))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "FlushWaiters") {
+		t.Errorf("a request beyond FlushWaiters: %d, Retry-After %q, %s; want 503 with Retry-After naming FlushWaiters",
+			w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if s := ta.eng.Stats(); s.AdmitRefused != 1 || s.AdmitWaits != 1 {
+		t.Errorf("Stats: AdmitRefused %d, AdmitWaits %d; want 1 and 1", s.AdmitRefused, s.AdmitWaits)
+	}
+	hold()
+	if w := <-waited; w.Code != http.StatusNoContent {
+		t.Errorf("the waiting request: %d %s", w.Code, w.Body)
+	}
+	store.Let()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := ta.total("m"); got != 11 {
+		t.Errorf("m = %v, want 11 (1 + 10; the refused 100 is not kept)", got)
+	}
+}

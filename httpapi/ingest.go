@@ -65,12 +65,19 @@ func (a *API) bodyError(w http.ResponseWriter, api string, err error) {
 // admit waits, when the engine bounds the writes running at once
 // (Admitter), until this request may parse and write its body; it
 // answers 503 and reports false when the request ends first (its client
-// gone: counted as "cancelled", not as an outage).
+// gone: counted as "cancelled", not as an outage), and 503 with
+// Retry-After when too many requests wait already (the engine's
+// tsstore.ErrBackPressure: counted as "unavailable", as a full cache).
 func (a *API) admit(w http.ResponseWriter, r *http.Request, api string) (release func(), ok bool) {
 	if a.admitter == nil {
 		return func() {}, true
 	}
 	release, err := a.admitter.Admit(r.Context())
+	if errors.Is(err, tsstore.ErrBackPressure) {
+		a.reject(api, "unavailable")
+		a.WriteEngineError(w, "write", err)
+		return nil, false
+	}
 	if err != nil {
 		a.reject(api, "cancelled")
 		Error(w, http.StatusServiceUnavailable, fmt.Sprintf("waiting to write while the server flushes: %v", err))

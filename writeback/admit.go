@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/hourglass-io/hourglass/tsstore"
 )
 
 // Admit waits until the caller may start a write and returns the function
@@ -14,8 +16,9 @@ import (
 // at most Options.FlushWriters writes run at once, admitted in the order
 // they came: a flush that competes freely with every busy writer gets only
 // its share of the goroutines and runs longer, and its CPU a point, not
-// the write rate, bounds the rate a server can sustain. Admit fails only
-// with ctx's error.
+// the write rate, bounds the rate a server can sustain. Admit fails with
+// ctx's error, or at once with tsstore.ErrBackPressure when
+// Options.FlushWaiters writes wait already.
 //
 // Admission is cooperative: Write does not call Admit. Callers that do
 // work of their own per write call it before that work (httpapi before
@@ -28,7 +31,8 @@ func (e *Engine) Admit(ctx context.Context) (release func(), err error) {
 // admission bounds the writes running at once while flush work runs
 // (busy > 0); see Engine.Admit.
 type admission struct {
-	limit int // the bound while busy; 0 means none
+	limit      int // the bound while busy; 0 means none
+	maxWaiting int // the most writes waiting; 0 means no cap
 
 	mu     sync.Mutex // guards busy, active and waiting
 	busy   int        // flushes and archive steps running
@@ -43,6 +47,18 @@ type admission struct {
 // a place (counted in active).
 type admitWaiter struct {
 	admitted chan struct{}
+}
+
+// flushWaiters returns the cap Options.FlushWaiters asks for: 0 means 64
+// per GOMAXPROCS at New; a negative value means none.
+func flushWaiters(n int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return 64 * runtime.GOMAXPROCS(0)
+	}
+	return n
 }
 
 // flushWriters returns the bound Options.FlushWriters asks for: 0 means
@@ -66,6 +82,12 @@ func (a *admission) admit(ctx context.Context, stats *engineStats) (func(), erro
 		a.active++
 		a.mu.Unlock()
 		return a.releaser(), nil
+	}
+	if a.maxWaiting > 0 && len(a.waiting) >= a.maxWaiting {
+		a.mu.Unlock()
+		stats.admitRefused.Add(1)
+		return nil, tsstore.Errorf(tsstore.ErrBackPressure,
+			"writeback: %d writes wait already for the flush to end (Options.FlushWaiters); retry later", a.maxWaiting)
 	}
 	w := &admitWaiter{admitted: make(chan struct{})}
 	a.waiting = append(a.waiting, w)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,4 +277,93 @@ func TestAdmitDefaultBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdmitWaitersCapped: while a flush runs, a write beyond FlushWaiters
+// waiting ones fails at once with ErrBackPressure; a place in the queue
+// freed by an admission takes a new waiter again; a negative FlushWaiters
+// caps nothing.
+func TestAdmitWaitersCapped(t *testing.T) {
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 2})
+	finish := holdFlush(t, e)
+	r1, ok := admitted(t, e.eng)
+	if !ok {
+		t.Fatal("first write held back")
+	}
+	w2, w3 := waiter(t, e), waiter(t, e)
+	refused := func(what string) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a write let wait fails with DeadlineExceeded
+		defer cancel()
+		if _, err := e.eng.Admit(rctx); !errors.Is(err, tsstore.ErrBackPressure) || !strings.Contains(err.Error(), "FlushWaiters") {
+			t.Fatalf("%s: Admit = %v, want ErrBackPressure naming FlushWaiters", what, err)
+		}
+	}
+	refused("with 2 waiting")
+	if s := e.eng.Stats(); s.AdmitRefused != 1 || s.AdmitWaits != 2 {
+		t.Fatalf("Stats: AdmitRefused %d, AdmitWaits %d; want 1 and 2", s.AdmitRefused, s.AdmitWaits)
+	}
+	r1()
+	r2 := admittedBy(t, w2, "after a release")
+	w4 := waiter(t, e) // the queue has room again
+	refused("with 2 waiting again")
+	finish()
+	for _, r := range []func(){r2, admittedBy(t, w3, "at the end of the flush"), admittedBy(t, w4, "at the end of the flush")} {
+		r()
+	}
+
+	// FlushWaiters -1: 200 writes wait at once, none is refused.
+	if n := waitMany(t, &writeback.Options{FlushWriters: 1, FlushWaiters: -1}, 200); n != 200 {
+		t.Fatalf("FlushWaiters -1: %d of 200 writes waited, want all", n)
+	}
+	// FlushWaiters 0: 64 per GOMAXPROCS.
+	func() {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+		if n := waitMany(t, &writeback.Options{FlushWriters: 1}, 65); n != 64 {
+			t.Fatalf("FlushWaiters 0 at GOMAXPROCS 1: %d of 65 writes waited, want 64", n)
+		}
+	}()
+}
+
+// waitMany makes an engine of o, holds a flush and its one place, and
+// lets n writes try to wait in Admit at once; it returns how many waited
+// (the others were refused with ErrBackPressure) once each did one or the
+// other, then lets them go.
+func waitMany(t *testing.T, o *writeback.Options, n int) int {
+	t.Helper()
+	e := newEnv(t, o)
+	finish := holdFlush(t, e)
+	defer finish()
+	r, ok := admitted(t, e.eng)
+	if !ok {
+		t.Fatal("first write held back")
+	}
+	defer r()
+	wctx, cancel := context.WithCancel(ctx)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := e.eng.Admit(wctx)
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if s := e.eng.Stats(); s.AdmitWaits+s.AdmitRefused == int64(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s, of %d writes %d waited and %d were refused", n, e.eng.Stats().AdmitWaits, e.eng.Stats().AdmitRefused)
+		}
+	}
+	cancel()
+	waited := 0
+	for range n {
+		switch err := <-errs; {
+		case errors.Is(err, context.Canceled):
+			waited++
+		case !errors.Is(err, tsstore.ErrBackPressure):
+			t.Errorf("Admit: %v, want context.Canceled or ErrBackPressure", err)
+		}
+	}
+	return waited
 }

@@ -35,7 +35,9 @@
 // While flush work runs, [Engine.Admit] lets at most Options.FlushWriters
 // writes run at once (half of GOMAXPROCS by default), so that a flush
 // under full ingest gets more of the CPU and ends sooner; callers that
-// decode requests (httpapi, amqpsource) call it before decoding.
+// decode requests (httpapi, amqpsource) call it before decoding. At most
+// Options.FlushWaiters writes wait (64 per GOMAXPROCS by default); one
+// more fails at once with tsstore.ErrBackPressure.
 // Stats.Flushing and the gauge hourglass_writeback_flushing say when
 // flush work runs.
 //

@@ -116,6 +116,13 @@ type Options struct {
 	// slow store or archive keeps the bound too (not while it paces a
 	// drain: see DrainRate).
 	FlushWriters int
+	// FlushWaiters caps the writes that may wait in Admit while flush
+	// work runs, each holding what its caller read for it (httpapi: a
+	// request's body, up to its MaxBody): one more fails at once with
+	// tsstore.ErrBackPressure, which httpapi answers with 503 and
+	// Retry-After. 0 means 64 per GOMAXPROCS at New; a negative value
+	// means no cap. With no bound (FlushWriters < 0) nothing waits.
+	FlushWaiters int
 }
 
 // FlushReport describes one flush.
@@ -201,8 +208,9 @@ type engineStats struct {
 	quarantined                                  atomic.Int64
 	lastFlushNanos, lastFlushCells               atomic.Int64
 	// admitWaits counts the Admit calls that waited, admitWaitNanos
-	// their time waiting.
-	admitWaits, admitWaitNanos atomic.Int64
+	// their time waiting, admitRefused those refused for too many
+	// waiting.
+	admitWaits, admitWaitNanos, admitRefused atomic.Int64
 	// speed is the measured store write speed in cells/s (float64 bits).
 	speed atomic.Uint64
 }
@@ -275,6 +283,7 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	e.admission.limit = flushWriters(o.FlushWriters)
+	e.admission.maxWaiting = flushWaiters(o.FlushWaiters)
 	e.log = o.Logger
 	if e.log == nil {
 		e.log = slog.Default()

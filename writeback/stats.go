@@ -47,6 +47,10 @@ type Stats struct {
 	// they waited), AdmitWait their total time waiting.
 	AdmitWaits int64
 	AdmitWait  time.Duration
+	// AdmitRefused counts the writes Admit refused at once
+	// (tsstore.ErrBackPressure) because Options.FlushWaiters writes
+	// waited already.
+	AdmitRefused int64
 	// Flushing reports flush work running: a flush, or an archive step
 	// still running after its flush.
 	Flushing bool
@@ -68,6 +72,7 @@ func (e *Engine) Stats() Stats {
 		PartialAnswers:    e.stats.partial.Load(),
 		QuarantinedCells:  e.stats.quarantined.Load(),
 		AdmitWaits:        e.stats.admitWaits.Load(),
+		AdmitRefused:      e.stats.admitRefused.Load(),
 		AdmitWait:         time.Duration(e.stats.admitWaitNanos.Load()),
 		Flushing:          e.admission.flushing(),
 	}
@@ -114,6 +119,7 @@ var metrics = []promstats.Metric[Stats]{
 	}),
 	counter("admit_waits_total", "Writes held back by Admit while a flush ran (Options.FlushWriters).", func(s *Stats) float64 { return float64(s.AdmitWaits) }),
 	counter("admit_wait_seconds_total", "Time writes waited in Admit while a flush ran.", func(s *Stats) float64 { return s.AdmitWait.Seconds() }),
+	counter("admit_refused_total", "Writes Admit refused at once while a flush ran, because Options.FlushWaiters writes waited already.", func(s *Stats) float64 { return float64(s.AdmitRefused) }),
 }
 
 func gauge(name, help string, v func(*Stats) float64) promstats.Metric[Stats] {

@@ -84,6 +84,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		FlushInterval: c.flushInterval,
 		FlushBudget:   c.flushBudget,
 		FlushWriters:  c.flushWriters,
+		FlushWaiters:  c.flushWaiters,
 		MaxCacheBytes: c.maxCacheBytes,
 		Logger:        log,
 		OnFlush:       metrics.onFlush,

@@ -498,9 +498,13 @@ func (c *Consumer) handleWrite(slot int, ch, pub *amqp.Channel, d *amqp.Delivery
 		c.deadLetter(ch, pub, d, c.opts.WriteQueue, "no message id (the idempotency key)")
 		return
 	}
-	release, ok := c.admit()
-	if !ok {
-		return // the delivery returns to the queue with the channel
+	release, err := c.admit()
+	if errors.Is(err, tsstore.ErrBackPressure) {
+		c.requeue(ch, d, err) // too many writes wait for the flush
+		return
+	}
+	if err != nil {
+		return // closing: the delivery returns to the queue with the channel
 	}
 	defer release() // on the returns before the Write
 	points, err := DecodeBatch(d.Body)
@@ -595,10 +599,12 @@ type Admitter interface {
 var _ Admitter = (*writeback.Engine)(nil)
 
 // admit waits, when the engine is an Admitter, until a delivery may be
-// decoded and written; false means Close came first.
-func (c *Consumer) admit() (release func(), ok bool) {
+// decoded and written. It fails with tsstore.ErrBackPressure when too
+// many writes wait already, and with context.Canceled when Close came
+// first.
+func (c *Consumer) admit() (release func(), err error) {
 	if c.admitter == nil {
-		return func() {}, true
+		return func() {}, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -609,8 +615,7 @@ func (c *Consumer) admit() (release func(), ok bool) {
 		case <-ctx.Done():
 		}
 	}()
-	release, err := c.admitter.Admit(ctx)
-	return release, err == nil
+	return c.admitter.Admit(ctx)
 }
 
 func (c *Consumer) finish(id string, applied bool) {

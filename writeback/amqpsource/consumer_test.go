@@ -304,7 +304,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	url := servertest.AMQP(t)
 	o := queues(t, url)
 	store := storetest.Hold(memstore.New(nil))
-	eng := newEngineWith(t, t.TempDir(), store, 1)
+	eng := newEngineWith(t, t.TempDir(), store, 1, 0)
 	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
 
 	base := time.Now().UnixMilli()
@@ -347,6 +347,57 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
 	}
+	if d := cmp.Diff(oracle(t, batches, base), allViews(t, eng, base)); d != "" {
+		t.Errorf("engine differs from the oracle (-want +got):\n%s", d)
+	}
+}
+
+// TestAdmitRefusedRequeues: while a flush runs, a delivery the engine
+// refuses because too many writes wait (FlushWaiters) goes back to its
+// queue after RetryBackoff, and every batch is written once when the
+// flush ends.
+func TestAdmitRefusedRequeues(t *testing.T) {
+	url := servertest.AMQP(t)
+	o := queues(t, url)
+	o.WriteConcurrency, o.WritePrefetch, o.RetryBackoff = 2, 2, 20*time.Millisecond
+	store := storetest.Hold(memstore.New(nil))
+	eng := newEngineWith(t, t.TempDir(), store, 1, 1)
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
+
+	base := time.Now().UnixMilli()
+	batches := [][]tsstore.Point{batchPoints(0, 5, base), batchPoints(1, 5, base), batchPoints(2, 5, base)}
+	if err := eng.Write(ctx, batches[0]); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		_, err := eng.Flush(ctx)
+		flushed <- err
+	}()
+	<-store.Entered()
+	hold, err := eng.Admit(ctx) // the one place while flushing
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openConsumer(t, url, eng, o)
+	pub := openPublisher(t, url, o.WriteQueue)
+	for i, b := range batches[1:] {
+		if err := pub.Publish(ctx, fmt.Sprintf("batch-%d", i+1), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "one delivery waiting and the other refused and requeued", 30*time.Second, func() bool {
+		return eng.Stats().AdmitRefused >= 1 && eng.Stats().AdmitWaits >= 1 && c.Stats().Requeued >= 1
+	})
+	if s := c.Stats(); s.Points != 0 || s.Acked != 0 || s.DeadLettered != 0 {
+		t.Fatalf("stats while the flush runs: %+v, want nothing written, acknowledged or dead-lettered", s)
+	}
+	hold()
+	store.Let()
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both deliveries written", 30*time.Second, func() bool { return c.Stats().Acked == 2 })
 	if d := cmp.Diff(oracle(t, batches, base), allViews(t, eng, base)); d != "" {
 		t.Errorf("engine differs from the oracle (-want +got):\n%s", d)
 	}

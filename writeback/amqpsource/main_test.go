@@ -52,17 +52,17 @@ func queues(t testing.TB, url string) amqpsource.Options {
 // and the given store.
 func newEngine(t testing.TB, dir string, store tsstore.Store) *writeback.Engine {
 	t.Helper()
-	return newEngineWith(t, dir, store, 0)
+	return newEngineWith(t, dir, store, 0, 0)
 }
 
 // newEngineWith is newEngine with Options.FlushWriters.
-func newEngineWith(t testing.TB, dir string, store tsstore.Store, flushWriters int) *writeback.Engine {
+func newEngineWith(t testing.TB, dir string, store tsstore.Store, flushWriters, flushWaiters int) *writeback.Engine {
 	t.Helper()
 	cache, err := localcache.Open(dir, &localcache.Options{Fsync: localcache.FsyncAlways, Shards: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: flushWriters})
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: flushWriters, FlushWaiters: flushWaiters})
 	if err != nil {
 		t.Fatal(err)
 	}
