@@ -340,23 +340,7 @@ func TestTokenFile(t *testing.T) {
 // when a write ends; one whose client goes away while it waits gets 503
 // and nothing of it is kept.
 func TestAdmitWhileFlushing(t *testing.T) {
-	store := storetest.Hold(memstore.New(nil))
-	ta := newTestAPIOn(t, store, &writeback.Options{FlushWriters: 1, FlushInterval: -1}, nil)
-	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
-	line := func(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
-	if w := ta.do("POST", "/write?precision=s", ta.token, nil, line(1)); w.Code != http.StatusNoContent {
-		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
-	}
-	flushed := make(chan error, 1)
-	go func() {
-		_, err := ta.eng.Flush(context.Background())
-		flushed <- err
-	}()
-	<-store.Entered()
-	hold, err := ta.eng.Admit(context.Background()) // the one place while flushing
-	if err != nil {
-		t.Fatal(err)
-	}
+	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushInterval: -1})
 	// waiting waits until n requests in all have waited in Admit.
 	waiting := func(n int64) {
 		t.Helper()
@@ -372,7 +356,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	cctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
-		r := httptest.NewRequest("POST", "/write?precision=s", bytes.NewReader(line(100))).WithContext(cctx)
+		r := httptest.NewRequest("POST", "/write?precision=s", bytes.NewReader(mLine(100))).WithContext(cctx)
 		r.Header.Set("Authorization", "Bearer "+ta.token)
 		w := httptest.NewRecorder()
 		ta.api.ServeHTTP(w, r)
@@ -386,7 +370,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 
 	// Requests of both kinds wait, then go on when the place is free.
 	results := make(chan *httptest.ResponseRecorder, 2)
-	go func() { results <- ta.do("POST", "/write?precision=s", ta.token, nil, line(10)) }()
+	go func() { results <- ta.do("POST", "/write?precision=s", ta.token, nil, mLine(10)) }()
 	go func() {
 		results <- ta.do("POST", "/v1/events", ta.token, ctype("application/json"), []byte(`[{"metric":"m","value":20}]`))
 	}()
@@ -413,31 +397,15 @@ func TestAdmitWhileFlushing(t *testing.T) {
 // FlushWaiters waiting ones gets 503 with Retry-After at once and keeps
 // nothing; the waiting one goes on.
 func TestAdmitRefusedWhenTooManyWait(t *testing.T) {
-	store := storetest.Hold(memstore.New(nil))
-	ta := newTestAPIOn(t, store, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushInterval: -1}, nil)
-	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
-	line := func(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
-	if w := ta.do("POST", "/write?precision=s", ta.token, nil, line(1)); w.Code != http.StatusNoContent {
-		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
-	}
-	flushed := make(chan error, 1)
-	go func() {
-		_, err := ta.eng.Flush(context.Background())
-		flushed <- err
-	}()
-	<-store.Entered()
-	hold, err := ta.eng.Admit(context.Background()) // the one place while flushing
-	if err != nil {
-		t.Fatal(err)
-	}
+	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushInterval: -1})
 	waited := make(chan *httptest.ResponseRecorder, 1)
-	go func() { waited <- ta.do("POST", "/write?precision=s", ta.token, nil, line(10)) }()
+	go func() { waited <- ta.do("POST", "/write?precision=s", ta.token, nil, mLine(10)) }()
 	for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no request waiting to be admitted after 10 s")
 		}
 	}
-	w := ta.do("POST", "/write?precision=s", ta.token, nil, line(100))
+	w := ta.do("POST", "/write?precision=s", ta.token, nil, mLine(100))
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "FlushWaiters") {
 		t.Errorf("a request beyond FlushWaiters: %d, Retry-After %q, %s; want 503 with Retry-After naming FlushWaiters",
 			w.Code, w.Header().Get("Retry-After"), w.Body)
@@ -456,4 +424,33 @@ func TestAdmitRefusedWhenTooManyWait(t *testing.T) {
 	if got := ta.total("m"); got != 11 {
 		t.Errorf("m = %v, want 11 (1 + 10; the refused 100 is not kept)", got)
 	}
+}
+
+// mLine is a line of metric m with value v, now, in seconds.
+func mLine(v int) []byte { return fmt.Appendf(nil, "m value=%d %d", v, time.Now().Unix()) }
+
+// flushingWithPlaceTaken makes a test API whose engine (of o, over a held
+// memstore) has written m = 1 and is held in its flush's first store
+// Write, with the one place for a write while it flushes taken: hold
+// gives it back, store.Let lets the flush go on, which then sends its
+// error on flushed.
+func flushingWithPlaceTaken(t *testing.T, o *writeback.Options) (ta *testAPI, store *storetest.HeldStore, flushed <-chan error, hold func()) {
+	t.Helper()
+	store = storetest.Hold(memstore.New(nil))
+	ta = newTestAPIOn(t, store, o, nil)
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
+	if w := ta.do("POST", "/write?precision=s", ta.token, nil, mLine(1)); w.Code != http.StatusNoContent {
+		t.Fatalf("write with no flush: %d %s", w.Code, w.Body)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ta.eng.Flush(context.Background())
+		done <- err
+	}()
+	<-store.Entered()
+	hold, err := ta.eng.Admit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ta, store, done, hold
 }

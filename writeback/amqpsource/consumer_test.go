@@ -18,6 +18,7 @@ import (
 	"github.com/hourglass-io/hourglass/tsstore"
 	"github.com/hourglass-io/hourglass/tsstore/memstore"
 	"github.com/hourglass-io/hourglass/tsstore/storetest"
+	"github.com/hourglass-io/hourglass/writeback"
 	"github.com/hourglass-io/hourglass/writeback/amqpsource"
 )
 
@@ -303,25 +304,9 @@ var cmpMatchers = cmp.Comparer(func(a, b tsstore.Matcher) bool { return a.String
 func TestAdmitWhileFlushing(t *testing.T) {
 	url := servertest.AMQP(t)
 	o := queues(t, url)
-	store := storetest.Hold(memstore.New(nil))
-	eng := newEngineWith(t, t.TempDir(), store, 1, 0)
-	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
-
 	base := time.Now().UnixMilli()
 	batches := [][]tsstore.Point{batchPoints(0, 5, base), batchPoints(1, 5, base)}
-	if err := eng.Write(ctx, batches[0]); err != nil {
-		t.Fatal(err)
-	}
-	flushed := make(chan error, 1)
-	go func() {
-		_, err := eng.Flush(ctx)
-		flushed <- err
-	}()
-	<-store.Entered()
-	hold, err := eng.Admit(ctx) // the one place while flushing
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, store, flushed, hold := flushingWithPlaceTaken(t, 0, batches[0])
 	c := openConsumer(t, url, eng, o)
 	if err := openPublisher(t, url, o.WriteQueue).Publish(ctx, "batch-1", batches[1]); err != nil {
 		t.Fatal(err)
@@ -360,25 +345,9 @@ func TestAdmitRefusedRequeues(t *testing.T) {
 	url := servertest.AMQP(t)
 	o := queues(t, url)
 	o.WriteConcurrency, o.WritePrefetch, o.RetryBackoff = 2, 2, 20*time.Millisecond
-	store := storetest.Hold(memstore.New(nil))
-	eng := newEngineWith(t, t.TempDir(), store, 1, 1)
-	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
-
 	base := time.Now().UnixMilli()
 	batches := [][]tsstore.Point{batchPoints(0, 5, base), batchPoints(1, 5, base), batchPoints(2, 5, base)}
-	if err := eng.Write(ctx, batches[0]); err != nil {
-		t.Fatal(err)
-	}
-	flushed := make(chan error, 1)
-	go func() {
-		_, err := eng.Flush(ctx)
-		flushed <- err
-	}()
-	<-store.Entered()
-	hold, err := eng.Admit(ctx) // the one place while flushing
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, store, flushed, hold := flushingWithPlaceTaken(t, 1, batches[0])
 	c := openConsumer(t, url, eng, o)
 	pub := openPublisher(t, url, o.WriteQueue)
 	for i, b := range batches[1:] {
@@ -401,4 +370,31 @@ func TestAdmitRefusedRequeues(t *testing.T) {
 	if d := cmp.Diff(oracle(t, batches, base), allViews(t, eng, base)); d != "" {
 		t.Errorf("engine differs from the oracle (-want +got):\n%s", d)
 	}
+}
+
+// flushingWithPlaceTaken makes an engine (one write at once while it
+// flushes, at most flushWaiters waiting; 0: the default) over a held
+// memstore that has written first and is held in its flush's first store
+// Write, with the one place for a write while it flushes taken: hold gives
+// it back, store.Let lets the flush go on, which then sends its error on
+// flushed.
+func flushingWithPlaceTaken(t *testing.T, flushWaiters int, first []tsstore.Point) (eng *writeback.Engine, store *storetest.HeldStore, flushed <-chan error, hold func()) {
+	t.Helper()
+	store = storetest.Hold(memstore.New(nil))
+	eng = newEngineWith(t, t.TempDir(), store, 1, flushWaiters)
+	t.Cleanup(store.Let) // before the engine's Close, should the test stop early
+	if err := eng.Write(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.Flush(ctx)
+		done <- err
+	}()
+	<-store.Entered()
+	hold, err := eng.Admit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng, store, done, hold
 }
