@@ -3,7 +3,6 @@ package tsstore
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // SeriesLabels is what a point is of: a metric and its labels.
@@ -107,18 +106,29 @@ func (c *Columns) Validate() error {
 }
 
 // Valid reports whether Validate would return nil and every timestamp
-// lies in [from, to], with no error made and nothing allocated: every
-// series is validated (a bad one is a fault only if a point has it), then
-// one pass over the points keeps the least and greatest timestamp and ORs
-// together whether a value's exponent is all ones (NaN and ±Inf), with no
-// branch per point. Bulk appenders (the archives) check their input with
-// it and call Validate only for the error.
+// lies in [from, to], with no error made (and, for valid columns, nothing
+// allocated): every series is validated (a bad one is a fault only if a
+// point has it), then one pass over the points keeps the least and
+// greatest timestamp and ORs together whether a value's exponent is all
+// ones (NaN and ±Inf), with no branch per point. Bulk appenders (the
+// archives) check their input with it and call Validate only for the
+// error.
 func (c *Columns) Valid(from, to int64) bool {
 	if c.Check() != nil {
 		return false
 	}
+	var used []bool // made at the first bad series
 	for i := range c.Series {
-		if c.Series[i].Validate() != nil && c.used(int32(i)) {
+		if c.Series[i].Validate() == nil {
+			continue
+		}
+		if used == nil {
+			used = make([]bool, len(c.Series))
+			for _, id := range c.IDs {
+				used[id] = true
+			}
+		}
+		if used[i] {
 			return false
 		}
 	}
@@ -134,9 +144,4 @@ func (c *Columns) Valid(from, to int64) bool {
 		notFinite |= (math.Float64bits(values[i])>>52&0x7ff + 1) >> 11
 	}
 	return notFinite == 0 && lo >= from && hi <= to && lo >= 0 && hi < MaxTimestamp
-}
-
-// used reports whether a point is of series id.
-func (c *Columns) used(id int32) bool {
-	return slices.Contains(c.IDs, id)
 }
