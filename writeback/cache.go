@@ -171,3 +171,28 @@ type Cache interface {
 	// (localcache) or the server (rediscache) for the next Open.
 	Close() error
 }
+
+// SealedCellLister is an optional interface of a Cache that lists a sealed
+// generation's cells in flush order (by start, then metric, then labels:
+// see tsstore.Labels.Compare) and hands them out a range at a time, so
+// that a flush holds one chunk of cells (Options.FlushChunk) rather than a
+// copy of all the generation's, some 100 bytes a cell. Without it the
+// engine takes SealedCells and sorts them.
+type SealedCellLister interface {
+	// SealedCellList returns the list of the sealed generation gen's
+	// cells. It must list the same cells in the same order on every
+	// call (a flush that ends at its budget resumes at an index) and stay
+	// valid while the generation is sealed.
+	SealedCellList(ctx context.Context, gen uint64) (CellList, error)
+}
+
+// CellList is a sealed generation's cells in flush order (Seq 0; the
+// engine assigns it).
+type CellList interface {
+	// Len returns the number of cells.
+	Len() int
+	// AppendCells appends the cells from index from up to (not
+	// including) to, and returns dst. Their labels are shared with the
+	// cache: do not modify them.
+	AppendCells(dst []tsstore.Cell, from, to int) []tsstore.Cell
+}

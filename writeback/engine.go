@@ -786,18 +786,11 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 		pr = &genProgress{archivesDone: map[int]bool{}, segmentsDone: map[int]map[int]bool{}}
 		e.progress[g.Gen] = pr
 	}
-	cells, err := e.cache.SealedCells(ctx, g.Gen)
+	// Oldest data first, so that a split flush keeps the oldest fresh.
+	// The order is the same on every call: progress is an index.
+	cells, err := e.sealedCellList(ctx, g.Gen)
 	if err != nil {
 		return false, err
-	}
-	for i := range cells {
-		e.identify(&cells[i], g.Gen)
-	}
-	// Oldest data first, so that a split flush keeps the oldest fresh.
-	// The order must be the same on every call: progress is an index.
-	// A cache may give the cells in this order already.
-	if !slices.IsSortedFunc(cells, flushOrder) {
-		slices.SortFunc(cells, flushOrder)
 	}
 	// The archives are written while the cells go to the store; the
 	// commit waits for both. A step left running by an earlier flush is
@@ -805,14 +798,20 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 	if pr.archiving == nil {
 		pr.archiving = e.startArchiving(g, pr)
 	}
-	for pr.cellsDone < len(cells) {
-		chunk := cells[pr.cellsDone:min(pr.cellsDone+e.opts.FlushChunk, len(cells))]
+	for total := cells.Len(); pr.cellsDone < total; {
+		end := min(pr.cellsDone+e.opts.FlushChunk, total)
 		if speed := e.speed(); speed > 0 && pr.cellsDone > 0 {
-			est := time.Duration(float64(len(chunk)) / speed * float64(time.Second))
+			est := time.Duration(float64(end-pr.cellsDone) / speed * float64(time.Second))
 			if time.Now().Add(est).After(deadline) {
-				rep.RemainingCells = int64(len(cells) - pr.cellsDone)
+				rep.RemainingCells = int64(total - pr.cellsDone)
 				return false, nil
 			}
+		}
+		// A chunk of its own: a store may keep the slice (replicate's
+		// hints), and a quarantine keeps cells of it.
+		chunk := cells.AppendCells(make([]tsstore.Cell, 0, end-pr.cellsDone), pr.cellsDone, end)
+		for i := range chunk {
+			e.identify(&chunk[i], g.Gen)
 		}
 		t0 := time.Now()
 		refused, err := e.writeIsolating(ctx, g.Gen, chunk)
@@ -870,6 +869,33 @@ func (e *Engine) pace(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+// sealedCellList returns the cells of the sealed generation gen in flush
+// order: the cache's list when it keeps them ordered (SealedCellLister),
+// else its SealedCells, sorted (a cache may give them in this order
+// already).
+func (e *Engine) sealedCellList(ctx context.Context, gen uint64) (CellList, error) {
+	if l, ok := e.cache.(SealedCellLister); ok {
+		return l.SealedCellList(ctx, gen)
+	}
+	cells, err := e.cache.SealedCells(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.IsSortedFunc(cells, flushOrder) {
+		slices.SortFunc(cells, flushOrder)
+	}
+	return cellSlice(cells), nil
+}
+
+// cellSlice is a CellList of cells in memory.
+type cellSlice []tsstore.Cell
+
+func (s cellSlice) Len() int { return len(s) }
+
+func (s cellSlice) AppendCells(dst []tsstore.Cell, from, to int) []tsstore.Cell {
+	return append(dst, s[from:to]...)
 }
 
 // flushOrder orders cells by start, metric and labels.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ func Run(t *testing.T, newStorage NewStorage) {
 		{"ProcessedDiffersFromRaw", testProcessed},
 		{"SealCommitCycle", testSealCommit},
 		{"SealedLogChunks", testSealedLogChunks},
+		{"SealedCellList", testSealedCellList},
 		{"Reopen", testReopen},
 		{"ConcurrentAppendsAndSeals", testConcurrent},
 		{"Closed", testClosed},
@@ -272,6 +274,70 @@ func testSealCommit(t *testing.T, o Opener) {
 	}
 	if st := c.Stats(); st.Points != 0 || st.Cells != 0 || st.Sealed != 0 || !st.OldestWrite.IsZero() {
 		t.Errorf("Stats after committing everything = %+v, want zeros", st)
+	}
+}
+
+// testSealedCellList checks a cache that lists its sealed cells
+// (writeback.SealedCellLister): the list holds SealedCells' cells in flush
+// order (by start, then metric, then labels), the same on every call and
+// in ranges of any size, and ends with the generation's Commit.
+func testSealedCellList(t *testing.T, o Opener) {
+	c := open(t, o)
+	l, ok := c.(writeback.SealedCellLister)
+	if !ok {
+		t.Skipf("%T lists no sealed cells (writeback.SealedCellLister is optional)", c)
+	}
+	var ps []tsstore.Point
+	for i := 0; i < 40; i++ {
+		// Starts, metrics and merchants out of their order.
+		start := Base + int64((i*7)%5)*Width.Milliseconds()
+		ps = append(ps, pt([]string{"views", "orders", "amount"}[i%3], fmt.Sprintf("m%d", (i*3)%4), start+int64(i), float64(i)))
+	}
+	mustAppend(t, c, batch(ps[:20]...))
+	mustAppend(t, c, batch(ps[20:]...))
+	gen, _, err := c.Seal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.SealedCells(ctx, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(want, func(a, b tsstore.Cell) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
+			return c
+		}
+		return a.Labels.Compare(b.Labels)
+	})
+	for call := 0; call < 2; call++ {
+		list, err := l.SealedCellList(ctx, gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list.Len() != len(want) {
+			t.Fatalf("SealedCellList(%d).Len() = %d, want %d cells", gen, list.Len(), len(want))
+		}
+		for _, k := range []int{1, 3, 7, len(want)} {
+			got := []tsstore.Cell{{Metric: "kept"}} // AppendCells appends
+			for from := 0; from < list.Len(); from += k {
+				got = list.AppendCells(got, from, min(from+k, list.Len()))
+			}
+			if d := cmp.Diff(append([]tsstore.Cell{{Metric: "kept"}}, want...), got); d != "" {
+				t.Fatalf("call %d, ranges of %d: the list differs from SealedCells in flush order (-want +got):\n%s", call+1, k, d)
+			}
+		}
+	}
+	if err := c.Commit(ctx, gen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.SealedCellList(ctx, gen); err == nil {
+		t.Error("SealedCellList of a committed generation succeeded")
 	}
 }
 

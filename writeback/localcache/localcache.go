@@ -121,6 +121,7 @@ var (
 	_ writeback.SealedLogOwner      = (*Cache)(nil)
 	_ writeback.SealedColumnsReader = (*Cache)(nil)
 	_ writeback.ColumnsRecycler     = (*Cache)(nil)
+	_ writeback.SealedCellLister    = (*Cache)(nil)
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -620,6 +621,20 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 		return nil, err
 	}
 	return g.allCells(), nil
+}
+
+// SealedCellList implements writeback.SealedCellLister: the cells of a
+// sealed generation in flush order, 8 bytes a cell until they are handed
+// out. The labels are shared with the cache: do not modify them.
+func (c *Cache) SealedCellList(ctx context.Context, gen uint64) (writeback.CellList, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g, err := c.sealedGen(gen)
+	if err != nil {
+		return nil, err
+	}
+	return g.listCells(), nil
 }
 
 // Commit drops a sealed generation and deletes its log file.
