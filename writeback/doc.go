@@ -18,7 +18,9 @@
 //
 // A flush seals the open generation (new writes go to the next one), gives
 // the sealed generation's cells their store identity (see Writer ids
-// below), writes them to the store oldest first while it appends the
+// below), writes them to the store oldest first, Options.FlushChunk cells
+// at a time (a cache that lists them in flush order, [SealedCellLister],
+// spares the flush a copy of all of them), while it appends the
 // generation's raw log to every archive in segments of at most
 // SegmentPoints (encoding up to GOMAXPROCS segments at once), and only
 // after all of that succeeded commits the
