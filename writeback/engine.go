@@ -83,7 +83,13 @@ type Options struct {
 	// MaxLate and MaxFuture bound a point's timestamp around the time of
 	// the write; points outside are rejected with tsstore.ErrInvalid.
 	MaxLate, MaxFuture time.Duration
-	// SegmentPoints is the most raw points per archive segment.
+	// SegmentPoints is the most raw points per archive segment. A
+	// segment's name holds its index in the generation's log, so keep it
+	// while generations wait to be flushed (after a crash or an outage):
+	// a generation replayed with another value is cut into other
+	// segments, and a name appended before with other points is
+	// tsstore.ErrConflict (or, with other time ranges, its points are
+	// archived twice).
 	SegmentPoints int
 	// FlushChunk is the number of cells per store write.
 	FlushChunk int
