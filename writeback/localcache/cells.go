@@ -214,13 +214,6 @@ func (g *generation) selectCells(out []writeback.GenCell, sel *tsstore.Selector,
 	return out
 }
 
-// allCells returns every cell of g in flush order: by start, then by
-// series (metric, labels).
-func (g *generation) allCells() []tsstore.Cell {
-	l := g.listCells()
-	return l.AppendCells(make([]tsstore.Cell, 0, l.Len()), 0, l.Len())
-}
-
 // cellList is the cells of a sealed generation in flush order, each named
 // by its series' entry and its index in the entry's cells: 8 bytes a cell
 // instead of a tsstore.Cell's 104. A sealed generation does not change

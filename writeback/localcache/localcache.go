@@ -610,17 +610,15 @@ func (c *Cache) sealedGen(gen uint64) (*generation, error) {
 	return nil, tsstore.Errorf(tsstore.ErrInvalid, "localcache: generation %d is not sealed and uncommitted", gen)
 }
 
-// SealedCells returns the cells of a sealed generation. The labels are
-// shared with the cache: do not modify them.
+// SealedCells returns the cells of a sealed generation, in flush order
+// (those of SealedCellList). The labels are shared with the cache: do not
+// modify them.
 func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	g, err := c.sealedGen(gen)
+	l, err := c.SealedCellList(ctx, gen)
 	if err != nil {
 		return nil, err
 	}
-	return g.allCells(), nil
+	return l.AppendCells(make([]tsstore.Cell, 0, l.Len()), 0, l.Len()), nil
 }
 
 // SealedCellList implements writeback.SealedCellLister: the cells of a
