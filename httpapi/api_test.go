@@ -340,7 +340,7 @@ func TestTokenFile(t *testing.T) {
 // when a write ends; one whose client goes away while it waits gets 503
 // and nothing of it is kept.
 func TestAdmitWhileFlushing(t *testing.T) {
-	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushInterval: -1})
+	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushStall: -1, FlushInterval: -1})
 	// waiting waits until n requests in all have waited in Admit.
 	waiting := func(n int64) {
 		t.Helper()
@@ -397,7 +397,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 // FlushWaiters waiting ones gets 503 with Retry-After at once and keeps
 // nothing; the waiting one goes on.
 func TestAdmitRefusedWhenTooManyWait(t *testing.T) {
-	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushInterval: -1})
+	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushStall: -1, FlushInterval: -1})
 	waited := make(chan *httptest.ResponseRecorder, 1)
 	go func() { waited <- ta.do("POST", "/write?precision=s", ta.token, nil, mLine(10)) }()
 	for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < 1; time.Sleep(time.Millisecond) {

@@ -102,7 +102,7 @@ func admittedBy(t *testing.T, w <-chan func(), what string) func() {
 // the end of the flush admits every waiting write; without a flush it
 // holds none back.
 func TestAdmitWhileFlushing(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 2})
+	e := newEnv(t, &writeback.Options{FlushWriters: 2, FlushStall: -1})
 	var releases []func()
 	for i := range 5 {
 		release, ok := admitted(t, e.eng)
@@ -167,7 +167,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 // TestAdmitCancelledWaiterPassesItsPlace: a waiting write whose context
 // ends leaves the queue, and the write behind it gets the next place.
 func TestAdmitCancelledWaiterPassesItsPlace(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 1})
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: -1})
 	finish := holdFlush(t, e)
 	defer finish()
 	r1, ok := admitted(t, e.eng)
@@ -198,7 +198,7 @@ func TestAdmitCancelledWaiterPassesItsPlace(t *testing.T) {
 // TestAdmitWhileArchiving: an archive step still running after its flush
 // (which ended at its budget) bounds the writes too, until it ends.
 func TestAdmitWhileArchiving(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushBudget: 50 * time.Millisecond})
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushBudget: 50 * time.Millisecond, FlushStall: -1})
 	if err := e.eng.Write(ctx, []tsstore.Point{pt("views", "m1", e.clock.Millis(), 1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestAdmitDefaultBound(t *testing.T) {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", c.procs), func(t *testing.T) {
 			e := func() *env {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
-				return newEnv(t, nil) // the bound is set when the engine is made
+				return newEnv(t, &writeback.Options{FlushStall: -1}) // the bound is set when the engine is made
 			}()
 			finish := holdFlush(t, e)
 			defer finish()
@@ -284,7 +284,7 @@ func TestAdmitDefaultBound(t *testing.T) {
 // freed by an admission takes a new waiter again; a negative FlushWaiters
 // caps nothing.
 func TestAdmitWaitersCapped(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 2})
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 2, FlushStall: -1})
 	finish := holdFlush(t, e)
 	r1, ok := admitted(t, e.eng)
 	if !ok {
@@ -313,13 +313,13 @@ func TestAdmitWaitersCapped(t *testing.T) {
 	}
 
 	// FlushWaiters -1: 200 writes wait at once, none is refused.
-	if n := waitMany(t, &writeback.Options{FlushWriters: 1, FlushWaiters: -1}, 200); n != 200 {
+	if n := waitMany(t, &writeback.Options{FlushWriters: 1, FlushWaiters: -1, FlushStall: -1}, 200); n != 200 {
 		t.Fatalf("FlushWaiters -1: %d of 200 writes waited, want all", n)
 	}
 	// FlushWaiters 0: 64 per GOMAXPROCS.
 	func() {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-		if n := waitMany(t, &writeback.Options{FlushWriters: 1}, 65); n != 64 {
+		if n := waitMany(t, &writeback.Options{FlushWriters: 1, FlushStall: -1}, 65); n != 64 {
 			t.Fatalf("FlushWaiters 0 at GOMAXPROCS 1: %d of 65 writes waited, want 64", n)
 		}
 	}()
@@ -366,4 +366,68 @@ func waitMany(t *testing.T, o *writeback.Options, n int) int {
 		}
 	}
 	return waited
+}
+
+// TestAdmitStallLiftsTheBound: flush work that makes no progress for
+// FlushStall (here a store Write that hangs, on the engine's clock) holds
+// no write back until it progresses again.
+func TestAdmitStallLiftsTheBound(t *testing.T) {
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute})
+	finish := holdFlush(t, e)
+	defer finish()
+	r1, ok := admitted(t, e.eng)
+	if !ok {
+		t.Fatal("first write held back")
+	}
+	defer r1()
+	if _, ok := admitted(t, e.eng); ok {
+		t.Fatal("a second write admitted during a flush with FlushWriters 1")
+	}
+	e.clock.Advance(time.Minute)
+	for i := range 2 {
+		r, ok := admitted(t, e.eng)
+		if !ok {
+			t.Fatalf("write %d held back after the flush made no progress for FlushStall", i+2)
+		}
+		defer r()
+	}
+	if s := e.eng.Stats(); s.AdmitStalls != 1 || !s.Flushing {
+		t.Errorf("Stats: AdmitStalls %d, Flushing %v; want 1 (one stall) and true", s.AdmitStalls, s.Flushing)
+	}
+}
+
+// TestAdmitProgressKeepsTheBound: a flush that writes a chunk of cells
+// every 40 s of the engine's clock never stalls (FlushStall 1 min), though
+// it runs for minutes: the bound holds before every chunk.
+func TestAdmitProgressKeepsTheBound(t *testing.T) {
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute, FlushChunk: 1, FlushBudget: time.Hour})
+	var ps []tsstore.Point
+	for i := range 4 {
+		ps = append(ps, pt("views", fmt.Sprintf("m%d", i), e.clock.Millis()-int64(i)*60_000, 1))
+	}
+	if err := e.eng.Write(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	r1, ok := admitted(t, e.eng) // the one place, taken before the flush
+	if !ok {
+		t.Fatal("a write held back with no flush running")
+	}
+	defer r1()
+	writes := 0
+	e.store.beforeWrite = func() {
+		writes++
+		e.clock.Advance(40 * time.Second)
+		if r, ok := admitted(t, e.eng); ok {
+			r()
+			t.Errorf("before store write %d, %v after the flush began, a second write was admitted", writes, time.Duration(writes)*40*time.Second)
+		}
+	}
+	defer func() { e.store.beforeWrite = nil }()
+	e.clock.Advance(2 * time.Second)
+	if _, err := e.eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 4 || e.eng.Stats().AdmitStalls != 0 {
+		t.Errorf("%d store writes, %d stalls; want 4 and 0", writes, e.eng.Stats().AdmitStalls)
+	}
 }

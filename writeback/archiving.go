@@ -214,6 +214,9 @@ func (e *Engine) archiveLog(ctx context.Context, gen uint64, i int, arch archive
 			if r, ok := e.cache.(ColumnsRecycler); ok && chunk.cols != nil {
 				r.RecycleColumns(chunk.cols)
 			}
+			if err == nil {
+				e.admission.progress()
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {

@@ -39,7 +39,8 @@
 // under full ingest gets more of the CPU and ends sooner; callers that
 // decode requests (httpapi, amqpsource) call it before decoding. At most
 // Options.FlushWaiters writes wait (64 per GOMAXPROCS by default); one
-// more fails at once with tsstore.ErrBackPressure.
+// more fails at once with tsstore.ErrBackPressure. Flush work that makes
+// no progress for Options.FlushStall (10 s) holds no write back.
 // Stats.Flushing and the gauge hourglass_writeback_flushing say when
 // flush work runs.
 //

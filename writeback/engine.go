@@ -37,6 +37,9 @@ const (
 	DefaultMaxFuture = time.Hour
 	// DefaultSegmentPoints is the most raw points in one archive segment.
 	DefaultSegmentPoints = 1_000_000
+	// DefaultFlushStall is how long flush work may make no progress
+	// before Admit stops holding writes back for it (Options.FlushStall).
+	DefaultFlushStall = 10 * time.Second
 	// DefaultFlushChunk is how many cells go to the store in one Write.
 	DefaultFlushChunk = 10_000
 	// DefaultRetryBackoff is the first wait after a failed flush; it
@@ -120,7 +123,8 @@ type Options struct {
 	// (an fsync, a Redis round trip) holds its place, so with
 	// DurabilitySynced and small batches raise it; a flush waiting on a
 	// slow store or archive keeps the bound too (not while it paces a
-	// drain: see DrainRate).
+	// drain: see DrainRate; not once it makes no progress: see
+	// FlushStall).
 	FlushWriters int
 	// FlushWaiters caps the writes that may wait in Admit while flush
 	// work runs, each holding what its caller read for it (httpapi: a
@@ -129,6 +133,13 @@ type Options struct {
 	// Retry-After. 0 means 64 per GOMAXPROCS at New; a negative value
 	// means no cap. With no bound (FlushWriters < 0) nothing waits.
 	FlushWaiters int
+	// FlushStall lifts the bound of FlushWriters while flush work makes
+	// no progress (no chunk of cells written to the store, no segment
+	// appended to an archive) for this long, until it progresses again:
+	// a flush waiting on a store or an archive that hangs needs no CPU,
+	// and ingest keeps its full rate meanwhile. 0 means
+	// DefaultFlushStall (10 s); a negative value means never.
+	FlushStall time.Duration
 }
 
 // FlushReport describes one flush.
@@ -217,6 +228,8 @@ type engineStats struct {
 	// their time waiting, admitRefused those refused for too many
 	// waiting.
 	admitWaits, admitWaitNanos, admitRefused atomic.Int64
+	// admitStalls counts the stalls of flush work that lifted the bound.
+	admitStalls atomic.Int64
 	// speed is the measured store write speed in cells/s (float64 bits).
 	speed atomic.Uint64
 }
@@ -290,9 +303,17 @@ func New(cache Cache, store tsstore.Store, opts *Options) (*Engine, error) {
 	}
 	e.admission.limit = flushWriters(o.FlushWriters)
 	e.admission.maxWaiting = flushWaiters(o.FlushWaiters)
+	e.admission.stall = flushStall(o.FlushStall)
+	e.admission.now = o.Now
 	e.log = o.Logger
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	e.admission.stalled = func() {
+		e.stats.admitStalls.Add(1)
+		// Not under the admission's lock.
+		go e.log.Warn("writeback: flush work made no progress (a store or an archive that hangs?): writes are not held back until it does",
+			"stall", e.admission.stall)
 	}
 	e.quarantine, _ = cache.(QuarantineCache)
 	e.width = store.CellWidth()
@@ -834,6 +855,7 @@ func (e *Engine) flushGen(ctx context.Context, g Generation, deadline time.Time,
 			e.observeSpeed(len(chunk), took)
 		}
 		pr.cellsDone += len(chunk)
+		e.admission.progress()
 		written := int64(len(chunk) - len(refused))
 		rep.Cells += written
 		e.stats.cellsFlushed.Add(written)

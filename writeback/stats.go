@@ -51,6 +51,9 @@ type Stats struct {
 	// (tsstore.ErrBackPressure) because Options.FlushWaiters writes
 	// waited already.
 	AdmitRefused int64
+	// AdmitStalls counts the times flush work made no progress for
+	// Options.FlushStall, which lifted the bound until it did.
+	AdmitStalls int64
 	// Flushing reports flush work running: a flush, or an archive step
 	// still running after its flush.
 	Flushing bool
@@ -73,6 +76,7 @@ func (e *Engine) Stats() Stats {
 		QuarantinedCells:  e.stats.quarantined.Load(),
 		AdmitWaits:        e.stats.admitWaits.Load(),
 		AdmitRefused:      e.stats.admitRefused.Load(),
+		AdmitStalls:       e.stats.admitStalls.Load(),
 		AdmitWait:         time.Duration(e.stats.admitWaitNanos.Load()),
 		Flushing:          e.admission.flushing(),
 	}
@@ -119,6 +123,7 @@ var metrics = []promstats.Metric[Stats]{
 	}),
 	counter("admit_waits_total", "Writes held back by Admit while a flush ran (Options.FlushWriters).", func(s *Stats) float64 { return float64(s.AdmitWaits) }),
 	counter("admit_wait_seconds_total", "Time writes waited in Admit while a flush ran.", func(s *Stats) float64 { return s.AdmitWait.Seconds() }),
+	counter("admit_stalls_total", "Times flush work made no progress for Options.FlushStall, which stopped Admit holding writes back until it did.", func(s *Stats) float64 { return float64(s.AdmitStalls) }),
 	counter("admit_refused_total", "Writes Admit refused at once while a flush ran, because Options.FlushWaiters writes waited already.", func(s *Stats) float64 { return float64(s.AdmitRefused) }),
 }
 

@@ -74,6 +74,7 @@ type config struct {
 	flushBudget   time.Duration
 	flushWriters  int
 	flushWaiters  int
+	flushStall    time.Duration
 	maxCacheBytes int64
 
 	amqpURL        string
@@ -211,6 +212,7 @@ func parseConfig(args []string, out io.Writer) (*config, error) {
 	f.dur(&c.flushBudget, "flush-budget", "HOURGLASS_FLUSH_BUDGET", writeback.DefaultFlushBudget, "longest time one flush may take")
 	f.num(&c.flushWriters, "flush-writers", "HOURGLASS_FLUSH_WRITERS", 0, "write requests parsed and written at once while a flush runs (the others queue), so that under full load the flush gets more of the CPU and ends sooner: 0 means half the CPUs (GOMAXPROCS), at least 1; -1 means no bound")
 	f.num(&c.flushWaiters, "flush-waiters", "HOURGLASS_FLUSH_WAITERS", 0, "write requests that may queue while a flush runs (each holds its body); one more gets 503 with Retry-After: 0 means 64 per CPU (GOMAXPROCS); -1 means no cap")
+	f.dur(&c.flushStall, "flush-stall", "HOURGLASS_FLUSH_STALL", writeback.DefaultFlushStall, "flush work that makes no progress this long (a store or archive that hangs) holds no write request back until it does; a negative value means never")
 	f.i64(&c.maxCacheBytes, "max-cache-bytes", "HOURGLASS_MAX_CACHE_BYTES", writeback.DefaultMaxCacheBytes, "cache bound; writes beyond it get 503 with Retry-After")
 
 	f.str(&c.processor, "processor", "HOURGLASS_PROCESSOR", eventsProcessorVersion, "processing logic of the live engine: "+strings.Join(processorVersions(), " or ")+" (reprocess jobs choose theirs)")

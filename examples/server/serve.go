@@ -85,6 +85,7 @@ func serve(ctx context.Context, c *config, stdout, stderr io.Writer) (err error)
 		FlushBudget:   c.flushBudget,
 		FlushWriters:  c.flushWriters,
 		FlushWaiters:  c.flushWaiters,
+		FlushStall:    c.flushStall,
 		MaxCacheBytes: c.maxCacheBytes,
 		Logger:        log,
 		OnFlush:       metrics.onFlush,

@@ -62,7 +62,7 @@ func newEngineWith(t testing.TB, dir string, store tsstore.Store, flushWriters, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: flushWriters, FlushWaiters: flushWaiters})
+	eng, err := writeback.New(cache, store, &writeback.Options{FlushInterval: -1, MaxLate: 24 * time.Hour, Source: "test", Logger: quiet, FlushWriters: flushWriters, FlushWaiters: flushWaiters, FlushStall: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
