@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -429,5 +430,44 @@ func TestAdmitProgressKeepsTheBound(t *testing.T) {
 	}
 	if writes != 4 || e.eng.Stats().AdmitStalls != 0 {
 		t.Errorf("%d store writes, %d stalls; want 4 and 0", writes, e.eng.Stats().AdmitStalls)
+	}
+}
+
+// TestAdmitArchiveProgressKeepsTheBound: an archive step that appends a
+// segment every 40 s of the engine's clock (two at a time at most) keeps
+// the bound for its 20 minutes, though its flush wrote its cells at the
+// start (FlushStall 10 min).
+func TestAdmitArchiveProgressKeepsTheBound(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // two appends at a time
+	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: 10 * time.Minute, SegmentPoints: 1, FlushBudget: time.Hour})
+	var ps []tsstore.Point
+	for i := range 30 {
+		ps = append(ps, pt("views", "m1", e.clock.Millis()-int64(i), 1))
+	}
+	if err := e.eng.Write(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	r1, ok := admitted(t, e.eng) // the one place, taken before the flush
+	if !ok {
+		t.Fatal("a write held back with no flush running")
+	}
+	defer r1()
+	var appends atomic.Int64
+	before := func() {
+		n := appends.Add(1)
+		e.clock.Advance(40 * time.Second)
+		if r, ok := admitted(t, e.eng); ok {
+			r()
+			t.Errorf("before append %d of the first archive's 30, a second write was admitted", n)
+		}
+	}
+	e.arch[0].before.Store(&before)
+	defer e.arch[0].before.Store(nil)
+	e.clock.Advance(2 * time.Second)
+	if _, err := e.eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, s := appends.Load(), e.eng.Stats().AdmitStalls; n != 30 || s != 0 {
+		t.Errorf("%d appends to the first archive, %d stalls; want 30 and 0", n, s)
 	}
 }

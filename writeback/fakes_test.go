@@ -98,6 +98,9 @@ type memArchive struct {
 	slow atomic.Int64
 	// gate, when set, holds every Append until it is closed.
 	gate atomic.Pointer[chan struct{}]
+	// before, when set, runs at the start of every Append (concurrent
+	// Appends run it concurrently).
+	before atomic.Pointer[func()]
 	// failFrom, when positive, fails every Append from that call on
 	// (counting from 1).
 	failFrom, calls atomic.Int64
@@ -125,6 +128,9 @@ func (a *memArchive) Append(ctx context.Context, id archive.SegmentID, points []
 	}
 	if n := a.failFrom.Load(); n > 0 && a.calls.Add(1) >= n {
 		return archive.SegmentInfo{}, tsstore.Errorf(tsstore.ErrUnavailable, "memArchive: injected failure from append %d", n)
+	}
+	if f := a.before.Load(); f != nil {
+		(*f)()
 	}
 	if g := a.gate.Load(); g != nil {
 		select {
