@@ -36,7 +36,7 @@ type admission struct {
 	limit      int              // the bound while busy; 0 means none
 	maxWaiting int              // the most writes waiting; 0 means no cap
 	stall      time.Duration    // no progress for this long lifts the bound; 0 means never
-	stalled    func()           // called once a stall lifts the bound (a log line)
+	stalled    func()           // called under mu once a stall lifts the bound
 	now        func() time.Time // the engine's clock, for stalls
 
 	mu     sync.Mutex // guards the fields below
@@ -102,7 +102,13 @@ func (a *admission) admit(ctx context.Context, stats *engineStats) (func(), erro
 		return func() {}, nil
 	}
 	a.mu.Lock()
-	if a.busy == 0 || a.active < a.limit && len(a.waiting) == 0 || a.stalledLocked(a.now()) {
+	if a.busy == 0 || a.active < a.limit && len(a.waiting) == 0 {
+		a.active++
+		a.mu.Unlock()
+		return a.releaser(), nil
+	}
+	if a.stalledLocked(a.now()) {
+		a.admitAllLocked() // the older first (their timer may not have fired yet)
 		a.active++
 		a.mu.Unlock()
 		return a.releaser(), nil
