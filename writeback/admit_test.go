@@ -332,14 +332,8 @@ func TestAdmitWaitersCapped(t *testing.T) {
 // other, then lets them go.
 func waitMany(t *testing.T, o *writeback.Options, n int) int {
 	t.Helper()
-	e := newEnv(t, o)
-	finish := holdFlush(t, e)
+	e, finish := flushingWithPlaceTaken(t, o)
 	defer finish()
-	r, ok := admitted(t, e.eng)
-	if !ok {
-		t.Fatal("first write held back")
-	}
-	defer r()
 	wctx, cancel := context.WithCancel(ctx)
 	errs := make(chan error, n)
 	for range n {
@@ -373,14 +367,8 @@ func waitMany(t *testing.T, o *writeback.Options, n int) int {
 // FlushStall (here a store Write that hangs, on the engine's clock) holds
 // no write back until it progresses again.
 func TestAdmitStallLiftsTheBound(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute})
-	finish := holdFlush(t, e)
+	e, finish := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute})
 	defer finish()
-	r1, ok := admitted(t, e.eng)
-	if !ok {
-		t.Fatal("first write held back")
-	}
-	defer r1()
 	if _, ok := admitted(t, e.eng); ok {
 		t.Fatal("a second write admitted during a flush with FlushWriters 1")
 	}
@@ -401,27 +389,18 @@ func TestAdmitStallLiftsTheBound(t *testing.T) {
 // every 40 s of the engine's clock never stalls (FlushStall 1 min), though
 // it runs for minutes: the bound holds before every chunk.
 func TestAdmitProgressKeepsTheBound(t *testing.T) {
-	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute, FlushChunk: 1, FlushBudget: time.Hour})
-	var ps []tsstore.Point
-	for i := range 4 {
-		ps = append(ps, pt("views", fmt.Sprintf("m%d", i), e.clock.Millis()-int64(i)*60_000, 1))
-	}
-	if err := e.eng.Write(ctx, ps); err != nil {
-		t.Fatal(err)
-	}
-	r1, ok := admitted(t, e.eng) // the one place, taken before the flush
-	if !ok {
-		t.Fatal("a write held back with no flush running")
-	}
-	defer r1()
+	e := writtenWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushStall: time.Minute, FlushChunk: 1, FlushBudget: time.Hour},
+		func(now int64) []tsstore.Point {
+			var ps []tsstore.Point
+			for i := range 4 {
+				ps = append(ps, pt("views", fmt.Sprintf("m%d", i), now-int64(i)*60_000, 1))
+			}
+			return ps
+		})
 	writes := 0
 	e.store.beforeWrite = func() {
 		writes++
-		e.clock.Advance(40 * time.Second)
-		if r, ok := admitted(t, e.eng); ok {
-			r()
-			t.Errorf("before store write %d, %v after the flush began, a second write was admitted", writes, time.Duration(writes)*40*time.Second)
-		}
+		heldBack40s(t, e, fmt.Sprintf("before store write %d", writes))
 	}
 	defer func() { e.store.beforeWrite = nil }()
 	e.clock.Advance(2 * time.Second)
@@ -439,27 +418,17 @@ func TestAdmitProgressKeepsTheBound(t *testing.T) {
 // start (FlushStall 10 min).
 func TestAdmitArchiveProgressKeepsTheBound(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // two appends at a time
-	e := newEnv(t, &writeback.Options{FlushWriters: 1, FlushStall: 10 * time.Minute, SegmentPoints: 1, FlushBudget: time.Hour})
-	var ps []tsstore.Point
-	for i := range 30 {
-		ps = append(ps, pt("views", "m1", e.clock.Millis()-int64(i), 1))
-	}
-	if err := e.eng.Write(ctx, ps); err != nil {
-		t.Fatal(err)
-	}
-	r1, ok := admitted(t, e.eng) // the one place, taken before the flush
-	if !ok {
-		t.Fatal("a write held back with no flush running")
-	}
-	defer r1()
+	e := writtenWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushStall: 10 * time.Minute, SegmentPoints: 1, FlushBudget: time.Hour},
+		func(now int64) []tsstore.Point {
+			var ps []tsstore.Point
+			for i := range 30 {
+				ps = append(ps, pt("views", "m1", now-int64(i), 1))
+			}
+			return ps
+		})
 	var appends atomic.Int64
 	before := func() {
-		n := appends.Add(1)
-		e.clock.Advance(40 * time.Second)
-		if r, ok := admitted(t, e.eng); ok {
-			r()
-			t.Errorf("before append %d of the first archive's 30, a second write was admitted", n)
-		}
+		heldBack40s(t, e, fmt.Sprintf("before append %d of the first archive's 30", appends.Add(1)))
 	}
 	e.arch[0].before.Store(&before)
 	defer e.arch[0].before.Store(nil)
@@ -470,4 +439,46 @@ func TestAdmitArchiveProgressKeepsTheBound(t *testing.T) {
 	if n, s := appends.Load(), e.eng.Stats().AdmitStalls; n != 30 || s != 0 {
 		t.Errorf("%d appends to the first archive, %d stalls; want 30 and 0", n, s)
 	}
+}
+
+// writtenWithPlaceTaken makes an engine of o that has written the points
+// points makes at its clock's now, and takes the one place for a write
+// while it flushes (before any flush), until the end of the test.
+func writtenWithPlaceTaken(t *testing.T, o *writeback.Options, points func(now int64) []tsstore.Point) *env {
+	t.Helper()
+	e := newEnv(t, o)
+	if err := e.eng.Write(ctx, points(e.clock.Millis())); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := admitted(t, e.eng)
+	if !ok {
+		t.Fatal("a write held back with no flush running")
+	}
+	t.Cleanup(r)
+	return e
+}
+
+// heldBack40s advances e's clock 40 s and checks that a second write is
+// still held back (the flush work progressed within FlushStall).
+func heldBack40s(t *testing.T, e *env, when string) {
+	e.clock.Advance(40 * time.Second)
+	if r, ok := admitted(t, e.eng); ok {
+		r()
+		t.Errorf("%s, a second write was admitted: the flush work stalled", when)
+	}
+}
+
+// flushingWithPlaceTaken makes an engine of o held in a flush's first
+// store Write (holdFlush; finish lets it go on), with the one place for a
+// write taken, until the end of the test.
+func flushingWithPlaceTaken(t *testing.T, o *writeback.Options) (e *env, finish func()) {
+	t.Helper()
+	e = newEnv(t, o)
+	finish = holdFlush(t, e)
+	r, ok := admitted(t, e.eng)
+	if !ok {
+		t.Fatal("first write held back")
+	}
+	t.Cleanup(r)
+	return e, finish
 }
