@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -240,4 +241,52 @@ func BenchmarkThroughput(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)*benchBatch/time.Since(start).Seconds(), "points/s")
 	})
+}
+
+// BenchmarkSealedCells reads back a sealed generation of 200,000 cells
+// (2,000 series × 100 minutes) with SealedCells, as a flush does, and
+// reports the heap its result holds a cell (held-B/cell, after a GC) and
+// the time a cell.
+//
+//	go test -run '^$' -bench SealedCells -benchtime 3x ./writeback/rediscache/
+func BenchmarkSealedCells(b *testing.B) {
+	cl := sharedClient(b)
+	cache, err := rediscache.Open(context.Background(), cl, &rediscache.Options{Prefix: uniquePrefix(b, cl)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cache.Close() })
+	const series, minutes = 2_000, 100
+	now := time.Now().Truncate(time.Minute).UnixMilli()
+	for m := range minutes {
+		ps := make([]tsstore.Point, 0, series)
+		for s := range series {
+			ls, _ := tsstore.NewLabels("merchant", "m"+strconv.Itoa(s/8), "page", "/p"+strconv.Itoa(s%8))
+			ps = append(ps, tsstore.Point{Metric: "views", Labels: ls, Timestamp: now - int64(m)*60_000, Value: 1})
+		}
+		if err := cache.Append(context.Background(), &writeback.Batch{Raw: ps, Processed: ps, CellWidth: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	gen, _, err := cache.Seal(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var held float64
+	b.ResetTimer()
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		cells, err := cache.SealedCells(context.Background(), gen)
+		if err != nil || len(cells) != series*minutes {
+			b.Fatalf("SealedCells: %d cells, %v; want %d", len(cells), err, series*minutes)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held = float64(after.HeapAlloc-before.HeapAlloc) / float64(len(cells))
+		runtime.KeepAlive(cells)
+	}
+	b.ReportMetric(held, "held-B/cell")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*series*minutes), "ns/cell")
 }

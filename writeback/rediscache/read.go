@@ -216,8 +216,9 @@ func matchesValue(ms []tsstore.Matcher, idx, v string) bool {
 }
 
 // SealedCells folds what is pending of a sealed generation and returns
-// its cells, merged across shards. It pages through each shard's cells hash with HSCAN, so that a
-// large generation never blocks the server.
+// its cells, merged across shards. It pages through each shard's cells
+// hash with HSCAN, so that a large generation never blocks the server.
+// The cells of a series share its labels: do not modify them.
 func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
 	g, err := c.sealedGen(ctx, gen)
 	if err != nil {
@@ -232,6 +233,15 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 	}
 	index := make(map[string]int, g.cells.Load())
 	out := make([]tsstore.Cell, 0, g.cells.Load())
+	// The cells of a series share its metric and labels (parsed once, from
+	// its first field): the cells hold no field of their own, whose
+	// memory the flush would keep while it writes them.
+	type series struct {
+		metric string
+		labels tsstore.Labels
+	}
+	seriesOf := map[string]series{}
+	var sk []byte // a series' key: its field less the start
 	for s := 0; s < c.opts.Shards; s++ {
 		// HSCAN may return a field twice; count each once per shard.
 		seen := map[string]bool{}
@@ -260,12 +270,19 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 				if err != nil {
 					return nil, err
 				}
-				ls, err := pf.labels(c.opts.IndexLabel)
-				if err != nil {
-					return nil, err
+				sk = append(append(append(append(sk[:0], pf.metric...), 0xff), pf.value...), 0xff)
+				sk = append(sk, pf.rest...)
+				sr, ok := seriesOf[string(sk)]
+				if !ok {
+					ls, err := pf.labels(c.opts.IndexLabel)
+					if err != nil {
+						return nil, err
+					}
+					sr = series{metric: pf.metric, labels: ls}
+					seriesOf[string(sk)] = sr
 				}
 				index[f] = len(out)
-				out = append(out, tsstore.Cell{Metric: pf.metric, Labels: ls, Start: pf.start, Agg: a})
+				out = append(out, tsstore.Cell{Metric: sr.metric, Labels: sr.labels, Start: pf.start, Agg: a})
 			}
 			if cursor = next; cursor == 0 {
 				break
