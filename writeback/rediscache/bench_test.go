@@ -244,9 +244,9 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkSealedCells reads back a sealed generation of 200,000 cells
-// (2,000 series × 100 minutes) with SealedCells, as a flush does, and
-// reports the heap its result holds a cell (held-B/cell, after a GC) and
-// the time a cell.
+// (2,000 series × 100 minutes) as a flush does, with SealedCells (cells)
+// or SealedCellList (list), and reports the heap the result holds a cell
+// (held-B/cell, after a GC) and the time a cell.
 //
 //	go test -run '^$' -bench SealedCells -benchtime 3x ./writeback/rediscache/
 func BenchmarkSealedCells(b *testing.B) {
@@ -272,21 +272,39 @@ func BenchmarkSealedCells(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var held float64
-	b.ResetTimer()
-	for range b.N {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		cells, err := cache.SealedCells(context.Background(), gen)
-		if err != nil || len(cells) != series*minutes {
-			b.Fatalf("SealedCells: %d cells, %v; want %d", len(cells), err, series*minutes)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		held = float64(after.HeapAlloc-before.HeapAlloc) / float64(len(cells))
-		runtime.KeepAlive(cells)
+	for _, v := range []struct {
+		name string
+		read func() (any, int, error)
+	}{
+		{"cells", func() (any, int, error) {
+			cells, err := cache.SealedCells(context.Background(), gen)
+			return cells, len(cells), err
+		}},
+		{"list", func() (any, int, error) {
+			l, err := cache.SealedCellList(context.Background(), gen)
+			if err != nil {
+				return nil, 0, err
+			}
+			return l, l.Len(), nil
+		}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			var held float64
+			for range b.N {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				r, n, err := v.read()
+				if err != nil || n != series*minutes {
+					b.Fatalf("%d cells, %v; want %d", n, err, series*minutes)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				held = float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+				runtime.KeepAlive(r)
+			}
+			b.ReportMetric(held, "held-B/cell")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*series*minutes), "ns/cell")
+		})
 	}
-	b.ReportMetric(held, "held-B/cell")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*series*minutes), "ns/cell")
 }

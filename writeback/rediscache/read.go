@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -216,10 +217,23 @@ func matchesValue(ms []tsstore.Matcher, idx, v string) bool {
 }
 
 // SealedCells folds what is pending of a sealed generation and returns
-// its cells, merged across shards. It pages through each shard's cells
-// hash with HSCAN, so that a large generation never blocks the server.
+// its cells, merged across shards, in flush order (SealedCellList's).
 // The cells of a series share its labels: do not modify them.
 func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
+	l, err := c.SealedCellList(ctx, gen)
+	if err != nil {
+		return nil, err
+	}
+	return l.AppendCells(make([]tsstore.Cell, 0, l.Len()), 0, l.Len()), nil
+}
+
+// SealedCellList implements writeback.SealedCellLister: it folds what is
+// pending of a sealed generation and lists its cells, merged across
+// shards, in flush order. It pages through each shard's cells hash with
+// HSCAN, so that a large generation never blocks the server. The list
+// holds each series' metric and labels once (parsed from its first field)
+// and 48 bytes a cell; the labels are shared: do not modify them.
+func (c *Cache) SealedCellList(ctx context.Context, gen uint64) (writeback.CellList, error) {
 	g, err := c.sealedGen(ctx, gen)
 	if err != nil {
 		return nil, err
@@ -231,17 +245,11 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: %s: fold: %w", what, err)
 	}
-	index := make(map[string]int, g.cells.Load())
-	out := make([]tsstore.Cell, 0, g.cells.Load())
-	// The cells of a series share its metric and labels (parsed once, from
-	// its first field): the cells hold no field of their own, whose
-	// memory the flush would keep while it writes them.
-	type series struct {
-		metric string
-		labels tsstore.Labels
-	}
-	seriesOf := map[string]series{}
-	var sk []byte // a series' key: its field less the start
+	l := &cellList{}
+	index := make(map[string]int, g.cells.Load()) // a cell's field: its index in l.cells
+	l.cells = make([]listedCell, 0, g.cells.Load())
+	seriesOf := map[string]int32{} // a series' key: its index in l.series
+	var sk []byte                  // a series' key: its field less the start
 	for s := 0; s < c.opts.Shards; s++ {
 		// HSCAN may return a field twice; count each once per shard.
 		seen := map[string]bool{}
@@ -263,7 +271,7 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 					return nil, err
 				}
 				if i, ok := index[f]; ok {
-					out[i].Agg.Merge(a)
+					l.cells[i].agg.Merge(a)
 					continue
 				}
 				pf, err := parseField(f)
@@ -272,24 +280,83 @@ func (c *Cache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, er
 				}
 				sk = append(append(append(append(sk[:0], pf.metric...), 0xff), pf.value...), 0xff)
 				sk = append(sk, pf.rest...)
-				sr, ok := seriesOf[string(sk)]
+				si, ok := seriesOf[string(sk)]
 				if !ok {
 					ls, err := pf.labels(c.opts.IndexLabel)
 					if err != nil {
 						return nil, err
 					}
-					sr = series{metric: pf.metric, labels: ls}
-					seriesOf[string(sk)] = sr
+					si = int32(len(l.series))
+					l.series = append(l.series, listedSeries{metric: pf.metric, labels: ls})
+					seriesOf[string(sk)] = si
 				}
-				index[f] = len(out)
-				out = append(out, tsstore.Cell{Metric: sr.metric, Labels: sr.labels, Start: pf.start, Agg: a})
+				index[f] = len(l.cells)
+				l.cells = append(l.cells, listedCell{series: si, start: pf.start, agg: a})
 			}
 			if cursor = next; cursor == 0 {
 				break
 			}
 		}
 	}
-	return out, nil
+	l.sort()
+	return l, nil
+}
+
+// cellList is a sealed generation's cells in flush order: its series
+// once each, and a series index, start and aggregate a cell.
+type cellList struct {
+	series []listedSeries
+	cells  []listedCell
+}
+
+type listedSeries struct {
+	metric string
+	labels tsstore.Labels
+}
+
+type listedCell struct {
+	series int32
+	start  int64
+	agg    tsstore.Agg
+}
+
+// sort puts the cells in flush order: by start, then by series (metric,
+// labels), which it ranks once.
+func (l *cellList) sort() {
+	order := make([]int32, len(l.series))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := &l.series[a], &l.series[b]
+		if c := strings.Compare(x.metric, y.metric); c != 0 {
+			return c
+		}
+		return x.labels.Compare(y.labels)
+	})
+	rank := make([]int32, len(l.series))
+	for r, i := range order {
+		rank[i] = int32(r)
+	}
+	slices.SortFunc(l.cells, func(a, b listedCell) int {
+		if c := cmp.Compare(a.start, b.start); c != 0 {
+			return c
+		}
+		return cmp.Compare(rank[a.series], rank[b.series])
+	})
+}
+
+// Len implements writeback.CellList.
+func (l *cellList) Len() int { return len(l.cells) }
+
+// AppendCells implements writeback.CellList.
+func (l *cellList) AppendCells(dst []tsstore.Cell, from, to int) []tsstore.Cell {
+	for i := range l.cells[from:to] {
+		c := &l.cells[from+i]
+		s := &l.series[c.series]
+		dst = append(dst, tsstore.Cell{Metric: s.metric, Labels: s.labels, Start: c.start, Agg: c.agg})
+	}
+	return dst
 }
 
 // logCursor pages through one shard's log stream.

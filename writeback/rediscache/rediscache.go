@@ -143,7 +143,10 @@ type Cache struct {
 	wg   sync.WaitGroup
 }
 
-var _ writeback.Cache = (*Cache)(nil)
+var (
+	_ writeback.Cache            = (*Cache)(nil)
+	_ writeback.SealedCellLister = (*Cache)(nil)
+)
 
 // generation is the local state of one generation.
 type generation struct {
