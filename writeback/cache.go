@@ -176,8 +176,9 @@ type Cache interface {
 // generation's cells in flush order (by start, then metric, then labels:
 // see tsstore.Labels.Compare) and hands them out a range at a time, so
 // that a flush holds one chunk of cells (Options.FlushChunk) rather than a
-// copy of all the generation's, some 100 bytes a cell. Without it the
-// engine takes SealedCells and sorts them.
+// copy of all the generation's, some 100 bytes a cell (localcache and
+// rediscache implement it). Without it the engine takes SealedCells and
+// sorts them.
 type SealedCellLister interface {
 	// SealedCellList returns the list of the sealed generation gen's
 	// cells. It must list the same cells in the same order on every
