@@ -341,15 +341,6 @@ func TestTokenFile(t *testing.T) {
 // and nothing of it is kept.
 func TestAdmitWhileFlushing(t *testing.T) {
 	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushStall: -1, FlushInterval: -1})
-	// waiting waits until n requests in all have waited in Admit.
-	waiting := func(n int64) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no request waiting to be admitted after 10 s (AdmitWaits %d, want %d)", ta.eng.Stats().AdmitWaits, n)
-			}
-		}
-	}
 	written := ta.eng.Stats().PointsWritten
 
 	// A request whose client leaves while it waits.
@@ -362,7 +353,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 		ta.api.ServeHTTP(w, r)
 		gone <- w
 	}()
-	waiting(1)
+	waitingInAdmit(t, ta, 1)
 	cancel()
 	if w := <-gone; w.Code != http.StatusServiceUnavailable {
 		t.Errorf("request cancelled while waiting: %d %s, want 503", w.Code, w.Body)
@@ -374,7 +365,7 @@ func TestAdmitWhileFlushing(t *testing.T) {
 	go func() {
 		results <- ta.do("POST", "/v1/events", ta.token, ctype("application/json"), []byte(`[{"metric":"m","value":20}]`))
 	}()
-	waiting(3)
+	waitingInAdmit(t, ta, 3)
 	if got := ta.eng.Stats().PointsWritten; got != written {
 		t.Fatalf("points written while every request waited: %d, want %d", got, written)
 	}
@@ -400,11 +391,7 @@ func TestAdmitRefusedWhenTooManyWait(t *testing.T) {
 	ta, store, flushed, hold := flushingWithPlaceTaken(t, &writeback.Options{FlushWriters: 1, FlushWaiters: 1, FlushStall: -1, FlushInterval: -1})
 	waited := make(chan *httptest.ResponseRecorder, 1)
 	go func() { waited <- ta.do("POST", "/write?precision=s", ta.token, nil, mLine(10)) }()
-	for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no request waiting to be admitted after 10 s")
-		}
-	}
+	waitingInAdmit(t, ta, 1)
 	w := ta.do("POST", "/write?precision=s", ta.token, nil, mLine(100))
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "FlushWaiters") {
 		t.Errorf("a request beyond FlushWaiters: %d, Retry-After %q, %s; want 503 with Retry-After naming FlushWaiters",
@@ -453,4 +440,15 @@ func flushingWithPlaceTaken(t *testing.T, o *writeback.Options) (ta *testAPI, st
 		t.Fatal(err)
 	}
 	return ta, store, done, hold
+}
+
+// waitingInAdmit waits (at most 10 s) until n requests in all have waited
+// in Admit.
+func waitingInAdmit(t *testing.T, ta *testAPI, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ta.eng.Stats().AdmitWaits < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request waiting to be admitted after 10 s (AdmitWaits %d, want %d)", ta.eng.Stats().AdmitWaits, n)
+		}
+	}
 }
