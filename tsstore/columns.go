@@ -3,12 +3,21 @@ package tsstore
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // SeriesLabels is what a point is of: a metric and its labels.
 type SeriesLabels struct {
 	Metric string
 	Labels Labels
+}
+
+// Compare orders series by metric, then by labels (Labels.Compare).
+func (s SeriesLabels) Compare(o SeriesLabels) int {
+	if c := strings.Compare(s.Metric, o.Metric); c != 0 {
+		return c
+	}
+	return s.Labels.Compare(o.Labels)
 }
 
 // Validate checks the metric name and the labels, as Point.Validate does.

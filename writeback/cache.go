@@ -173,8 +173,7 @@ type Cache interface {
 }
 
 // SealedCellLister is an optional interface of a Cache that lists a sealed
-// generation's cells in flush order (by start, then metric, then labels:
-// see tsstore.Labels.Compare) and hands them out a range at a time, so
+// generation's cells in flush order (FlushOrder) and hands them out a range at a time, so
 // that a flush holds one chunk of cells (Options.FlushChunk) rather than a
 // copy of all the generation's, some 100 bytes a cell (localcache and
 // rediscache implement it). Without it the engine takes SealedCells and

@@ -911,8 +911,8 @@ func (e *Engine) sealedCellList(ctx context.Context, gen uint64) (CellList, erro
 	if err != nil {
 		return nil, err
 	}
-	if !slices.IsSortedFunc(cells, flushOrder) {
-		slices.SortFunc(cells, flushOrder)
+	if !slices.IsSortedFunc(cells, FlushOrder) {
+		slices.SortFunc(cells, FlushOrder)
 	}
 	return cellSlice(cells), nil
 }
@@ -926,15 +926,14 @@ func (s cellSlice) AppendCells(dst []tsstore.Cell, from, to int) []tsstore.Cell 
 	return append(dst, s[from:to]...)
 }
 
-// flushOrder orders cells by start, metric and labels.
-func flushOrder(a, b tsstore.Cell) int {
+// FlushOrder is the order a flush writes cells in, and a
+// SealedCellLister lists them in: by start, then by series (metric, then
+// labels: tsstore.SeriesLabels.Compare).
+func FlushOrder(a, b tsstore.Cell) int {
 	if c := cmp.Compare(a.Start, b.Start); c != 0 {
 		return c
 	}
-	if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-		return c
-	}
-	return a.Labels.Compare(b.Labels)
+	return tsstore.SeriesLabels{Metric: a.Metric, Labels: a.Labels}.Compare(tsstore.SeriesLabels{Metric: b.Metric, Labels: b.Labels})
 }
 
 func (e *Engine) speed() float64 {

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -303,18 +302,7 @@ func testSealedCellList(t *testing.T, o Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(want, func(a, b tsstore.Cell) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		if c := strings.Compare(a.Metric, b.Metric); c != 0 {
-			return c
-		}
-		return a.Labels.Compare(b.Labels)
-	})
+	slices.SortFunc(want, writeback.FlushOrder)
 	for call := 0; call < 2; call++ {
 		list, err := l.SealedCellList(ctx, gen)
 		if err != nil {

@@ -243,10 +243,7 @@ func (g *generation) listCells() *cellList {
 		sh.mu.Unlock()
 	}
 	slices.SortFunc(entries, func(a, b *entry) int {
-		if c := strings.Compare(a.metric, b.metric); c != 0 {
-			return c
-		}
-		return a.labels.Compare(b.labels)
+		return tsstore.SeriesLabels{Metric: a.metric, Labels: a.labels}.Compare(tsstore.SeriesLabels{Metric: b.metric, Labels: b.labels})
 	})
 	starts := slices.Sorted(maps.Keys(perStart))
 	next := 0

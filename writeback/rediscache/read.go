@@ -287,7 +287,7 @@ func (c *Cache) SealedCellList(ctx context.Context, gen uint64) (writeback.CellL
 						return nil, err
 					}
 					si = int32(len(l.series))
-					l.series = append(l.series, listedSeries{metric: pf.metric, labels: ls})
+					l.series = append(l.series, tsstore.SeriesLabels{Metric: pf.metric, Labels: ls})
 					seriesOf[string(sk)] = si
 				}
 				index[f] = len(l.cells)
@@ -305,13 +305,8 @@ func (c *Cache) SealedCellList(ctx context.Context, gen uint64) (writeback.CellL
 // cellList is a sealed generation's cells in flush order: its series
 // once each, and a series index, start and aggregate a cell.
 type cellList struct {
-	series []listedSeries
+	series []tsstore.SeriesLabels
 	cells  []listedCell
-}
-
-type listedSeries struct {
-	metric string
-	labels tsstore.Labels
 }
 
 type listedCell struct {
@@ -327,13 +322,7 @@ func (l *cellList) sort() {
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := &l.series[a], &l.series[b]
-		if c := strings.Compare(x.metric, y.metric); c != 0 {
-			return c
-		}
-		return x.labels.Compare(y.labels)
-	})
+	slices.SortFunc(order, func(a, b int32) int { return l.series[a].Compare(l.series[b]) })
 	rank := make([]int32, len(l.series))
 	for r, i := range order {
 		rank[i] = int32(r)
@@ -354,7 +343,7 @@ func (l *cellList) AppendCells(dst []tsstore.Cell, from, to int) []tsstore.Cell 
 	for i := range l.cells[from:to] {
 		c := &l.cells[from+i]
 		s := &l.series[c.series]
-		dst = append(dst, tsstore.Cell{Metric: s.metric, Labels: s.labels, Start: c.start, Agg: c.agg})
+		dst = append(dst, tsstore.Cell{Metric: s.Metric, Labels: s.Labels, Start: c.start, Agg: c.agg})
 	}
 	return dst
 }
