@@ -701,3 +701,73 @@ func countBetween(ctx context.Context, query func(context.Context, tsstore.Query
 	}
 	return nil
 }
+
+// orderStore records the cells of every Write, in order.
+type orderStore struct {
+	tsstore.Store
+	mu    sync.Mutex
+	cells []tsstore.Cell
+}
+
+func (s *orderStore) Write(ctx context.Context, cells []tsstore.Cell) error {
+	s.mu.Lock()
+	s.cells = append(s.cells, cells...)
+	s.mu.Unlock()
+	return s.Store.Write(ctx, cells)
+}
+
+// reversedCache gives its sealed cells in reverse flush order and hides
+// any other capability of the cache it wraps (SealedCellLister).
+type reversedCache struct{ writeback.Cache }
+
+func (c reversedCache) SealedCells(ctx context.Context, gen uint64) ([]tsstore.Cell, error) {
+	cells, err := c.Cache.SealedCells(ctx, gen)
+	slices.Reverse(cells)
+	return cells, err
+}
+
+// TestFlushOrder: a flush writes a generation's cells in FlushOrder,
+// chunk after chunk, whether the cache lists them (localcache's
+// SealedCellList) or only gives them all, in another order (SealedCells,
+// which the engine sorts).
+func TestFlushOrder(t *testing.T) {
+	for _, lister := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lister=%v", lister), func(t *testing.T) {
+			e := newEnv(t, &writeback.Options{FlushChunk: 3})
+			_ = e.eng.Close()
+			var cache writeback.Cache = e.cache
+			if !lister {
+				cache = reversedCache{e.cache}
+			}
+			if _, ok := cache.(writeback.SealedCellLister); ok != lister {
+				t.Fatalf("the cache lists its cells: %v, want %v", ok, lister)
+			}
+			store := &orderStore{Store: e.store}
+			eng, err := writeback.New(cache, store, &e.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.eng = eng
+			var ps []tsstore.Point
+			for i := range 20 {
+				// Minutes, metrics and merchants out of their order.
+				ps = append(ps, pt([]string{"views", "orders"}[i%2], fmt.Sprintf("m%d", (i*7)%5), e.clock.Millis()-int64((i*3)%4)*60_000, 1))
+			}
+			if err := eng.Write(ctx, ps); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(2 * time.Second)
+			if _, err := eng.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(store.cells) == 0 || !slices.IsSortedFunc(store.cells, writeback.FlushOrder) {
+				t.Fatalf("the flush wrote %d cells, not in FlushOrder: %+v", len(store.cells), store.cells)
+			}
+			for _, c := range store.cells {
+				if c.Writer == "" {
+					t.Fatalf("cell %s written without its writer", c.IDString())
+				}
+			}
+		})
+	}
+}
